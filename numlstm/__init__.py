@@ -1,0 +1,24 @@
+"""numlstm: fast LSTM layers for Python without a deep-learning framework.
+
+One Keras-like front-end (:class:`LSTM`, :mod:`numlstm.functional`) over pluggable backends:
+``numpy`` (the reference), ``numba`` (JIT-compiled CPU loops, the default), ``cuda`` and
+``cupy``. Choose one per call (``backend=``), per block (:func:`use_backend`), per process
+(:func:`set_default_backend` or the ``NUMLSTM_BACKEND`` environment variable).
+
+Importing numlstm imports no backend: Numba compiles on first use, and CUDA/CuPy are only
+imported when their backend is chosen.
+"""
+
+from . import activations, functional, initializers
+from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current_backend_name,
+                       get_backend, set_default_backend, use_backend)
+from .errors import BackendUnavailableError
+from .layers import LSTM
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "LSTM", "activations",
+    "available_backends", "current_backend_name", "functional", "get_backend",
+    "initializers", "set_default_backend", "use_backend", "__version__",
+]

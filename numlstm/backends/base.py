@@ -1,0 +1,168 @@
+"""The backend contract: what every numlstm backend implements, and the results it returns.
+
+Every backend runs one LSTM layer in one direction over a whole sequence, forward and backward,
+with exactly these semantics (DESIGN §2 and §4):
+
+    z_t = x_t @ kernel + (h_{t-1} * r) @ recurrent_kernel + bias      r: recurrent dropout mask
+    i = σ(z[:, 0H:1H])   f = σ(z[:, 1H:2H])   g = act(z[:, 2H:3H])   o = σ(z[:, 3H:4H])
+    c_t = f * c_{t-1} + i * g
+    h_t = o * act(c_t)
+
+Shapes (``B`` batch, ``T`` timesteps, ``D`` features, ``H`` units):
+
+    x (B, T, D)   kernel (D, 4H)   recurrent_kernel (H, 4H)   bias (4H,)   h0, c0 (B, H)
+    mask (B, T) bool, True where a step is processed   recurrent_dropout_mask (B, H)
+
+* ``reverse=True`` processes the timesteps from ``T-1`` down to ``0``. Outputs stay aligned with
+  the input positions either way: ``outputs[:, t]`` is what was produced while ``x[:, t]`` was
+  processed (the front-end flips them for Keras's ``go_backwards``).
+* At a masked step (``mask[b, t]`` False) row ``b``'s states carry over unchanged. Its output
+  there is the output of the previous processed step (zeros before any unmasked step), or zeros
+  when ``zero_output_for_mask`` is True. Final states are those after the last unmasked step
+  (``h0``/``c0`` for a fully masked row).
+* The recurrent dropout mask (already scaled by ``1/(1-p)``) multiplies ``h_{t-1}`` where it
+  enters the recurrent product; the carried state itself is not dropped.
+
+The front-end has validated every argument before a backend sees it: arrays have the right
+shapes, one floating dtype, and activations arrive as integer codes from
+:mod:`numlstm.activations`. A backend never validates user input.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ForwardResult:
+    """What ``lstm_forward`` returns.
+
+    Attributes
+    ----------
+    outputs : array (B, T, H)
+        The output at every timestep, aligned with the input positions.
+    h, c : array (B, H)
+        The final hidden and cell states.
+    cache : object or None
+        What ``lstm_backward`` of the same backend needs; None unless ``return_cache=True``.
+        Opaque to everyone but the backend that made it.
+    backend : str
+        The name of the backend that ran.
+    """
+
+    outputs: Any
+    h: Any
+    c: Any
+    cache: Any
+    backend: str
+
+
+@dataclass
+class Gradients:
+    """What ``lstm_backward`` returns: the loss's gradient with respect to every input.
+
+    Attributes
+    ----------
+    x : array (B, T, D)
+    kernel : array (D, 4H)
+    recurrent_kernel : array (H, 4H)
+    bias : array (4H,)
+    h0, c0 : array (B, H)
+    """
+
+    x: Any
+    kernel: Any
+    recurrent_kernel: Any
+    bias: Any
+    h0: Any
+    c0: Any
+
+
+@dataclass
+class SequenceCache:
+    """The forward quantities a backward pass needs, kept by the CPU backends.
+
+    Attributes
+    ----------
+    x, kernel, recurrent_kernel : the forward's inputs
+    c0 : array (B, H)
+    mask : bool array (B, T) or None (None: every step processed)
+    recurrent_dropout_mask : array (B, H) or None
+    reverse, zero_output_for_mask : bool
+    activation, recurrent_activation : int codes
+    gates : array (B, T, 4H)
+        The activated gates ``[i, f, g, o]`` at every step (garbage at masked steps).
+    cells : array (B, T, H)
+        The cell state after each step (carried over at masked steps).
+    h_prev : array (B, T, H)
+        The hidden state entering each step, before recurrent dropout.
+    """
+
+    x: Any
+    kernel: Any
+    recurrent_kernel: Any
+    c0: Any
+    mask: Any
+    recurrent_dropout_mask: Any
+    reverse: bool
+    zero_output_for_mask: bool
+    activation: int
+    recurrent_activation: int
+    gates: Any
+    cells: Any
+    h_prev: Any
+    backend: str
+
+
+class Backend(abc.ABC):
+    """One way of running the LSTM recurrence. Subclasses implement every abstract method.
+
+    Class attributes
+    ----------------
+    name : str
+        The registry name (``"numpy"``, ``"numba"``, ...).
+    xp : module
+        The array namespace the backend computes with (``numpy`` or ``cupy``); the front-end
+        uses it for the non-recurrent math around the kernels.
+    """
+
+    name: str = ""
+    xp: Any = None
+
+    # -- arrays and devices -------------------------------------------------------------------
+    @abc.abstractmethod
+    def asarray(self, array, dtype=None):
+        """Move a host array (or anything array-like) to this backend's memory."""
+
+    @abc.abstractmethod
+    def to_numpy(self, array):
+        """Return a host NumPy array with the contents of a backend array."""
+
+    def synchronize(self) -> None:
+        """Block until all queued work on this backend is finished (a no-op on the CPU)."""
+
+    def describe(self) -> str:
+        """One line naming the device this backend runs on."""
+        return self.name
+
+    # -- the recurrence -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def lstm_forward(self, x, kernel, recurrent_kernel, bias, *, h0, c0, mask,
+                     recurrent_dropout_mask, reverse: bool, activation: int,
+                     recurrent_activation: int, zero_output_for_mask: bool,
+                     return_cache: bool) -> ForwardResult:
+        """Run one LSTM layer over a whole sequence (see the module docstring for semantics).
+
+        ``h0`` and ``c0`` are always arrays; ``mask`` and ``recurrent_dropout_mask`` may be None.
+        """
+
+    @abc.abstractmethod
+    def lstm_backward(self, cache, *, grad_outputs, grad_h, grad_c) -> Gradients:
+        """Back-propagate through the sequence recorded in ``cache``.
+
+        ``grad_outputs`` (B, T, H), ``grad_h`` and ``grad_c`` (B, H) are the loss's gradients
+        with respect to ``outputs``, the final ``h`` and the final ``c``; each is an array
+        (the front-end turns a missing one into zeros).
+        """

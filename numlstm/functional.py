@@ -1,0 +1,141 @@
+"""Stateless LSTM functions for users who hold their own weights.
+
+>>> from numlstm.functional import lstm_forward, lstm_backward
+>>> result = lstm_forward(x, kernel, recurrent_kernel, bias, return_cache=True)
+>>> grads = lstm_backward(result.cache, grad_outputs=dy)
+>>> grads.kernel.shape == kernel.shape
+True
+
+Both validate every argument (clear ``ValueError``/``TypeError``) and then dispatch to a backend
+(``backend=`` or the one in use, see :func:`numlstm.get_backend`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import validation as V
+from .backends import BACKEND_NAMES, ForwardResult, Gradients, get_backend
+
+__all__ = ["lstm_forward", "lstm_backward", "ForwardResult", "Gradients"]
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, mask=None,
+                 reverse=False, activation="tanh", recurrent_activation="sigmoid",
+                 recurrent_dropout_mask=None, zero_output_for_mask=False, return_cache=False,
+                 backend=None) -> ForwardResult:
+    """Run one LSTM layer in one direction over a batch of sequences.
+
+    Equations (gate order i, f, c, o as in Keras; σ = ``recurrent_activation``,
+    act = ``activation``, r = ``recurrent_dropout_mask`` or 1)::
+
+        z_t = x_t @ kernel + (h_{t-1} * r) @ recurrent_kernel + bias
+        i, f, g, o = σ(z[:, :H]), σ(z[:, H:2H]), act(z[:, 2H:3H]), σ(z[:, 3H:])
+        c_t = f * c_{t-1} + i * g
+        h_t = o * act(c_t)
+
+    Parameters
+    ----------
+    x : array (batch, timesteps, features), float32 or float64
+        The input; its dtype is the computation's dtype (the other arrays are cast to it).
+    kernel : array (features, 4*units)
+    recurrent_kernel : array (units, 4*units)
+    bias : array (4*units,), optional (zeros when None)
+    h0, c0 : array (batch, units), optional
+        Initial hidden and cell states (zeros when None).
+    mask : bool array (batch, timesteps), optional
+        True where a step is processed. Any pattern is allowed. At a masked step the states
+        carry over unchanged and the output repeats the previous step's output (zeros before
+        the first processed step), or is zero when ``zero_output_for_mask`` is True.
+    reverse : bool
+        Process the timesteps from last to first. ``outputs`` stays aligned with the input:
+        ``outputs[:, t]`` is produced while ``x[:, t]`` is processed.
+    activation, recurrent_activation : str
+        See :mod:`numlstm.activations`.
+    recurrent_dropout_mask : array (batch, units), optional
+        Multiplier for ``h_{t-1}`` where it enters the recurrent product (already scaled by
+        ``1/(1 - rate)``).
+    zero_output_for_mask : bool
+    return_cache : bool
+        Keep what :func:`lstm_backward` needs in ``result.cache``.
+    backend : str, optional
+        The backend to run on; default: the backend in use.
+
+    Returns
+    -------
+    ForwardResult
+        ``outputs`` (batch, timesteps, units), final ``h`` and ``c`` (batch, units), ``cache``,
+        and ``backend``, the name of the backend that ran.
+    """
+    x = V.check_sequence_input(x, argument="x")
+    batch, timesteps, features = x.shape
+    dtype = x.dtype
+    recurrent_kernel = V.as_float_array(recurrent_kernel, "recurrent_kernel", dtype)
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0 or \
+            recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ValueError(f"recurrent_kernel must have shape (units, 4*units) with units >= 1; "
+                         f"got shape {recurrent_kernel.shape}")
+    units = recurrent_kernel.shape[0]
+    kernel = V.check_shape(V.as_float_array(kernel, "kernel", dtype), "kernel",
+                           (features, 4 * units), "(features, 4*units)")
+    bias = (np.zeros(4 * units, dtype) if bias is None else
+            V.check_shape(V.as_float_array(bias, "bias", dtype), "bias", (4 * units,),
+                          "(4*units,)"))
+    h0 = (np.zeros((batch, units), dtype) if h0 is None
+          else V.check_state(h0, "h0", batch, units, dtype))
+    c0 = (np.zeros((batch, units), dtype) if c0 is None
+          else V.check_state(c0, "c0", batch, units, dtype))
+    mask = V.check_mask(mask, batch, timesteps)
+    recurrent_dropout_mask = V.check_recurrent_dropout_mask(recurrent_dropout_mask, batch,
+                                                            units, dtype)
+    chosen = get_backend(None if backend is None else V.check_name(backend, "backend",
+                                                                   BACKEND_NAMES))
+    return chosen.lstm_forward(
+        *(chosen.asarray(a) for a in (x, kernel, recurrent_kernel, bias)),
+        h0=chosen.asarray(h0), c0=chosen.asarray(c0),
+        mask=None if mask is None else chosen.asarray(mask),
+        recurrent_dropout_mask=(None if recurrent_dropout_mask is None
+                                else chosen.asarray(recurrent_dropout_mask)),
+        reverse=V.check_bool(reverse, "reverse"),
+        activation=V.check_activation(activation, "activation"),
+        recurrent_activation=V.check_activation(recurrent_activation, "recurrent_activation"),
+        zero_output_for_mask=V.check_bool(zero_output_for_mask, "zero_output_for_mask"),
+        return_cache=V.check_bool(return_cache, "return_cache"))
+
+
+def lstm_backward(cache, grad_outputs=None, grad_h=None, grad_c=None) -> Gradients:
+    """Gradients of a loss through one :func:`lstm_forward` call.
+
+    Parameters
+    ----------
+    cache : the ``cache`` of ``lstm_forward(..., return_cache=True)``
+        It remembers the backend that made it; the backward runs there too.
+    grad_outputs : array (batch, timesteps, units), optional
+        dL/d outputs (zeros when None).
+    grad_h, grad_c : array (batch, units), optional
+        dL/d of the final states (zeros when None).
+
+    Returns
+    -------
+    Gradients
+        ``x`` (batch, timesteps, features), ``kernel`` (features, 4*units),
+        ``recurrent_kernel`` (units, 4*units), ``bias`` (4*units,), ``h0`` and ``c0``
+        (batch, units).
+    """
+    if getattr(cache, "backend", None) not in BACKEND_NAMES or not hasattr(cache, "x"):
+        raise TypeError("cache must be the .cache of lstm_forward(..., return_cache=True); "
+                        f"got {type(cache).__name__}")
+    batch, timesteps, _ = cache.x.shape
+    units = cache.recurrent_kernel.shape[0]
+    dtype = cache.x.dtype
+    backend = get_backend(cache.backend)
+    grad_outputs = V.check_upstream_gradient(grad_outputs, "grad_outputs",
+                                             (batch, timesteps, units),
+                                             "(batch, timesteps, units)", dtype)
+    grad_h = V.check_upstream_gradient(grad_h, "grad_h", (batch, units), "(batch, units)",
+                                       dtype)
+    grad_c = V.check_upstream_gradient(grad_c, "grad_c", (batch, units), "(batch, units)",
+                                       dtype)
+    return backend.lstm_backward(cache, grad_outputs=backend.asarray(grad_outputs),
+                                 grad_h=backend.asarray(grad_h),
+                                 grad_c=backend.asarray(grad_c))

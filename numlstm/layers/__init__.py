@@ -1,0 +1,5 @@
+"""Keras-style layers."""
+
+from .lstm import LSTM
+
+__all__ = ["LSTM"]

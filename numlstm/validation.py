@@ -1,0 +1,203 @@
+"""Every check of user input, in one place.
+
+Backends never validate: by the time arrays reach a kernel they have the right number of
+dimensions, consistent shapes, one floating dtype and finite values, and names have been
+resolved to codes. Each check raises ``ValueError`` (wrong value or shape) or ``TypeError``
+(wrong kind of object or dtype) with a message that names the argument, says what was expected
+and echoes what was received, e.g.::
+
+    LSTM input must be 3-D (batch, timesteps, features); got shape (32, 28)
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+from .activations import ACTIVATION_CODES
+
+#: The floating dtypes numlstm computes in.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _kind_of(value) -> str:
+    """A short description of a value for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__} {value!r}" if not hasattr(value, "shape") else (
+        f"{type(value).__name__} of shape {tuple(value.shape)}")
+
+
+# -- names and scalars ------------------------------------------------------------------------
+
+def check_name(value, argument: str, valid: Sequence[str]) -> str:
+    """Check that ``value`` is one of the strings in ``valid``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string, one of {list(valid)}; "
+                        f"got {_kind_of(value)}")
+    if value not in valid:
+        raise ValueError(f"{argument} must be one of {list(valid)}; got {value!r}")
+    return value
+
+
+def check_activation(value, argument: str = "activation") -> int:
+    """Resolve an activation name (or None for linear) to its code."""
+    if value is None:
+        value = "linear"
+    name = check_name(value, argument, list(ACTIVATION_CODES))
+    return ACTIVATION_CODES[name]
+
+
+def check_positive_int(value, argument: str) -> int:
+    """Check an integer ≥ 1 (booleans and floats are refused, even 3.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be a positive integer; got {_kind_of(value)}")
+    if value <= 0:
+        raise ValueError(f"{argument} must be a positive integer; got {argument}={value}")
+    return int(value)
+
+
+def check_bool(value, argument: str) -> bool:
+    """Check a flag is a real boolean (so that ``reverse="no"`` does not mean True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argument} must be True or False; got {_kind_of(value)}")
+    return bool(value)
+
+
+def check_float_dtype(value, argument: str = "dtype") -> np.dtype:
+    """Check a dtype spec is float32 or float64."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{argument} must be 'float32' or 'float64'; got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{argument} must be 'float32' or 'float64'; got {dtype.name!r}")
+    return dtype
+
+
+# -- arrays -----------------------------------------------------------------------------------
+
+def as_float_array(value, argument: str, dtype=None) -> np.ndarray:
+    """Turn ``value`` into a finite floating NumPy array.
+
+    Integer, boolean, complex, string and object data are refused (casting them silently would
+    hide a mistake such as passing token ids to an LSTM without an embedding). Floating data is
+    cast to ``dtype`` when given (float16 and float32 data may be computed in float64 and vice
+    versa); without ``dtype`` it must already be float32 or float64.
+    """
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # ragged lists and the like
+        raise TypeError(f"{argument} must be an array of floats; could not convert "
+                        f"{type(value).__name__} to an array ({error})") from None
+    if array.dtype.kind != "f":
+        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
+                "O": "object", "U": "string", "S": "bytes"}.get(array.dtype.kind,
+                                                               array.dtype.name)
+        raise TypeError(f"{argument} must be an array of floats (float32 or float64); "
+                        f"got {kind} data of dtype {array.dtype}")
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    elif array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{argument} must be float32 or float64; got dtype {array.dtype} "
+                        f"(cast it with .astype('float32'))")
+    if array.size and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{argument} must contain only finite values; got "
+                         f"{array[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+    return array
+
+
+def check_shape(array: np.ndarray, argument: str, expected: tuple, meaning: str) -> np.ndarray:
+    """Check ``array.shape == expected``; ``meaning`` names the axes, e.g. '(batch, units)'."""
+    if array.shape != tuple(expected):
+        raise ValueError(f"{argument} must have shape {meaning} = {tuple(expected)}; "
+                         f"got shape {array.shape}")
+    return array
+
+
+def check_sequence_input(x, *, dtype=None, features: int | None = None,
+                         argument: str = "LSTM input") -> np.ndarray:
+    """Check the 3-D ``(batch, timesteps, features)`` input of a recurrent layer."""
+    x = as_float_array(x, argument, dtype)
+    if x.ndim != 3:
+        raise ValueError(f"{argument} must be 3-D (batch, timesteps, features); "
+                         f"got shape {x.shape}")
+    if x.shape[2] == 0:
+        raise ValueError(f"{argument} must have at least one feature; got shape {x.shape}")
+    if features is not None and x.shape[2] != features:
+        raise ValueError(f"{argument} must have {features} features (the layer was built for "
+                         f"shape (batch, timesteps, {features})); got shape {x.shape}")
+    return x
+
+
+def check_mask(mask, batch: int, timesteps: int, argument: str = "mask"):
+    """Check a boolean ``(batch, timesteps)`` mask; None passes through."""
+    if mask is None:
+        return None
+    array = np.asarray(mask)
+    if array.dtype != np.bool_:
+        raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
+                        f"{(batch, timesteps)}; got dtype {array.dtype} "
+                        f"(convert it with .astype(bool))")
+    return check_shape(array, argument, (batch, timesteps), "(batch, timesteps)")
+
+
+def check_state(value, argument: str, batch: int, units: int, dtype) -> np.ndarray:
+    """Check one ``(batch, units)`` state array."""
+    state = as_float_array(value, argument, dtype)
+    return check_shape(state, argument, (batch, units), "(batch, units)")
+
+
+def check_initial_state(initial_state, batch: int, units: int, dtype):
+    """Check ``initial_state=[h0, c0]``; returns ``(h0, c0)``, zeros where None."""
+    if initial_state is None:
+        zeros = np.zeros((batch, units), dtype)
+        return zeros, zeros.copy()
+    if isinstance(initial_state, np.ndarray) or not isinstance(initial_state, (list, tuple)):
+        raise TypeError(f"initial_state must be a list [h0, c0] of two arrays of shape "
+                        f"(batch, units) = {(batch, units)}; got {_kind_of(initial_state)}")
+    if len(initial_state) != 2:
+        raise ValueError(f"initial_state must be a list [h0, c0] of 2 arrays of shape "
+                         f"(batch, units) = {(batch, units)}; got {len(initial_state)} "
+                         f"array(s)")
+    h0 = check_state(initial_state[0], "initial_state[0] (h0)", batch, units, dtype)
+    c0 = check_state(initial_state[1], "initial_state[1] (c0)", batch, units, dtype)
+    return h0, c0
+
+
+def check_lstm_weights(weights, features: int, units: int, dtype, use_bias: bool = True,
+                       argument: str = "weights"):
+    """Check ``[kernel, recurrent_kernel, bias]`` (Keras layout; no bias when ``use_bias`` is
+    False); returns a list of arrays of ``dtype``."""
+    expected = [("kernel", (features, 4 * units), "(features, 4*units)"),
+                ("recurrent_kernel", (units, 4 * units), "(units, 4*units)"),
+                ("bias", (4 * units,), "(4*units,)")][:3 if use_bias else 2]
+    layout = ", ".join(f"{name} {shape}" for name, shape, _ in expected)
+    if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+        raise TypeError(f"{argument} must be a list [{layout}]; got {_kind_of(weights)}")
+    if len(weights) != len(expected):
+        shapes = [tuple(np.shape(w)) for w in weights]
+        raise ValueError(f"{argument} must be a list of {len(expected)} arrays [{layout}]; "
+                         f"got {len(weights)} array(s) of shapes {shapes}")
+    checked = []
+    for value, (name, shape, meaning) in zip(weights, expected):
+        array = as_float_array(value, f"{argument} ({name})", dtype)
+        checked.append(check_shape(array, f"{argument} ({name})", shape, meaning))
+    return checked
+
+
+def check_recurrent_dropout_mask(mask, batch: int, units: int, dtype):
+    """Check the ``(batch, units)`` recurrent dropout multiplier; None passes through."""
+    if mask is None:
+        return None
+    return check_state(mask, "recurrent_dropout_mask", batch, units, dtype)
+
+
+def check_upstream_gradient(value, argument: str, shape: tuple, meaning: str, dtype):
+    """Check an upstream gradient; None becomes zeros."""
+    if value is None:
+        return np.zeros(shape, dtype)
+    return check_shape(as_float_array(value, argument, dtype), argument, shape, meaning)
