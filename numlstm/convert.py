@@ -62,6 +62,17 @@ def _result_dtype(*arrays: np.ndarray) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
+def _check_dtype(dtype) -> np.dtype:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or not np.issubdtype(resolved, np.floating):
+        raise TypeError(f"dtype must be a floating dtype such as np.float32 or np.float64; "
+                        f"got dtype={dtype!r}")
+    return resolved
+
+
 def _transposed_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     # Always copy: a transpose of a (n, 1) array is itself C-contiguous, and returning a view
     # would let a later in-place update of the result change the caller's source weights.
@@ -89,7 +100,8 @@ def _check_torch_shapes(weight_ih, weight_hh, bias_ih, bias_hh) -> None:
                              f"weight_ih {weight_ih.shape}; got shape {bias.shape}")
 
 
-def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> list[np.ndarray]:
+def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+               dtype=None) -> list[np.ndarray]:
     """Convert one layer and direction of a PyTorch ``nn.LSTM`` to numlstm's layout.
 
     Parameters
@@ -101,15 +113,20 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> list[np.ndar
         ``P != H`` (from ``proj_size=P``) is refused: numlstm has no projection.
     bias_ih, bias_hh : array-like (4*H,), optional
         PyTorch's two biases; a missing one counts as zeros (``nn.LSTM(bias=False)``).
+    dtype : np.dtype, optional
+        The floating dtype of the results. Default: the inputs' common floating dtype
+        (float32 stays float32, float64 stays float64, integers become float64). To run
+        float32 torch weights in float64, pass ``dtype=np.float64`` rather than casting the
+        results afterwards: the biases are then summed in float64, as torch's float64
+        ``.double()`` model sums them, instead of being rounded to float32 first.
 
     Returns
     -------
     list of np.ndarray
         ``[kernel, recurrent_kernel, bias]`` with shapes ``(D, 4*H)``, ``(H, 4*H)`` and
         ``(4*H,)``: ``kernel = weight_ih.T``, ``recurrent_kernel = weight_hh.T``,
-        ``bias = bias_ih + bias_hh``. New C-contiguous arrays (never views of the inputs), in
-        the inputs' common floating dtype (float32 stays float32, float64 stays float64;
-        integers become float64). The same list order as Keras's ``get_weights()``.
+        ``bias = bias_ih + bias_hh``. New C-contiguous arrays (never views of the inputs).
+        The same list order as Keras's ``get_weights()``.
 
     Raises
     ------
@@ -117,7 +134,7 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> list[np.ndar
         If a shape does not fit the others; the message names the argument, the expected
         shape and the received one.
     TypeError
-        If an argument is not an array of real numbers.
+        If an argument is not an array of real numbers, or ``dtype`` is not a floating dtype.
     """
     weight_ih = _as_float_array(weight_ih, "weight_ih")
     weight_hh = _as_float_array(weight_hh, "weight_hh")
@@ -125,8 +142,11 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> list[np.ndar
     bias_hh = None if bias_hh is None else _as_float_array(bias_hh, "bias_hh")
     _check_torch_shapes(weight_ih, weight_hh, bias_ih, bias_hh)
 
-    dtype = _result_dtype(*(a for a in (weight_ih, weight_hh, bias_ih, bias_hh)
-                            if a is not None))
+    if dtype is None:
+        dtype = _result_dtype(*(a for a in (weight_ih, weight_hh, bias_ih, bias_hh)
+                                if a is not None))
+    else:
+        dtype = _check_dtype(dtype)
     kernel = _transposed_copy(weight_ih, dtype)
     recurrent_kernel = _transposed_copy(weight_hh, dtype)
     bias = np.zeros(weight_ih.shape[0], dtype=dtype)
@@ -198,7 +218,9 @@ def to_torch(kernel, recurrent_kernel, bias, *, layer: int | None = None,
 
 
 def _suffix(layer, reverse) -> str:
-    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or layer < 0:
+    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+        raise TypeError(f"layer must be a non-negative integer; got layer={layer!r}")
+    if layer < 0:
         raise ValueError(f"layer must be a non-negative integer; got layer={layer!r}")
     if not isinstance(reverse, (bool, np.bool_)):
         raise TypeError(f"reverse must be True or False; got reverse={reverse!r}")
@@ -206,7 +228,7 @@ def _suffix(layer, reverse) -> str:
 
 
 def from_torch_state_dict(state_dict: Mapping, layer: int = 0, reverse: bool = False, *,
-                          prefix: str = "") -> list[np.ndarray]:
+                          prefix: str = "", dtype=None) -> list[np.ndarray]:
     """Convert one layer and direction of an ``nn.LSTM`` state dict to numlstm's layout.
 
     Parameters
@@ -220,6 +242,8 @@ def from_torch_state_dict(state_dict: Mapping, layer: int = 0, reverse: bool = F
         Take the reverse direction (``..._l{k}_reverse``) of a bidirectional LSTM.
     prefix : str
         Put in front of every key, for an LSTM inside a larger model (e.g. ``"encoder.lstm."``).
+    dtype : np.dtype, optional
+        The floating dtype of the results, see :func:`from_torch`.
 
     Returns
     -------
@@ -260,4 +284,5 @@ def from_torch_state_dict(state_dict: Mapping, layer: int = 0, reverse: bool = F
     def get(part):
         return np.asarray(state_dict[names[part]]) if names[part] in state_dict else None
 
-    return from_torch(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+    return from_torch(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
+                      dtype=dtype)

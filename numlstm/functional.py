@@ -37,7 +37,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
     Parameters
     ----------
     x : array (batch, timesteps, features), float32 or float64
-        The input; its dtype is the computation's dtype (the other arrays are cast to it).
+        The input; its dtype is the computation's dtype and every other array is cast to it.
+        To compute in float64 with float32 weights, widen the weights *before* any arithmetic
+        on them (e.g. summing two biases), or the float32 rounding is kept.
     kernel : array (features, 4*units)
     recurrent_kernel : array (units, 4*units)
     bias : array (4*units,), optional (zeros when None)

@@ -26,7 +26,7 @@ from ..validation import check_name
 from .base import Backend, ForwardResult, Gradients
 
 __all__ = [
-    "BACKEND_NAMES", "DEFAULT_BACKEND", "ENV_VAR", "Backend", "BackendStatus", "ForwardResult",
+    "BACKEND_NAMES", "DEFAULT_BACKEND", "ENV_VAR", "IMPLEMENTED_BACKENDS", "Backend", "BackendStatus", "ForwardResult",
     "Gradients", "available_backends", "backend_status", "current_backend_name",
     "get_backend", "set_default_backend", "use_backend",
 ]
@@ -113,6 +113,8 @@ _IMPLEMENTATIONS = {
     "numpy": ("numlstm.backends.numpy_backend", "NumpyBackend"),
     "numba": ("numlstm.backends.numba_backend", "NumbaBackend"),
 }
+#: The backends this version implements (the others are registered but report why not).
+IMPLEMENTED_BACKENDS = tuple(_IMPLEMENTATIONS)
 
 _instances: dict[str, Backend] = {}
 _instances_lock = threading.Lock()

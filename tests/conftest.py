@@ -1,0 +1,109 @@
+"""Shared helpers for the test suite: random LSTM problems and backend lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import numlstm
+
+#: The backends the parity suite holds to the reference wherever they can run: every backend
+#: this version implements (a registered backend without kernels has nothing to test yet).
+ALL_BACKENDS = numlstm.backends.IMPLEMENTED_BACKENDS
+#: Backends that are not the reference.
+CANDIDATE_BACKENDS = tuple(name for name in ALL_BACKENDS if name != "numpy")
+
+
+def backend_param(name: str):
+    """A pytest parameter for a backend, skipped with the registry's reason where unusable."""
+    status = numlstm.available_backends()[name]
+    marks = () if status.available else pytest.mark.skip(
+        reason=f"{name} backend not usable here: {status.reason}")
+    return pytest.param(name, marks=marks, id=name)
+
+
+@dataclass
+class Problem:
+    """One LSTM layer's inputs plus upstream gradients, in float64 (cast with ``astype``)."""
+
+    x: np.ndarray
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray
+    h0: np.ndarray
+    c0: np.ndarray
+    mask: np.ndarray | None
+    recurrent_dropout_mask: np.ndarray | None
+    grad_outputs: np.ndarray
+    grad_h: np.ndarray
+    grad_c: np.ndarray
+    options: dict = field(default_factory=dict)
+
+    def astype(self, dtype) -> "Problem":
+        def cast(a):
+            return None if a is None or a.dtype == np.bool_ else a.astype(dtype)
+        return Problem(**{k: (cast(v) if isinstance(v, np.ndarray) else v)
+                          for k, v in self.__dict__.items()} | {"mask": self.mask})
+
+    def forward(self, backend: str, return_cache: bool = True):
+        return numlstm.functional.lstm_forward(
+            self.x, self.kernel, self.recurrent_kernel, self.bias, h0=self.h0, c0=self.c0,
+            mask=self.mask, recurrent_dropout_mask=self.recurrent_dropout_mask,
+            return_cache=return_cache, backend=backend, **self.options)
+
+    def run(self, backend: str) -> dict[str, np.ndarray]:
+        """Forward and backward on ``backend``; every result as a host array, by name."""
+        fwd = self.forward(backend)
+        grads = numlstm.functional.lstm_backward(fwd.cache, self.grad_outputs, self.grad_h,
+                                                 self.grad_c)
+        to_host = numlstm.get_backend(backend).to_numpy
+        names = ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0"]
+        return {"outputs": to_host(fwd.outputs), "h": to_host(fwd.h), "c": to_host(fwd.c),
+                **{f"d_{n}": to_host(getattr(grads, n)) for n in names}}
+
+
+def make_problem(batch=3, timesteps=5, features=4, units=3, *, seed=0, mask="none",
+                 dropout=False, scale=0.5, **options) -> Problem:
+    """A random float64 problem.
+
+    ``mask``: "none"; "random" (any pattern); "holes" (random, plus a fully masked row, a row
+    masked only at its first step and one masked only at its last, where the batch allows).
+    """
+    rng = np.random.default_rng(seed)
+    normal = rng.standard_normal
+    if mask == "none":
+        mask_array = None
+    else:
+        mask_array = rng.random((batch, timesteps)) > 0.35
+        if mask == "holes" and batch and timesteps:
+            mask_array[0] = False
+            if batch > 1:
+                mask_array[1] = True
+                mask_array[1, 0] = False
+            if batch > 2:
+                mask_array[2] = True
+                mask_array[2, -1] = False
+    return Problem(
+        x=normal((batch, timesteps, features)),
+        kernel=scale * normal((features, 4 * units)),
+        recurrent_kernel=scale * normal((units, 4 * units)),
+        bias=scale * normal(4 * units),
+        h0=0.5 * normal((batch, units)),
+        c0=0.5 * normal((batch, units)),
+        mask=mask_array,
+        recurrent_dropout_mask=((rng.random((batch, units)) > 0.3) / 0.7 if dropout else None),
+        grad_outputs=normal((batch, timesteps, units)),
+        grad_h=normal((batch, units)),
+        grad_c=normal((batch, units)),
+        options=options,
+    )
+
+
+def relative_norm_error(value: np.ndarray, reference: np.ndarray) -> float:
+    """‖value − reference‖ / ‖reference‖ (0 when both are zero)."""
+    reference = np.asarray(reference, np.float64)
+    scale = np.linalg.norm(reference)
+    error = np.linalg.norm(np.asarray(value, np.float64) - reference)
+    return float(error / scale) if scale else float(error)

@@ -1,0 +1,131 @@
+"""Every backend against the ``numpy`` reference: outputs, final states and all gradients.
+
+Tolerances (DESIGN §4): float64 atol 1e-10; float32 outputs and states atol = rtol = 1e-5;
+float32 gradients, which are sums over batch × time, by relative norm ≤ 1e-5 against the
+float64 reference.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from numlstm.activations import ACTIVATION_CODES
+
+from conftest import CANDIDATE_BACKENDS, backend_param, make_problem, relative_norm_error
+
+BACKENDS = [backend_param(name) for name in CANDIDATE_BACKENDS]
+FORWARD_NAMES = ("outputs", "h", "c")
+
+
+def assert_matches_reference(problem, backend, dtype):
+    reference64 = problem.run("numpy")
+    if dtype == np.float64:
+        result = problem.run(backend)
+        for name, expected in reference64.items():
+            assert result[name].dtype == np.float64, name
+            np.testing.assert_allclose(result[name], expected, rtol=0, atol=1e-10,
+                                       err_msg=f"{backend} {name}")
+        return
+    problem32 = problem.astype(np.float32)
+    reference32 = problem32.run("numpy")
+    result = problem32.run(backend)
+    for name in reference32:
+        assert result[name].dtype == np.float32, name
+        assert result[name].shape == reference32[name].shape, name
+    for name in FORWARD_NAMES:
+        np.testing.assert_allclose(result[name], reference32[name], rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{backend} {name}")
+    for name in reference64:
+        if name not in FORWARD_NAMES:
+            assert relative_norm_error(result[name], reference64[name]) <= 1e-5, name
+
+
+SHAPES = {  # (batch, timesteps, features, units)
+    "batch0": (0, 4, 3, 5),
+    "batch1": (1, 6, 3, 4),
+    "units1": (3, 5, 2, 1),
+    "units3": (2, 4, 1, 3),
+    "units17": (4, 3, 5, 17),
+    "timesteps1": (3, 1, 4, 3),
+}
+MASKS = ["none", "random", "holes"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_parity_shapes_masks_reverse(backend, dtype, shape, mask, reverse):
+    batch, timesteps, features, units = SHAPES[shape]
+    problem = make_problem(batch, timesteps, features, units, mask=mask, reverse=reverse,
+                           seed=hash((shape, mask, reverse)) % 1000)
+    assert_matches_reference(problem, backend, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_CODES))
+def test_parity_every_activation(backend, dtype, activation):
+    """Each activation as ``activation`` and, with another, as ``recurrent_activation``."""
+    others = sorted(ACTIVATION_CODES)
+    partner = others[(others.index(activation) + 1) % len(others)]
+    for act, rec in ((activation, "sigmoid"), ("tanh", activation), (partner, activation)):
+        problem = make_problem(3, 5, 4, 3, mask="holes", activation=act,
+                               recurrent_activation=rec, seed=11)
+        assert_matches_reference(problem, backend, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_parity_recurrent_dropout_and_zero_output(backend, dtype, zero_output_for_mask,
+                                                  reverse):
+    problem = make_problem(4, 6, 3, 5, mask="holes", dropout=True, reverse=reverse,
+                           zero_output_for_mask=zero_output_for_mask, seed=5)
+    assert_matches_reference(problem, backend, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.integers(0, 5), timesteps=st.integers(1, 7), features=st.integers(1, 6),
+       units=st.integers(1, 9), mask=st.sampled_from(MASKS), reverse=st.booleans(),
+       dropout=st.booleans(), zero_output_for_mask=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_parity_random_configurations(backend, batch, timesteps, features, units, mask,
+                                      reverse, dropout, zero_output_for_mask, seed):
+    problem = make_problem(batch, timesteps, features, units, mask=mask, reverse=reverse,
+                           dropout=dropout, zero_output_for_mask=zero_output_for_mask,
+                           seed=seed)
+    assert_matches_reference(problem, backend, np.float64)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parity_check_catches_a_wrong_backend(backend, monkeypatch):
+    """The comparison can fail: perturb one gradient entry of the backend and see it caught."""
+    problem = make_problem(2, 3, 2, 2, seed=1)
+    original_run = type(problem).run
+
+    def broken_run(self, name):
+        results = original_run(self, name)
+        if name == backend:
+            results["d_recurrent_kernel"][0, 0] += 1e-6
+        return results
+
+    monkeypatch.setattr(type(problem), "run", broken_run)
+    with pytest.raises(AssertionError):
+        assert_matches_reference(problem, backend, np.float64)
+
+
+@pytest.mark.parametrize("backend", [backend_param("numpy")] + BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_saturated_gates_stay_finite(backend, dtype):
+    """Pre-activations of ±1e4 must not produce NaN or inf (exp overflow in the sigmoid)."""
+    problem = make_problem(3, 4, 3, 3, scale=2e3, seed=2).astype(dtype)
+    result = problem.run(backend)
+    for name, value in result.items():
+        assert np.isfinite(value).all(), name
+    # Saturated: every gate is 0 or 1, so |h| ≤ 1 and the cell update is exact.
+    assert np.abs(result["outputs"]).max() <= 1
