@@ -47,8 +47,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
         Initial hidden and cell states (zeros when None).
     mask : bool array (batch, timesteps), optional
         True where a step is processed. Any pattern is allowed. At a masked step the states
-        carry over unchanged and the output repeats the previous step's output (zeros before
-        the first processed step), or is zero when ``zero_output_for_mask`` is True.
+        carry over unchanged and the output is the carried hidden state (``h0`` before the
+        first processed step), or zero when ``zero_output_for_mask`` is True.
     reverse : bool
         Process the timesteps from last to first. ``outputs`` stays aligned with the input:
         ``outputs[:, t]`` is produced while ``x[:, t]`` is processed.
@@ -111,7 +111,9 @@ def lstm_backward(cache, grad_outputs=None, grad_h=None, grad_c=None) -> Gradien
     Parameters
     ----------
     cache : the ``cache`` of ``lstm_forward(..., return_cache=True)``
-        It remembers the backend that made it; the backward runs there too.
+        It remembers the backend that made it; the backward runs there too. It refers to the
+        forward's input arrays rather than copying them: modify them in place only after the
+        backward pass.
     grad_outputs : array (batch, timesteps, units), optional
         dL/d outputs (zeros when None).
     grad_h, grad_c : array (batch, units), optional

@@ -121,24 +121,31 @@ def test_go_backwards_is_keras_semantics(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_masked_output_semantics(backend):
-    """At masked steps: previous output (zeros before the first processed step) by default,
-    zeros with zero_output_for_mask=True; states after the last unmasked step."""
+    """At masked steps the output is the carried hidden state (the previous step's output, the
+    initial h before the first processed step) by default, zeros with
+    zero_output_for_mask=True; final states are those after the last unmasked step."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2, 5, 3))
+    h0, c0 = rng.normal(size=(2, 2, 3))
     mask = np.array([[False, True, False, True, False],
                      [False, False, False, False, False]])
     kwargs = dict(return_sequences=True, return_state=True, seed=1, dtype="float64",
                   backend=backend)
-    seq, h, c = numlstm.LSTM(3, **kwargs)(x, mask=mask)
-    np.testing.assert_array_equal(seq[0, 0], 0)
+    seq, h, c = numlstm.LSTM(3, **kwargs)(x, mask=mask, initial_state=[h0, c0])
+    np.testing.assert_array_equal(seq[0, 0], h0[0])       # before any processed step: h0
+    assert not np.allclose(seq[0, 1], h0[0])
     np.testing.assert_array_equal(seq[0, 2], seq[0, 1])
     np.testing.assert_array_equal(seq[0, 4], seq[0, 3])
     np.testing.assert_array_equal(h[0], seq[0, 3])
-    np.testing.assert_array_equal(seq[1], 0)              # fully masked row: zeros ...
-    np.testing.assert_array_equal(h[1], 0)                # ... and the initial (zero) state
-    zeros_seq, _, _ = numlstm.LSTM(3, zero_output_for_mask=True, **kwargs)(x, mask=mask)
+    np.testing.assert_array_equal(seq[1], np.broadcast_to(h0[1], (5, 3)))  # fully masked row
+    np.testing.assert_array_equal(h[1], h0[1])
+    np.testing.assert_array_equal(c[1], c0[1])
+    zeros_seq, zeros_h, _ = numlstm.LSTM(3, zero_output_for_mask=True, **kwargs)(
+        x, mask=mask, initial_state=[h0, c0])
     np.testing.assert_array_equal(zeros_seq[0, [0, 2, 4]], 0)
     np.testing.assert_array_equal(zeros_seq[0, [1, 3]], seq[0, [1, 3]])
+    np.testing.assert_array_equal(zeros_seq[1], 0)
+    np.testing.assert_array_equal(zeros_h, h)             # states do not depend on it
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

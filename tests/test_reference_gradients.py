@@ -37,7 +37,7 @@ def numerical_gradient(problem, name: str) -> np.ndarray:
 
 CASES = {
     "plain": dict(),
-    "mask_repeat_previous_output": dict(mask="holes"),
+    "mask_output_carried_state": dict(mask="holes"),
     "mask_zero_output": dict(mask="holes", zero_output_for_mask=True),
     "reverse": dict(reverse=True),
     "reverse_masked": dict(mask="holes", reverse=True),

@@ -62,7 +62,7 @@ def test_hand_numbers_masked_and_reversed(backend):
     h_only = sigmoid(1.0) * math.tanh(c_only)
     masked = lstm_forward(x, w, w, np.zeros(4), mask=np.array([[False, True]]),
                           backend=backend)
-    # Step 1 masked before any processed step: its output is zero (Keras semantics).
+    # Step 1 is masked before any processed step: its output is the carried h0 = 0.
     np.testing.assert_allclose(masked.outputs[0, :, 0], [0.0, h_only], atol=1e-12)
     np.testing.assert_allclose(masked.c, [[c_only]], atol=1e-12)
     # Reverse: x=2 first (same as above), then x=1 with h_prev = h_only.

@@ -16,9 +16,10 @@ Shapes (``B`` batch, ``T`` timesteps, ``D`` features, ``H`` units):
 * ``reverse=True`` processes the timesteps from ``T-1`` down to ``0``. Outputs stay aligned with
   the input positions either way: ``outputs[:, t]`` is what was produced while ``x[:, t]`` was
   processed (the front-end flips them for Keras's ``go_backwards``).
-* At a masked step (``mask[b, t]`` False) row ``b``'s states carry over unchanged. Its output
-  there is the output of the previous processed step (zeros before any unmasked step), or zeros
-  when ``zero_output_for_mask`` is True. Final states are those after the last unmasked step
+* At a masked step (``mask[b, t]`` False) row ``b``'s states carry over unchanged, and its
+  output there is the carried hidden state (``h0`` before any unmasked step), or zeros when
+  ``zero_output_for_mask`` is True. So without ``zero_output_for_mask`` the output at every
+  step equals the hidden state after it. Final states are those after the last unmasked step
   (``h0``/``c0`` for a fully masked row).
 * The recurrent dropout mask (already scaled by ``1/(1-p)``) multiplies ``h_{t-1}`` where it
   enters the recurrent product; the carried state itself is not dropped.

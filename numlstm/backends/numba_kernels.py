@@ -52,7 +52,6 @@ def lstm_forward_kernel(x, kernel, recurrent_kernel, bias, h0, c0, mask, has_mas
 
     h[:, :] = h0
     c[:, :] = c0
-    previous_output = np.zeros_like(h0)
     h_in = np.empty_like(h0)
     recurrent = np.empty((batch, 4 * units), dtype=x.dtype)
 
@@ -71,12 +70,9 @@ def lstm_forward_kernel(x, kernel, recurrent_kernel, bias, h0, c0, mask, has_mas
                 for j in range(units):
                     h_prev[b, t, j] = h[b, j]
             if has_mask and not mask[b, t]:
-                # State carries over; the output repeats the previous one (or is zero).
+                # The state carries over; the output is the carried h, or zero.
                 for j in range(units):
-                    if zero_output_for_mask:
-                        outputs[b, t, j] = 0.0
-                    else:
-                        outputs[b, t, j] = previous_output[b, j]
+                    outputs[b, t, j] = 0.0 if zero_output_for_mask else h[b, j]
                     if store:
                         cells[b, t, j] = c[b, j]
                 continue
@@ -90,7 +86,6 @@ def lstm_forward_kernel(x, kernel, recurrent_kernel, bias, h0, c0, mask, has_mas
                 c[b, j] = c_new
                 h[b, j] = h_new
                 outputs[b, t, j] = h_new
-                previous_output[b, j] = h_new
                 if store:
                     gates[b, t, j] = i
                     gates[b, t, units + j] = f
@@ -117,8 +112,6 @@ def lstm_backward_kernel(x, kernel, recurrent_kernel, c0, mask, has_mask,
     dz_all = np.zeros((batch, timesteps, 4 * units), dtype=x.dtype)
     dz_step = np.zeros((batch, 4 * units), dtype=x.dtype)
     dh_recurrent = np.empty((batch, units), dtype=x.dtype)
-    # Gradient owed to the "previous output" that masked steps repeat (Keras semantics).
-    owed = np.zeros((batch, units), dtype=x.dtype)
     recurrent_kernel_t = recurrent_kernel.T
     dh[:, :] = grad_h
     dc[:, :] = grad_c
@@ -128,22 +121,20 @@ def lstm_backward_kernel(x, kernel, recurrent_kernel, c0, mask, has_mask,
         t_before = t + 1 if reverse else t - 1       # the step processed just before t
         for b in range(batch):
             if has_mask and not mask[b, t]:
+                # The output here is the carried h (or zero): its gradient joins dh.
                 if not zero_output_for_mask:
                     for j in range(units):
-                        owed[b, j] += grad_outputs[b, t, j]
+                        dh[b, j] += grad_outputs[b, t, j]
                 for j in range(4 * units):
                     dz_step[b, j] = 0.0
                 continue
             for j in range(units):
                 c_prev = c0[b, j] if step == 0 else cells[b, t_before, j]
-                d_out = grad_outputs[b, t, j]
-                if not zero_output_for_mask:
-                    d_out += owed[b, j]
-                    owed[b, j] = 0.0
                 dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
                     gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
                     gates[b, t, 3 * units + j], cells[b, t, j], c_prev,
-                    dh[b, j] + d_out, dc[b, j], activation, recurrent_activation)
+                    dh[b, j] + grad_outputs[b, t, j], dc[b, j], activation,
+                    recurrent_activation)
                 dz_step[b, j] = dzi
                 dz_step[b, units + j] = dzf
                 dz_step[b, 2 * units + j] = dzg

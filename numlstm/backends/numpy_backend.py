@@ -85,7 +85,6 @@ class NumpyBackend(Backend):
              else recurrent_dropout_mask)
 
         h, c = h0.copy(), c0.copy()
-        previous_output = np.zeros((batch, units), dtype)
         outputs = np.zeros((batch, timesteps, units), dtype)
         gates = np.zeros((batch, timesteps, 4 * units), dtype)
         cells = np.zeros((batch, timesteps, units), dtype)
@@ -104,11 +103,9 @@ class NumpyBackend(Backend):
             step = mask[:, t, None]
             c = np.where(step, c_new, c)
             h = np.where(step, h_new, h)
-            fallback = np.zeros_like(h_new) if zero_output_for_mask else previous_output
-            output = np.where(step, h_new, fallback)
-
-            outputs[:, t] = output
-            previous_output = output
+            # The output is the hidden state, carried over at masked steps, unless those are
+            # to be zeros.
+            outputs[:, t] = np.where(step, h_new, 0) if zero_output_for_mask else h
             gates[:, t] = np.concatenate([i, f, g, o], axis=1)
             cells[:, t] = c
 
@@ -130,8 +127,6 @@ class NumpyBackend(Backend):
 
         dh = grad_h.copy()          # dL/dh_t flowing back through the state
         dc = grad_c.copy()          # dL/dc_t flowing back through the state
-        # Gradient owed to the "previous output" that masked steps repeat (Keras semantics).
-        d_previous_output = np.zeros_like(dh)
         dz_all = np.zeros_like(cache.gates)
 
         order = list(processing_order(timesteps, cache.reverse))
@@ -140,20 +135,18 @@ class NumpyBackend(Backend):
             step = mask[:, t, None]
             c_prev = cache.c0 if k == 0 else cache.cells[:, order[k - 1]]
 
+            # outputs[:, t] is h_t (carried over at masked steps), or zero there.
             if cache.zero_output_for_mask:
-                d_output = np.where(step, grad_outputs[:, t], 0)
+                dh = dh + np.where(step, grad_outputs[:, t], 0)
             else:
-                owed = grad_outputs[:, t] + d_previous_output
-                d_output = np.where(step, owed, 0)
-                d_previous_output = np.where(step, 0, owed)
+                dh = dh + grad_outputs[:, t]
 
             i, f, g, o = np.split(cache.gates[:, t], 4, axis=1)
             c_t = cache.cells[:, t]
             act_c = activate(act, c_t)
 
-            dh_t = dh + d_output
-            do = dh_t * act_c
-            dc_t = dc + dh_t * o * activation_derivative(act, act_c)
+            do = dh * act_c
+            dc_t = dc + dh * o * activation_derivative(act, act_c)
             di = dc_t * g
             df = dc_t * c_prev
             dg = dc_t * i

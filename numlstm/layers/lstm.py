@@ -48,7 +48,7 @@ class LSTM:
         Process the sequence backwards. As in Keras, the returned sequence is then in
         processing order (reversed with respect to the input).
     zero_output_for_mask : bool, default False
-        Output zeros at masked timesteps instead of repeating the previous output.
+        Output zeros at masked timesteps instead of the carried-over hidden state.
     seed : int, optional
         Seed for the initializers: the same seed gives the same weights.
     backend : str, optional
@@ -72,7 +72,8 @@ class LSTM:
     x : array (batch, timesteps, features)
     mask : bool array (batch, timesteps), optional
         True where a step is processed. Any pattern works. At a masked step the states carry
-        over and the output repeats the previous output (see ``zero_output_for_mask``).
+        over and the output is the carried hidden state: the previous step's output, or the
+        initial ``h`` before the first processed step (see ``zero_output_for_mask``).
     initial_state : list [h0, c0] of arrays (batch, units), optional
 
     Returns
