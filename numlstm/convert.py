@@ -40,37 +40,19 @@ from typing import Mapping
 
 import numpy as np
 
+from . import validation as V
+
 __all__ = ["from_torch", "to_torch", "from_torch_state_dict"]
 
 
 def _as_float_array(value, argument: str) -> np.ndarray:
-    """``np.asarray`` that refuses values which are not real numbers."""
-    array = np.asarray(value)
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.floating)
-                                       or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"{argument} must be an array of real numbers; "
-                        f"got an array of dtype {array.dtype}")
-    return array
+    """A finite float32/float64 array (the checks every numlstm weight goes through)."""
+    return V.as_float_array(value, argument)
 
 
 def _result_dtype(*arrays: np.ndarray) -> np.dtype:
-    """The common floating dtype: float32 stays float32, float64 stays float64.
-
-    Integer inputs (e.g. nested lists of ints) become float64.
-    """
-    dtype = np.result_type(*arrays)
-    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    if resolved is None or not np.issubdtype(resolved, np.floating):
-        raise TypeError(f"dtype must be a floating dtype such as np.float32 or np.float64; "
-                        f"got dtype={dtype!r}")
-    return resolved
+    """The common dtype: all float32 stays float32, any float64 makes float64."""
+    return np.result_type(*arrays)
 
 
 def _transposed_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -114,8 +96,8 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
     bias_ih, bias_hh : array-like (4*H,), optional
         PyTorch's two biases; a missing one counts as zeros (``nn.LSTM(bias=False)``).
     dtype : np.dtype, optional
-        The floating dtype of the results. Default: the inputs' common floating dtype
-        (float32 stays float32, float64 stays float64, integers become float64). To run
+        The dtype of the results, float32 or float64. Default: the inputs' common dtype
+        (float32 stays float32, float64 stays float64). To run
         float32 torch weights in float64, pass ``dtype=np.float64`` rather than casting the
         results afterwards: the biases are then summed in float64, as torch's float64
         ``.double()`` model sums them, instead of being rounded to float32 first.
@@ -134,7 +116,7 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
         If a shape does not fit the others; the message names the argument, the expected
         shape and the received one.
     TypeError
-        If an argument is not an array of real numbers, or ``dtype`` is not a floating dtype.
+        If an argument is not a float32/float64 array (or contains NaN or inf: ValueError).
     """
     weight_ih = _as_float_array(weight_ih, "weight_ih")
     weight_hh = _as_float_array(weight_hh, "weight_hh")
@@ -146,7 +128,7 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
         dtype = _result_dtype(*(a for a in (weight_ih, weight_hh, bias_ih, bias_hh)
                                 if a is not None))
     else:
-        dtype = _check_dtype(dtype)
+        dtype = V.check_float_dtype(dtype)
     kernel = _transposed_copy(weight_ih, dtype)
     recurrent_kernel = _transposed_copy(weight_hh, dtype)
     bias = np.zeros(weight_ih.shape[0], dtype=dtype)
@@ -186,7 +168,7 @@ def to_torch(kernel, recurrent_kernel, bias, *, layer: int | None = None,
     ValueError
         If a shape does not fit the others, or ``reverse`` is given without ``layer``.
     TypeError
-        If an argument is not an array of real numbers.
+        If an argument is not a float32/float64 array (or contains NaN or inf: ValueError).
     """
     kernel = _as_float_array(kernel, "kernel")
     recurrent_kernel = _as_float_array(recurrent_kernel, "recurrent_kernel")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import validation as V
-from .backends import BACKEND_NAMES, ForwardResult, Gradients, get_backend
+from .backends import BACKEND_NAMES, Backend, ForwardResult, Gradients, get_backend
 
 __all__ = ["lstm_forward", "lstm_backward", "ForwardResult", "Gradients"]
 
@@ -59,7 +59,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
         ``1/(1 - rate)``).
     zero_output_for_mask : bool
     return_cache : bool
-        Keep what :func:`lstm_backward` needs in ``result.cache``.
+        Keep what :func:`lstm_backward` needs in ``result.cache``. The cache refers to the
+        arrays passed here rather than copying them: change them in place only after the
+        backward pass.
     backend : str, optional
         The backend to run on; default: the backend in use.
 
@@ -72,11 +74,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
     x = V.check_sequence_input(x, argument="x")
     batch, timesteps, features = x.shape
     dtype = x.dtype
-    recurrent_kernel = V.as_float_array(recurrent_kernel, "recurrent_kernel", dtype)
-    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0 or \
-            recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
-        raise ValueError(f"recurrent_kernel must have shape (units, 4*units) with units >= 1; "
-                         f"got shape {recurrent_kernel.shape}")
+    recurrent_kernel = V.check_recurrent_kernel(recurrent_kernel, dtype)
     units = recurrent_kernel.shape[0]
     kernel = V.check_shape(V.as_float_array(kernel, "kernel", dtype), "kernel",
                            (features, 4 * units), "(features, 4*units)")
@@ -87,17 +85,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
           else V.check_state(h0, "h0", batch, units, dtype))
     c0 = (np.zeros((batch, units), dtype) if c0 is None
           else V.check_state(c0, "c0", batch, units, dtype))
-    mask = V.check_mask(mask, batch, timesteps)
-    recurrent_dropout_mask = V.check_recurrent_dropout_mask(recurrent_dropout_mask, batch,
-                                                            units, dtype)
-    chosen = get_backend(None if backend is None else V.check_name(backend, "backend",
-                                                                   BACKEND_NAMES))
-    return chosen.lstm_forward(
-        *(chosen.asarray(a) for a in (x, kernel, recurrent_kernel, bias)),
-        h0=chosen.asarray(h0), c0=chosen.asarray(c0),
-        mask=None if mask is None else chosen.asarray(mask),
-        recurrent_dropout_mask=(None if recurrent_dropout_mask is None
-                                else chosen.asarray(recurrent_dropout_mask)),
+    return run_forward(
+        get_backend(None if backend is None else V.check_name(backend, "backend",
+                                                              BACKEND_NAMES)),
+        x, kernel, recurrent_kernel, bias, h0, c0,
+        mask=V.check_mask(mask, batch, timesteps),
+        recurrent_dropout_mask=V.check_recurrent_dropout_mask(recurrent_dropout_mask, batch,
+                                                              units, dtype),
         reverse=V.check_bool(reverse, "reverse"),
         activation=V.check_activation(activation, "activation"),
         recurrent_activation=V.check_activation(recurrent_activation, "recurrent_activation"),
@@ -105,7 +99,24 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
         return_cache=V.check_bool(return_cache, "return_cache"))
 
 
-def lstm_backward(cache, grad_outputs=None, grad_h=None, grad_c=None) -> Gradients:
+def run_forward(backend: Backend, x, kernel, recurrent_kernel, bias, h0, c0, *, mask,
+                recurrent_dropout_mask, reverse, activation, recurrent_activation,
+                zero_output_for_mask, return_cache) -> ForwardResult:
+    """Hand *validated* host arrays to ``backend`` (moving them to its memory) and run the
+    forward. The one place the front-end calls a backend's ``lstm_forward``; the layers and
+    :func:`lstm_forward` validate first, then come here."""
+    def to_backend(array):
+        return None if array is None else backend.asarray(array)
+    return backend.lstm_forward(
+        to_backend(x), to_backend(kernel), to_backend(recurrent_kernel), to_backend(bias),
+        h0=to_backend(h0), c0=to_backend(c0), mask=to_backend(mask),
+        recurrent_dropout_mask=to_backend(recurrent_dropout_mask), reverse=reverse,
+        activation=activation, recurrent_activation=recurrent_activation,
+        zero_output_for_mask=zero_output_for_mask, return_cache=return_cache)
+
+
+def lstm_backward(cache, *, grad_outputs=None, grad_h=None, grad_c=None,
+                  backend=None) -> Gradients:
     """Gradients of a loss through one :func:`lstm_forward` call.
 
     Parameters
@@ -118,6 +129,9 @@ def lstm_backward(cache, grad_outputs=None, grad_h=None, grad_c=None) -> Gradien
         dL/d outputs (zeros when None).
     grad_h, grad_c : array (batch, units), optional
         dL/d of the final states (zeros when None).
+    backend : str, optional
+        Must name the backend that ran the forward when given (the backward always runs
+        there); a different name is an error rather than a silent switch.
 
     Returns
     -------
@@ -129,10 +143,14 @@ def lstm_backward(cache, grad_outputs=None, grad_h=None, grad_c=None) -> Gradien
     if getattr(cache, "backend", None) not in BACKEND_NAMES or not hasattr(cache, "x"):
         raise TypeError("cache must be the .cache of lstm_forward(..., return_cache=True); "
                         f"got {type(cache).__name__}")
+    if backend is not None and V.check_name(backend, "backend", BACKEND_NAMES) != \
+            cache.backend:
+        raise ValueError(f"backend must be the one that ran the forward, {cache.backend!r}; "
+                         f"got backend={backend!r}")
     batch, timesteps, _ = cache.x.shape
     units = cache.recurrent_kernel.shape[0]
     dtype = cache.x.dtype
-    backend = get_backend(cache.backend)
+    chosen = get_backend(cache.backend)
     grad_outputs = V.check_upstream_gradient(grad_outputs, "grad_outputs",
                                              (batch, timesteps, units),
                                              "(batch, timesteps, units)", dtype)
@@ -140,6 +158,5 @@ def lstm_backward(cache, grad_outputs=None, grad_h=None, grad_c=None) -> Gradien
                                        dtype)
     grad_c = V.check_upstream_gradient(grad_c, "grad_c", (batch, units), "(batch, units)",
                                        dtype)
-    return backend.lstm_backward(cache, grad_outputs=backend.asarray(grad_outputs),
-                                 grad_h=backend.asarray(grad_h),
-                                 grad_c=backend.asarray(grad_c))
+    return chosen.lstm_backward(cache, grad_outputs=chosen.asarray(grad_outputs),
+                                grad_h=chosen.asarray(grad_h), grad_c=chosen.asarray(grad_c))

@@ -23,11 +23,19 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _kind_of(value) -> str:
-    """A short description of a value for error messages."""
+    """A short description of a value for error messages, echoing small values."""
     if isinstance(value, np.ndarray):
         return f"array of dtype {value.dtype} and shape {value.shape}"
-    return f"{type(value).__name__} {value!r}" if not hasattr(value, "shape") else (
-        f"{type(value).__name__} of shape {tuple(value.shape)}")
+    if isinstance(value, np.generic):              # NumPy scalars: np.bool_(True), np.int8(3)
+        return f"{type(value).__name__} {value.item()!r}"
+    if hasattr(value, "shape"):
+        return f"{type(value).__name__} of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    """The same dtype in this machine's byte order (big-endian data is computed natively)."""
+    return dtype.newbyteorder("=") if dtype.byteorder not in ("=", "|") else dtype
 
 
 # -- names and scalars ------------------------------------------------------------------------
@@ -67,13 +75,16 @@ def check_bool(value, argument: str) -> bool:
 
 
 def check_float_dtype(value, argument: str = "dtype") -> np.dtype:
-    """Check a dtype spec is float32 or float64."""
+    """Check a dtype spec is float32 or float64 (None means float32, as in Keras)."""
+    if value is None:
+        return np.dtype(np.float32)
     try:
-        dtype = np.dtype(value)
+        dtype = _native(np.dtype(value))
     except TypeError:
         raise TypeError(f"{argument} must be 'float32' or 'float64'; got {value!r}") from None
     if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{argument} must be 'float32' or 'float64'; got {dtype.name!r}")
+        raise ValueError(f"{argument} must be 'float32' or 'float64'; got {value!r} "
+                         f"(dtype {dtype.str})")
     return dtype
 
 
@@ -92,7 +103,9 @@ def as_float_array(value, argument: str, dtype=None) -> np.ndarray:
     except Exception as error:  # ragged lists and the like
         raise TypeError(f"{argument} must be an array of floats; could not convert "
                         f"{type(value).__name__} to an array ({error})") from None
-    if array.dtype.kind != "f":
+    if array.dtype.kind == "f":
+        array = array.astype(_native(array.dtype), copy=False)
+    else:
         kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
                 "O": "object", "U": "string", "S": "bytes"}.get(array.dtype.kind,
                                                                array.dtype.name)
@@ -133,11 +146,25 @@ def check_sequence_input(x, *, dtype=None, features: int | None = None,
     return x
 
 
+def check_recurrent_kernel(value, dtype, argument: str = "recurrent_kernel") -> np.ndarray:
+    """Check a ``(units, 4*units)`` recurrent kernel; its shape is what defines ``units``."""
+    array = as_float_array(value, argument, dtype)
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != 4 * array.shape[0]:
+        raise ValueError(f"{argument} must have shape (units, 4*units) with units >= 1; "
+                         f"got shape {array.shape}")
+    return array
+
+
 def check_mask(mask, batch: int, timesteps: int, argument: str = "mask"):
     """Check a boolean ``(batch, timesteps)`` mask; None passes through."""
     if mask is None:
         return None
-    array = np.asarray(mask)
+    try:
+        array = np.asarray(mask)
+    except ValueError as error:     # ragged nested lists
+        raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
+                        f"{(batch, timesteps)}; could not convert {type(mask).__name__} to an "
+                        f"array ({error})") from None
     if array.dtype != np.bool_:
         raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
                         f"{(batch, timesteps)}; got dtype {array.dtype} "

@@ -56,8 +56,8 @@ class Problem:
     def run(self, backend: str) -> dict[str, np.ndarray]:
         """Forward and backward on ``backend``; every result as a host array, by name."""
         fwd = self.forward(backend)
-        grads = numlstm.functional.lstm_backward(fwd.cache, self.grad_outputs, self.grad_h,
-                                                 self.grad_c)
+        grads = numlstm.functional.lstm_backward(fwd.cache, grad_outputs=self.grad_outputs,
+                                                 grad_h=self.grad_h, grad_c=self.grad_c)
         to_host = numlstm.get_backend(backend).to_numpy
         names = ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0"]
         return {"outputs": to_host(fwd.outputs), "h": to_host(fwd.h), "c": to_host(fwd.c),

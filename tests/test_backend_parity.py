@@ -5,12 +5,15 @@ float32 gradients, which are sums over batch × time, by relative norm ≤ 1e-5 
 float64 reference.
 """
 
+import zlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from numlstm.activations import ACTIVATION_CODES
+import numlstm
+from numlstm.activations import ACTIVATION_NAMES
 
 from conftest import CANDIDATE_BACKENDS, backend_param, make_problem, relative_norm_error
 
@@ -48,6 +51,7 @@ SHAPES = {  # (batch, timesteps, features, units)
     "units3": (2, 4, 1, 3),
     "units17": (4, 3, 5, 17),
     "timesteps1": (3, 1, 4, 3),
+    "timesteps0": (3, 0, 2, 3),
 }
 MASKS = ["none", "random", "holes"]
 
@@ -60,16 +64,16 @@ MASKS = ["none", "random", "holes"]
 def test_parity_shapes_masks_reverse(backend, dtype, shape, mask, reverse):
     batch, timesteps, features, units = SHAPES[shape]
     problem = make_problem(batch, timesteps, features, units, mask=mask, reverse=reverse,
-                           seed=hash((shape, mask, reverse)) % 1000)
+                           seed=zlib.crc32(repr((shape, mask, reverse)).encode()) % 1000)
     assert_matches_reference(problem, backend, dtype)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("activation", sorted(ACTIVATION_CODES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_NAMES.values()))
 def test_parity_every_activation(backend, dtype, activation):
     """Each activation as ``activation`` and, with another, as ``recurrent_activation``."""
-    others = sorted(ACTIVATION_CODES)
+    others = sorted(ACTIVATION_NAMES.values())
     partner = others[(others.index(activation) + 1) % len(others)]
     for act, rec in ((activation, "sigmoid"), ("tanh", activation), (partner, activation)):
         problem = make_problem(3, 5, 4, 3, mask="holes", activation=act,
@@ -89,43 +93,93 @@ def test_parity_recurrent_dropout_and_zero_output(backend, dtype, zero_output_fo
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batch=st.integers(0, 5), timesteps=st.integers(1, 7), features=st.integers(1, 6),
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.integers(0, 5), timesteps=st.integers(0, 7), features=st.integers(1, 6),
        units=st.integers(1, 9), mask=st.sampled_from(MASKS), reverse=st.booleans(),
        dropout=st.booleans(), zero_output_for_mask=st.booleans(),
-       seed=st.integers(0, 2**16))
+       activations=st.tuples(st.sampled_from(sorted(ACTIVATION_NAMES.values())),
+                             st.sampled_from(sorted(ACTIVATION_NAMES.values()))),
+       dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**16))
 def test_parity_random_configurations(backend, batch, timesteps, features, units, mask,
-                                      reverse, dropout, zero_output_for_mask, seed):
+                                      reverse, dropout, zero_output_for_mask, activations,
+                                      dtype, seed):
     problem = make_problem(batch, timesteps, features, units, mask=mask, reverse=reverse,
                            dropout=dropout, zero_output_for_mask=zero_output_for_mask,
+                           activation=activations[0], recurrent_activation=activations[1],
                            seed=seed)
-    assert_matches_reference(problem, backend, np.float64)
+    assert_matches_reference(problem, backend, dtype)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_parity_check_catches_a_wrong_backend(backend, monkeypatch):
-    """The comparison can fail: perturb one gradient entry of the backend and see it caught."""
+@pytest.mark.parametrize("dtype, name, error", [
+    (np.float64, "d_recurrent_kernel", 1e-8),
+    (np.float32, "outputs", 1e-4),
+    (np.float32, "d_kernel", 1e-3),
+], ids=["f64-gradient", "f32-output", "f32-gradient"])
+def test_parity_check_catches_a_wrong_backend(backend, dtype, name, error, monkeypatch):
+    """The comparison can fail: perturb one result entry of the backend and see it caught."""
     problem = make_problem(2, 3, 2, 2, seed=1)
     original_run = type(problem).run
 
-    def broken_run(self, name):
-        results = original_run(self, name)
-        if name == backend:
-            results["d_recurrent_kernel"][0, 0] += 1e-6
+    def broken_run(self, backend_name):
+        results = original_run(self, backend_name)
+        if backend_name == backend:
+            results[name].flat[0] += error * max(1.0, abs(results[name].flat[0]))
         return results
 
     monkeypatch.setattr(type(problem), "run", broken_run)
     with pytest.raises(AssertionError):
-        assert_matches_reference(problem, backend, np.float64)
+        assert_matches_reference(problem, backend, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_saturated_gates_stay_finite_and_match(backend, dtype):
+    """Pre-activations of ±1e3..1e4 must not produce NaN or inf (exp overflow in the sigmoid),
+    and the saturated results must still match the reference.
+
+    In float32 only the forward is compared: a saturated gate's derivative is computed from
+    its output, σ' = y(1 - y), and with y within an ulp or two of 1, 1 - y is 6e-8 or 1.2e-7
+    depending on the last bit of y; gradients through such gates are float32 noise on every
+    implementation (PyTorch's included), so float64 is where they are checked."""
+    problem = make_problem(3, 4, 3, 3, scale=2e3, seed=2, mask="holes").astype(dtype)
+    result, reference = problem.run(backend), problem.run("numpy")
+    for name, value in result.items():
+        assert np.isfinite(value).all(), name
+        if dtype == np.float64 or name in FORWARD_NAMES:
+            scale = max(1.0, float(np.abs(reference[name]).max(initial=0)))
+            atol = 1e-10 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(value, reference[name], rtol=0, atol=atol * scale,
+                                       err_msg=name)
 
 
 @pytest.mark.parametrize("backend", [backend_param("numpy")] + BACKENDS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_saturated_gates_stay_finite(backend, dtype):
-    """Pre-activations of ±1e4 must not produce NaN or inf (exp overflow in the sigmoid)."""
-    problem = make_problem(3, 4, 3, 3, scale=2e3, seed=2).astype(dtype)
-    result = problem.run(backend)
-    for name, value in result.items():
-        assert np.isfinite(value).all(), name
-    # Saturated: every gate is 0 or 1, so |h| ≤ 1 and the cell update is exact.
-    assert np.abs(result["outputs"]).max() <= 1
+def test_unusual_memory_layouts_give_the_same_results(backend):
+    """Fortran-ordered, transposed, strided and read-only inputs give the contiguous inputs'
+    results; no input is modified and no result aliases an input."""
+    problem = make_problem(3, 5, 4, 3, mask="random", dropout=True, seed=8)
+    expected = problem.run(backend)
+
+    def odd(array):
+        if array is None:
+            return None
+        twice = np.repeat(array, 2, axis=-1)[..., ::2]      # same values, strided view
+        result = np.asfortranarray(twice)
+        result.flags.writeable = False
+        return result
+
+    inputs = {k: odd(v) if isinstance(v, np.ndarray) else v for k, v in vars(problem).items()}
+    snapshots = {k: v.copy() for k, v in inputs.items() if isinstance(v, np.ndarray)}
+    odd_problem = type(problem)(**inputs)
+    results = odd_problem.run(backend)
+    for name, value in expected.items():
+        np.testing.assert_allclose(results[name], value, rtol=0, atol=1e-12, err_msg=name)
+        for source in snapshots:
+            assert not np.shares_memory(results[name], inputs[source]), (name, source)
+    for key, snapshot in snapshots.items():
+        np.testing.assert_array_equal(inputs[key], snapshot, err_msg=key)
+    # Two calls never share result buffers.
+    again = odd_problem.run(backend)
+    for name in results:
+        assert not np.shares_memory(results[name], again[name]), name

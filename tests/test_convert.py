@@ -85,12 +85,13 @@ def test_from_torch_accepts_array_likes_and_mixed_dtypes():
     w = torch_weights(hidden=1, features=2)
     kernel, recurrent_kernel, bias = from_torch(w["weight_ih"].tolist(),
                                                 w["weight_hh"].tolist(),
-                                                [0, 1, 2, 3], w["bias_hh"])
+                                                [0.0, 1.0, 2.0, 3.0], w["bias_hh"])
     assert kernel.dtype == np.float64   # Python floats are float64
     assert np.array_equal(kernel, w["weight_ih"].T.astype(np.float64))
-    # Integers become float64; float32 with float64 is float64.
-    ints = from_torch(np.ones((4, 2), dtype=np.int64), np.ones((4, 1), dtype=np.int64))
-    assert all(a.dtype == np.float64 for a in ints)
+    # Integers are refused like everywhere in numlstm; float32 with float64 is float64.
+    with pytest.raises(TypeError, match=r"weight_ih must be an array of floats \(float32 or "
+                                        r"float64\); got integer data of dtype int64"):
+        from_torch(np.ones((4, 2), dtype=np.int64), np.ones((4, 1), dtype=np.int64))
     mixed = from_torch(w["weight_ih"], w["weight_hh"].astype(np.float64))
     assert all(a.dtype == np.float64 for a in mixed)
 
@@ -107,9 +108,11 @@ def test_from_torch_dtype_sums_the_biases_in_that_dtype():
     assert np.array_equal(kernel, w["weight_ih"].T.astype(np.float64))
     assert all(a.dtype == np.float32
                for a in from_torch(**torch_weights(dtype=np.float64), dtype="float32"))
-    for bad in (np.int32, "complex128", "not a dtype"):
-        with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+    for bad in (np.int32, "complex128", "float16"):
+        with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
             from_torch(**w, dtype=bad)
+    with pytest.raises(TypeError, match="dtype must be 'float32' or 'float64'"):
+        from_torch(**w, dtype="not a dtype")
 
 
 # -- to_torch and round trips -----------------------------------------------------------------
@@ -206,16 +209,21 @@ def test_from_torch_rejects_bad_bias(name, shape):
 def test_from_torch_rejects_non_numbers():
     w = torch_weights()
     w["weight_ih"] = np.full((20, 3), "a")
-    with pytest.raises(TypeError, match="weight_ih must be an array of real numbers; got an "
-                                        "array of dtype <U1"):
+    with pytest.raises(TypeError, match=r"weight_ih must be an array of floats \(float32 or "
+                                        r"float64\); got string data of dtype <U1"):
         from_torch(**w)
     w = torch_weights()
     w["bias_hh"] = np.zeros(20, dtype=bool)
-    with pytest.raises(TypeError, match="bias_hh must be an array of real numbers"):
+    with pytest.raises(TypeError, match="bias_hh must be an array of floats"):
         from_torch(**w)
     w = torch_weights()
     w["weight_hh"] = w["weight_hh"] * 1j
-    with pytest.raises(TypeError, match="weight_hh must be an array of real numbers"):
+    with pytest.raises(TypeError, match="weight_hh must be an array of floats"):
+        from_torch(**w)
+    w = torch_weights()
+    w["weight_hh"][3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"weight_hh must contain only finite values; got nan "
+                                         r"at index \(3, 0\)"):
         from_torch(**w)
 
 

@@ -149,7 +149,7 @@ def test_masked_output_semantics(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(mask_bits=st.lists(st.booleans(), min_size=6, max_size=6), go_backwards=st.booleans())
 def test_any_mask_equals_dropping_the_masked_steps(backend, mask_bits, go_backwards):
     """A masked step must act as if it were not there: the final states of a masked sequence
@@ -201,3 +201,56 @@ def test_repr_and_config():
     assert config["name"] == "encoder" and config["dtype"] == "float32"
     rebuilt = numlstm.LSTM(**config)
     assert rebuilt.get_config() == config
+
+
+def test_assigning_weights_is_checked_and_cast():
+    layer = numlstm.LSTM(5, seed=0)
+    x = np.ones((2, 3, 4), np.float32)
+    layer(x)
+    layer.kernel = np.zeros((4, 20))                       # float64 in, float32 kept
+    assert layer.kernel.dtype == np.float32 and not layer.kernel.any()
+    with pytest.raises(ValueError, match=r"weights \(kernel\) must have shape \(features, "
+                                         r"4\*units\) = \(4, 20\); got shape \(4, 16\)"):
+        layer.kernel = np.zeros((4, 16))
+    with pytest.raises(TypeError, match=r"weights \(recurrent_kernel\) must be an array of "
+                                        r"floats"):
+        layer.recurrent_kernel = np.zeros((5, 20), int)
+    assert layer(x).dtype == np.float32
+    with pytest.raises(ValueError, match="has use_bias=False"):
+        numlstm.LSTM(2, use_bias=False, seed=0).bias = np.zeros(8)
+    with pytest.raises(ValueError, match="is not built yet"):
+        numlstm.LSTM(2).kernel = np.zeros((3, 8))
+
+
+def test_unit_forget_bias_sets_ones_whatever_the_bias_initializer():
+    """Keras: bias_initializer for the i, c and o slices, ones for the forget slice."""
+    layer = numlstm.LSTM(2, bias_initializer="ones")
+    layer.build((None, None, 3))
+    np.testing.assert_array_equal(layer.bias, np.ones(8))
+    layer = numlstm.LSTM(2, bias_initializer="random_uniform", seed=3)
+    layer.build((None, None, 3))
+    np.testing.assert_array_equal(layer.bias[2:4], [1, 1])
+    assert np.all(np.abs(layer.bias[[0, 1, 4, 5, 6, 7]]) <= 0.05)
+    assert np.all(layer.bias[[0, 1, 4, 5, 6, 7]] != 0)
+    no_forget = numlstm.LSTM(2, bias_initializer="ones", unit_forget_bias=False)
+    no_forget.build((None, None, 3))
+    np.testing.assert_array_equal(no_forget.bias, np.ones(8))
+
+
+def test_dtype_none_is_float32_and_big_endian_input_is_accepted():
+    assert numlstm.LSTM(2, dtype=None).dtype == np.float32
+    assert numlstm.LSTM(2, dtype=">f8").dtype == np.float64
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))
+    layer = numlstm.LSTM(3, seed=0, dtype="float64")
+    np.testing.assert_array_equal(layer(x.astype(">f8")), layer(x))
+
+
+def test_no_timesteps_returns_the_initial_state():
+    layer = numlstm.LSTM(3, return_state=True, seed=0, dtype="float64")
+    h0, c0 = np.full((2, 2, 3), 0.5)
+    out, h, c = layer(np.zeros((2, 0, 4)), initial_state=[h0, c0])
+    np.testing.assert_array_equal(out, h0)
+    np.testing.assert_array_equal(h, h0)
+    np.testing.assert_array_equal(c, c0)
+    seq = numlstm.LSTM(3, return_sequences=True, seed=0)(np.zeros((2, 0, 4), np.float32))
+    assert seq.shape == (2, 0, 3)

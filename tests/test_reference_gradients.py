@@ -52,8 +52,8 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_reference_gradients_match_finite_differences(case):
     problem = make_problem(batch=3, timesteps=4, features=3, units=2, seed=7, **CASES[case])
-    analytic = lstm_backward(problem.forward("numpy").cache, problem.grad_outputs,
-                             problem.grad_h, problem.grad_c)
+    analytic = lstm_backward(problem.forward("numpy").cache, grad_outputs=problem.grad_outputs,
+                             grad_h=problem.grad_h, grad_c=problem.grad_c)
     for name in ARGUMENTS:
         numeric = numerical_gradient(problem, name)
         assert np.abs(numeric).max() > 0 or name in ("h0", "c0"), name
@@ -65,8 +65,8 @@ def test_finite_difference_check_can_fail():
     """Guard against a check that cannot fail: a wrong gradient (sign flipped on one entry of
     the recurrent kernel's) is caught."""
     problem = make_problem(batch=2, timesteps=3, features=2, units=2, seed=3)
-    analytic = lstm_backward(problem.forward("numpy").cache, problem.grad_outputs,
-                             problem.grad_h, problem.grad_c)
+    analytic = lstm_backward(problem.forward("numpy").cache, grad_outputs=problem.grad_outputs,
+                             grad_h=problem.grad_h, grad_c=problem.grad_c)
     wrong = analytic.recurrent_kernel.copy()
     wrong[0, 0] = -wrong[0, 0] + 1e-3
     with pytest.raises(AssertionError):

@@ -50,15 +50,44 @@ def test_no_gpu_driver_is_reported(monkeypatch):
         assert "NVIDIA" in statuses[name].reason
 
 
-def test_import_loads_no_backend_and_no_gpu_library():
-    code = ("import sys, numlstm; numlstm.available_backends(); "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('cupy', 'numba_cuda') "
-            "or m.startswith('numba.cuda') or m == 'numba']; "
-            "print(bad); sys.exit(1 if bad else 0)")
+def _modules_loaded_by(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the heavy or GPU modules it left loaded."""
+    probe = (f"import sys; {code}; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             f"('numba', 'cupy', 'numba_cuda', 'llvmlite') and m.count('.') < 2))")
     env = dict(os.environ)
     env.pop("NUMLSTM_BACKEND", None)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, check=True)
+    return eval(done.stdout)
+
+
+def test_import_loads_no_backend():
+    assert _modules_loaded_by("import numlstm") == []
+
+
+def test_probing_backends_loads_no_gpu_library():
+    loaded = _modules_loaded_by("import numlstm; numlstm.available_backends()")
+    assert "numba" in loaded                       # the numba probe imports Numba itself
+    assert not [m for m in loaded if m.startswith(("cupy", "numba_cuda", "numba.cuda"))]
+
+
+def test_a_numba_that_fails_to_import_is_reported(monkeypatch):
+    import importlib
+    import numlstm.backends as registry
+    real_import = importlib.import_module
+
+    def failing_import(name, *args):
+        if name == "numba":
+            raise ImportError("Numba needs NumPy 2.2 or less")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(registry.importlib, "import_module", failing_import)
+    monkeypatch.delitem(registry._instances, "numba", raising=False)
+    status = numlstm.available_backends()["numba"]
+    assert not status.available
+    assert "importing Numba failed (Numba needs NumPy 2.2 or less)" in status.reason
+    with pytest.raises(BackendUnavailableError, match="pip install -U numba"):
+        numlstm.get_backend("numba")
 
 
 def test_unknown_backend_name_lists_the_valid_names():

@@ -56,8 +56,10 @@ def test_bad_flags_dtype_backend_and_initializer():
         numlstm.LSTM(4, backend="torch")
     with pytest.raises(ValueError, match="kernel_initializer must be one of .*; got 'he_normal2'"):
         numlstm.LSTM(4, kernel_initializer="he_normal2")
-    with pytest.raises(TypeError, match="seed must be an int or None; got float 1.5"):
+    with pytest.raises(TypeError, match="seed must be a non-negative int or None; got float 1.5"):
         numlstm.LSTM(4, seed=1.5)
+    with pytest.raises(ValueError, match="seed must be a non-negative int or None; got seed=-1"):
+        numlstm.LSTM(4, seed=-1)
 
 
 # -- call arguments ------------------------------------------------------------------------------
@@ -195,3 +197,24 @@ def test_functional_backward_errors():
         lstm_backward(cached.cache, grad_outputs=np.zeros((2, 5)))
     with pytest.raises(ValueError, match=r"grad_c must contain only finite values"):
         lstm_backward(cached.cache, grad_c=np.full((2, 5), np.inf))
+
+
+def test_ragged_mask_and_numpy_scalars_are_reported_by_name(built_layer):
+    with pytest.raises(TypeError, match=r"mask must be a boolean array of shape \(batch, "
+                                        r"timesteps\) = \(2, 5\); could not convert list"):
+        built_layer(X, mask=[[True] * 5, [True]])
+    with pytest.raises(TypeError, match="units must be a positive integer; got bool True"):
+        numlstm.LSTM(np.bool_(True))
+    assert numlstm.LSTM(np.int64(3)).units == 3
+
+
+def test_backward_arguments_are_keyword_only_and_backend_must_match():
+    x = np.zeros((2, 3, 4))
+    cached = lstm_forward(x, np.zeros((4, 20)), np.zeros((5, 20)), return_cache=True,
+                          backend="numpy")
+    with pytest.raises(TypeError):
+        lstm_backward(cached.cache, np.zeros((2, 3, 5)))
+    with pytest.raises(ValueError, match="backend must be the one that ran the forward, "
+                                         "'numpy'; got backend='numba'"):
+        lstm_backward(cached.cache, backend="numba")
+    assert lstm_backward(cached.cache, backend="numpy").kernel.shape == (4, 20)

@@ -80,6 +80,13 @@ def _probe_numpy() -> BackendStatus:
 def _probe_numba() -> BackendStatus:
     if _missing("numba"):
         return BackendStatus("numba", False, "Numba is not installed", "pip install numba")
+    try:
+        # Numba is a core dependency, so importing it here is fair; it fails when the
+        # installed Numba does not support the installed NumPy, which must be reported.
+        importlib.import_module("numba")
+    except Exception as error:
+        return BackendStatus("numba", False, f"importing Numba failed ({error})",
+                             "pip install -U numba (a release that supports your NumPy)")
     return BackendStatus("numba", True)
 
 
@@ -130,7 +137,7 @@ def backend_status(name: str) -> BackendStatus:
 
 
 def available_backends() -> dict[str, BackendStatus]:
-    """Every known backend, in preference order, with whether it can run here and why not.
+    """Every known backend (reference first) with whether it can run here and, if not, why.
 
     Examples
     --------
@@ -155,13 +162,22 @@ def get_backend(name: str | None = None) -> Backend:
     """
     if name is None:
         name = current_backend_name()
+    backend = _instances.get(name)        # the hot path: one dict look-up per layer call
+    if backend is not None:
+        return backend
     status = backend_status(name)
     if not status.available:
         raise BackendUnavailableError(name, status.reason, status.fix)
     with _instances_lock:
         if name not in _instances:
             module_name, class_name = _IMPLEMENTATIONS[name]
-            _instances[name] = getattr(importlib.import_module(module_name), class_name)()
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as error:
+                raise BackendUnavailableError(
+                    name, f"its module could not be imported ({error})",
+                    "reinstall numlstm and its dependencies") from error
+            _instances[name] = getattr(module, class_name)()
         return _instances[name]
 
 

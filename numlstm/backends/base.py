@@ -26,7 +26,8 @@ Shapes (``B`` batch, ``T`` timesteps, ``D`` features, ``H`` units):
 
 The front-end has validated every argument before a backend sees it: arrays have the right
 shapes, one floating dtype, and activations arrive as integer codes from
-:mod:`numlstm.activations`. A backend never validates user input.
+:mod:`numlstm.activations`. A backend never validates user input, so a ``Backend`` object's
+methods are a low-level, unchecked interface: call :mod:`numlstm.functional` instead.
 """
 
 from __future__ import annotations

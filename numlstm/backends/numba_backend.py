@@ -13,6 +13,13 @@ from .base import Backend, ForwardResult, Gradients, SequenceCache
 from .numba_kernels import lstm_backward_kernel, lstm_forward_kernel
 
 
+def _kernel_array(array) -> np.ndarray:
+    """C-contiguous and writeable: Numba compiles a separate specialisation for every
+    read-only/writeable combination of arguments, so read-only inputs (e.g. memory-mapped
+    files) are copied rather than paid for in compile time."""
+    return np.require(array, requirements=("C", "W"))
+
+
 def _placeholder(dtype) -> np.ndarray:
     """An empty 2-D array standing in for an absent optional input (keeps kernel types fixed)."""
     return np.empty((0, 0), dtype=dtype)
@@ -32,7 +39,7 @@ class NumbaBackend(Backend):
 
     def describe(self) -> str:
         import numba
-        return f"CPU (Numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads)"
+        return f"CPU (Numba {numba.__version__} JIT loops)"
 
     def lstm_forward(self, x, kernel, recurrent_kernel, bias, *, h0, c0, mask,
                      recurrent_dropout_mask, reverse, activation, recurrent_activation,
@@ -41,11 +48,11 @@ class NumbaBackend(Backend):
         units = recurrent_kernel.shape[0]
         dtype = x.dtype
         x, kernel, recurrent_kernel, bias, h0, c0 = (
-            np.ascontiguousarray(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
+            _kernel_array(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
         if mask is not None:
-            mask = np.ascontiguousarray(mask)
+            mask = _kernel_array(mask)
         if recurrent_dropout_mask is not None:
-            recurrent_dropout_mask = np.ascontiguousarray(recurrent_dropout_mask)
+            recurrent_dropout_mask = _kernel_array(recurrent_dropout_mask)
         outputs = np.zeros((batch, timesteps, units), dtype)
         h = h0.copy()
         c = c0.copy()
@@ -99,9 +106,7 @@ class NumbaBackend(Backend):
                 dropout if dropout is not None else _placeholder(dtype), dropout is not None,
                 cache.reverse, cache.activation, cache.recurrent_activation,
                 cache.zero_output_for_mask, cache.gates, cache.cells, cache.h_prev,
-                np.ascontiguousarray(grad_outputs, dtype=dtype),
-                np.ascontiguousarray(grad_h, dtype=dtype),
-                np.ascontiguousarray(grad_c, dtype=dtype),
+                _kernel_array(grad_outputs), _kernel_array(grad_h), _kernel_array(grad_c),
                 dx, dkernel, drecurrent_kernel, dbias, dh, dc)
         return Gradients(x=dx, kernel=dkernel, recurrent_kernel=drecurrent_kernel, bias=dbias,
                          h0=dh, c0=dc)

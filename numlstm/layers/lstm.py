@@ -8,6 +8,7 @@ from .. import initializers
 from .. import validation as V
 from ..activations import ACTIVATION_NAMES
 from ..backends import BACKEND_NAMES, get_backend
+from ..functional import run_forward
 
 
 class LSTM:
@@ -38,7 +39,8 @@ class LSTM:
     kernel_initializer, recurrent_initializer, bias_initializer : str or callable
         Defaults "glorot_uniform", "orthogonal", "zeros"; see :mod:`numlstm.initializers`.
     unit_forget_bias : bool, default True
-        Add 1 to the forget gate's bias at initialisation (Jozefowicz et al., 2015).
+        Initialise the forget gate's bias to ones, whatever ``bias_initializer`` says
+        (Jozefowicz et al., 2015), as Keras does.
     return_sequences : bool, default False
         Return the output at every timestep (batch, timesteps, units) instead of the last one
         (batch, units).
@@ -49,7 +51,7 @@ class LSTM:
         processing order (reversed with respect to the input).
     zero_output_for_mask : bool, default False
         Output zeros at masked timesteps instead of the carried-over hidden state.
-    seed : int, optional
+    seed : int ≥ 0, optional
         Seed for the initializers: the same seed gives the same weights.
     backend : str, optional
         The backend to run on ("numpy", "numba", "cuda", "cupy"); None: the one in use at call
@@ -63,6 +65,7 @@ class LSTM:
     kernel : ndarray (features, 4*units)
     recurrent_kernel : ndarray (units, 4*units)
     bias : ndarray (4*units,) or None
+        The weights; assigning to them checks the shape and casts to the layer's dtype.
     built : bool
     last_backend : str or None
         The name of the backend that ran the most recent call.
@@ -108,9 +111,13 @@ class LSTM:
         self.return_state = V.check_bool(return_state, "return_state")
         self.go_backwards = V.check_bool(go_backwards, "go_backwards")
         self.zero_output_for_mask = V.check_bool(zero_output_for_mask, "zero_output_for_mask")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int,
-                                                                                  np.integer))):
-            raise TypeError(f"seed must be an int or None; got {type(seed).__name__} {seed!r}")
+        if seed is not None:
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"seed must be a non-negative int or None; got "
+                                f"{type(seed).__name__} {seed!r}")
+            if seed < 0:
+                raise ValueError(f"seed must be a non-negative int or None; got seed={seed}")
+            seed = int(seed)
         self.seed = seed
         self.backend = None if backend is None else V.check_name(backend, "backend",
                                                                  BACKEND_NAMES)
@@ -118,7 +125,7 @@ class LSTM:
         self.name = name if name is not None else "lstm"
         self.built = False
         self.input_features: int | None = None
-        self.kernel = self.recurrent_kernel = self.bias = None
+        self._kernel = self._recurrent_kernel = self._bias = None
         self.last_backend: str | None = None
 
     # -- properties -----------------------------------------------------------------------------
@@ -129,6 +136,41 @@ class LSTM:
     @property
     def recurrent_activation(self) -> str:
         return ACTIVATION_NAMES[self._recurrent_activation_code]
+
+    @property
+    def kernel(self):
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, value):
+        self._set_one_weight(0, value)
+
+    @property
+    def recurrent_kernel(self):
+        return self._recurrent_kernel
+
+    @recurrent_kernel.setter
+    def recurrent_kernel(self, value):
+        self._set_one_weight(1, value)
+
+    @property
+    def bias(self):
+        return self._bias
+
+    @bias.setter
+    def bias(self, value):
+        if not self.use_bias:
+            raise ValueError(f"layer {self.name!r} has use_bias=False: it has no bias to set")
+        self._set_one_weight(2, value)
+
+    def _set_one_weight(self, index, value):
+        """Replace one weight, checked as ``set_weights`` checks it."""
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet: set all its weights "
+                             "with set_weights([kernel, recurrent_kernel, bias])")
+        weights = self.get_weights()
+        weights[index] = value
+        self.set_weights(weights)
 
     def __repr__(self) -> str:
         shape = f"features={self.input_features}, " if self.built else ""
@@ -152,10 +194,14 @@ class LSTM:
         recurrent_kernel = self._recurrent_init((units, 4 * units), dtype, rng)
         weights = [kernel, recurrent_kernel]
         if self.use_bias:
-            bias = self._bias_init((4 * units,), dtype, rng)
             if self.unit_forget_bias:
-                bias = np.asarray(bias, dtype).copy()
-                bias[units:2 * units] += 1
+                # Keras: bias_initializer for i, ones for f, bias_initializer for c and o.
+                bias = np.concatenate([
+                    np.asarray(self._bias_init((units,), dtype, rng), dtype),
+                    np.ones(units, dtype),
+                    np.asarray(self._bias_init((2 * units,), dtype, rng), dtype)])
+            else:
+                bias = self._bias_init((4 * units,), dtype, rng)
             weights.append(bias)
         self.input_features = features
         self._assign(V.check_lstm_weights(weights, features, units, dtype, self.use_bias,
@@ -163,8 +209,8 @@ class LSTM:
         self.built = True
 
     def _assign(self, weights) -> None:
-        self.kernel, self.recurrent_kernel = weights[0], weights[1]
-        self.bias = weights[2] if self.use_bias else None
+        self._kernel, self._recurrent_kernel = weights[0], weights[1]
+        self._bias = weights[2] if self.use_bias else None
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel, recurrent_kernel, bias]`` (Keras layout, gate order i, f, c, o); copies."""
@@ -228,26 +274,24 @@ class LSTM:
             self.build((None, None, features))
         mask = V.check_mask(mask, batch, timesteps)
         h0, c0 = V.check_initial_state(initial_state, batch, self.units, self.dtype)
+        bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
         backend = get_backend(self.backend)
-        bias = self.bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
-
-        result = backend.lstm_forward(
-            backend.asarray(x), backend.asarray(self.kernel),
-            backend.asarray(self.recurrent_kernel), backend.asarray(bias),
-            h0=backend.asarray(h0), c0=backend.asarray(c0),
-            mask=None if mask is None else backend.asarray(mask),
-            recurrent_dropout_mask=None, reverse=self.go_backwards,
+        result = run_forward(
+            backend, x, self._kernel, self._recurrent_kernel, bias, h0, c0,
+            mask=mask, recurrent_dropout_mask=None, reverse=self.go_backwards,
             activation=self._activation_code,
             recurrent_activation=self._recurrent_activation_code,
             zero_output_for_mask=self.zero_output_for_mask, return_cache=False)
         self.last_backend = result.backend
 
         outputs = backend.to_numpy(result.outputs)
+        h, c = backend.to_numpy(result.h), backend.to_numpy(result.c)
         if self.go_backwards:
             # Kernel outputs are aligned with the input; Keras returns processing order.
             outputs = np.ascontiguousarray(outputs[:, ::-1])
-        output = outputs if self.return_sequences else outputs[:, -1] if timesteps else \
-            np.zeros((batch, self.units), self.dtype)
-        if self.return_state:
-            return [output, backend.to_numpy(result.h), backend.to_numpy(result.c)]
-        return output
+        if self.return_sequences:
+            output = outputs
+        else:
+            # The output of the last processed step; with no step at all, the initial h.
+            output = outputs[:, -1] if timesteps else h.copy()
+        return [output, h, c] if self.return_state else output
