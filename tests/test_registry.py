@@ -152,3 +152,26 @@ def test_layer_reports_which_backend_ran(monkeypatch):
     pinned = numlstm.LSTM(5, seed=0, backend="numpy")
     pinned(x)
     assert pinned.last_backend == "numpy"
+
+
+def test_use_backend_is_local_to_its_thread(monkeypatch):
+    import threading
+    monkeypatch.delenv("NUMLSTM_BACKEND", raising=False)
+    inside, seen_by_other = threading.Event(), []
+    release = threading.Event()
+
+    def hold_numpy():
+        with numlstm.use_backend("numpy"):
+            inside.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_numpy)
+    holder.start()
+    assert inside.wait(5)
+    other = threading.Thread(target=lambda: seen_by_other.append(numlstm.current_backend_name()))
+    other.start()
+    other.join()
+    seen_here = numlstm.current_backend_name()
+    release.set()
+    holder.join()
+    assert seen_by_other == ["numba"] and seen_here == "numba"
