@@ -67,6 +67,18 @@ def check_positive_int(value, argument: str) -> int:
     return int(value)
 
 
+def check_seed(value, argument: str = "seed") -> int | None:
+    """Check a random seed: None or an integer ≥ 0."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be a non-negative int or None; got {_kind_of(value)}")
+    if value < 0:
+        raise ValueError(f"{argument} must be a non-negative int or None; got "
+                         f"{argument}={value}")
+    return int(value)
+
+
 def check_bool(value, argument: str) -> bool:
     """Check a flag is a real boolean (so that ``reverse="no"`` does not mean True)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -111,14 +111,7 @@ class LSTM:
         self.return_state = V.check_bool(return_state, "return_state")
         self.go_backwards = V.check_bool(go_backwards, "go_backwards")
         self.zero_output_for_mask = V.check_bool(zero_output_for_mask, "zero_output_for_mask")
-        if seed is not None:
-            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-                raise TypeError(f"seed must be a non-negative int or None; got "
-                                f"{type(seed).__name__} {seed!r}")
-            if seed < 0:
-                raise ValueError(f"seed must be a non-negative int or None; got seed={seed}")
-            seed = int(seed)
-        self.seed = seed
+        self.seed = V.check_seed(seed)
         self.backend = None if backend is None else V.check_name(backend, "backend",
                                                                  BACKEND_NAMES)
         self.dtype = V.check_float_dtype(dtype, "dtype")
