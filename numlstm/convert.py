@@ -45,16 +45,6 @@ from . import validation as V
 __all__ = ["from_torch", "to_torch", "from_torch_state_dict"]
 
 
-def _as_float_array(value, argument: str) -> np.ndarray:
-    """A finite float32/float64 array (the checks every numlstm weight goes through)."""
-    return V.as_float_array(value, argument)
-
-
-def _result_dtype(*arrays: np.ndarray) -> np.dtype:
-    """The common dtype: all float32 stays float32, any float64 makes float64."""
-    return np.result_type(*arrays)
-
-
 def _transposed_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     # Always copy: a transpose of a (n, 1) array is itself C-contiguous, and returning a view
     # would let a later in-place update of the result change the caller's source weights.
@@ -73,8 +63,8 @@ def _check_torch_shapes(weight_ih, weight_hh, bias_ih, bias_hh) -> None:
         message = (f"weight_hh must have shape (4*H, H) = {(four_h, hidden)} to match "
                    f"weight_ih {weight_ih.shape}; got shape {weight_hh.shape}")
         if weight_hh.ndim == 2 and weight_hh.shape[0] == four_h:
-            message += (f". A weight_hh of shape (4*H, P) with P != H comes from "
-                        f"nn.LSTM(proj_size=P); proj_size is not supported by numlstm")
+            message += (". A weight_hh of shape (4*H, P) with P != H comes from "
+                        "nn.LSTM(proj_size=P); proj_size is not supported by numlstm")
         raise ValueError(message)
     for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
         if bias is not None and bias.shape != (four_h,):
@@ -118,14 +108,14 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
     TypeError
         If an argument is not a float32/float64 array (or contains NaN or inf: ValueError).
     """
-    weight_ih = _as_float_array(weight_ih, "weight_ih")
-    weight_hh = _as_float_array(weight_hh, "weight_hh")
-    bias_ih = None if bias_ih is None else _as_float_array(bias_ih, "bias_ih")
-    bias_hh = None if bias_hh is None else _as_float_array(bias_hh, "bias_hh")
+    weight_ih = V.as_float_array(weight_ih, "weight_ih")
+    weight_hh = V.as_float_array(weight_hh, "weight_hh")
+    bias_ih = None if bias_ih is None else V.as_float_array(bias_ih, "bias_ih")
+    bias_hh = None if bias_hh is None else V.as_float_array(bias_hh, "bias_hh")
     _check_torch_shapes(weight_ih, weight_hh, bias_ih, bias_hh)
 
     if dtype is None:
-        dtype = _result_dtype(*(a for a in (weight_ih, weight_hh, bias_ih, bias_hh)
+        dtype = np.result_type(*(a for a in (weight_ih, weight_hh, bias_ih, bias_hh)
                                 if a is not None))
     else:
         dtype = V.check_float_dtype(dtype)
@@ -170,9 +160,9 @@ def to_torch(kernel, recurrent_kernel, bias, *, layer: int | None = None,
     TypeError
         If an argument is not a float32/float64 array (or contains NaN or inf: ValueError).
     """
-    kernel = _as_float_array(kernel, "kernel")
-    recurrent_kernel = _as_float_array(recurrent_kernel, "recurrent_kernel")
-    bias = _as_float_array(bias, "bias")
+    kernel = V.as_float_array(kernel, "kernel")
+    recurrent_kernel = V.as_float_array(recurrent_kernel, "recurrent_kernel")
+    bias = V.as_float_array(bias, "bias")
     if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0 or \
             recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
         raise ValueError("recurrent_kernel must have shape (H, 4*H) with H >= 1; got shape "
@@ -190,7 +180,7 @@ def to_torch(kernel, recurrent_kernel, bias, *, layer: int | None = None,
         raise ValueError("reverse=True only names keys together with layer=; got layer=None")
     suffix = "" if layer is None else _suffix(layer, reverse)
 
-    dtype = _result_dtype(kernel, recurrent_kernel, bias)
+    dtype = np.result_type(kernel, recurrent_kernel, bias)
     return {
         f"weight_ih{suffix}": _transposed_copy(kernel, dtype),
         f"weight_hh{suffix}": _transposed_copy(recurrent_kernel, dtype),

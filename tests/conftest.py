@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,17 @@ import numlstm
 #: The backends the parity suite holds to the reference wherever they can run: every backend
 #: this version implements (a registered backend without kernels has nothing to test yet).
 ALL_BACKENDS = numlstm.backends.IMPLEMENTED_BACKENDS
+#: Where the saved PyTorch and Keras fixtures live.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@functools.lru_cache(maxsize=None)
+def load_fixture(case: str) -> dict[str, np.ndarray]:
+    """Every array of ``tests/fixtures/{case}.npz``, read once (no pickles allowed)."""
+    with np.load(FIXTURES / f"{case}.npz", allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
 #: Backends that are not the reference.
 CANDIDATE_BACKENDS = tuple(name for name in ALL_BACKENDS if name != "numpy")
 

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import numlstm
 from numlstm.activations import ACTIVATION_NAMES
 
 from conftest import CANDIDATE_BACKENDS, backend_param, make_problem, relative_norm_error

@@ -21,17 +21,14 @@ states, the default, all of them agree.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import numlstm
 
-from conftest import ALL_BACKENDS, backend_param
+from conftest import ALL_BACKENDS, FIXTURES, backend_param, load_fixture
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BACKENDS = [backend_param(name) for name in ALL_BACKENDS]
 
 # DESIGN §4: the same tolerances as between backends and against PyTorch.
@@ -71,12 +68,6 @@ METADATA_KEYS = ("activation", "recurrent_activation", "keras_activation_float32
                  "keras_backend", "jax_version", "numpy_version", "generator")
 FLAG_KEYS = ("units", "use_bias", "unit_forget_bias", "go_backwards", "zero_output_for_mask",
              "unroll")
-
-
-@functools.lru_cache(maxsize=None)
-def load(case: str) -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / f"{case}.npz", allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 def weights_of(fx, dtype) -> list[np.ndarray]:
@@ -123,7 +114,7 @@ def test_fixture_file_exists_and_is_complete(case):
     path = FIXTURES / f"{case}.npz"
     assert path.is_file(), (f"missing fixture {path.name}: regenerate it with "
                             f"tests/fixtures/make_keras_fixtures.py (needs Keras 3)")
-    fx = load(case)
+    fx = load_fixture(case)
     expected = dict(OPTION_DEFAULTS, **CASE_OPTIONS[case])
     keys = {"x", "kernel", "recurrent_kernel", *RESULT_KEYS, *METADATA_KEYS, *FLAG_KEYS}
     if expected["use_bias"]:
@@ -175,7 +166,7 @@ def test_fixture_file_exists_and_is_complete(case):
 def test_masked_fixtures_cover_irregular_patterns():
     # What the mask cases are meant to exercise, in processing order.
     for case in ("keras_mask", "keras_go_backwards_mask"):
-        fx = load(case)
+        fx = load_fixture(case)
         mask = processing_order(fx, fx["mask"])
         assert mask.dtype == np.bool_
         assert (~mask).all(axis=1).any(), f"{case}: no fully masked row"
@@ -185,13 +176,13 @@ def test_masked_fixtures_cover_irregular_patterns():
         assert holes.any() or case == "keras_go_backwards_mask", f"{case}: no hole"
     for case in ("keras_mask_initial_state", "keras_mask_initial_state_unroll",
                  "keras_mask_zero_output"):
-        np.testing.assert_array_equal(load(case)["mask"], load("keras_mask")["mask"])
+        np.testing.assert_array_equal(load_fixture(case)["mask"], load_fixture("keras_mask")["mask"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_keras_mask_semantics_recorded_in_the_fixtures(dtype):
     # The fixtures say what Keras did at masked steps, independently of numlstm.
-    fx = load("keras_mask")      # zero initial states
+    fx = load_fixture("keras_mask")      # zero initial states
     sequence = fx[f"sequence_{dtype}"]
     mask = fx["mask"]
     for b, t in zip(*np.nonzero(~mask)):
@@ -199,11 +190,11 @@ def test_keras_mask_semantics_recorded_in_the_fixtures(dtype):
         np.testing.assert_array_equal(sequence[b, t], previous)
     assert np.all(sequence[~mask.any(axis=1)] == 0)
 
-    fx = load("keras_mask_zero_output")
+    fx = load_fixture("keras_mask_zero_output")
     assert np.all(fx[f"sequence_{dtype}"][~fx["mask"]] == 0)
     assert np.all(fx[f"sequence_{dtype}"][fx["mask"]] != 0)
 
-    fx = load("keras_go_backwards_mask")
+    fx = load_fixture("keras_go_backwards_mask")
     sequence = fx[f"sequence_{dtype}"]           # processing order
     mask = processing_order(fx, fx["mask"])
     for b, t in zip(*np.nonzero(~mask)):
@@ -218,7 +209,7 @@ def test_keras_mask_semantics_recorded_in_the_fixtures(dtype):
 # The unrolled-loop fixture is compared, difference and all, by the test after this one.
 @pytest.mark.parametrize("case", [c for c in CASES if c not in KERAS_UNROLLED_CASES])
 def test_layer_matches_keras(case, dtype, backend):
-    fx = load(case)
+    fx = load_fixture(case)
     tol = TOLERANCES[dtype]
     sequence, h, c = run_numlstm(fx, dtype, backend)
     for key, value in (("sequence", sequence), ("h", h), ("c", c)):
@@ -237,7 +228,7 @@ def test_keras_unrolled_loop_differs_only_before_the_first_unmasked_step(dtype, 
     # step's output is `states[0]`, the carried h, which is h0 until a row's first unmasked
     # step; numlstm does the same. The unrolled loop starts from `zeros_like(output)` instead.
     # The two fixtures share input, weights, mask and initial state.
-    scan, unrolled = load("keras_mask_initial_state"), load("keras_mask_initial_state_unroll")
+    scan, unrolled = load_fixture("keras_mask_initial_state"), load_fixture("keras_mask_initial_state_unroll")
     for key in ("x", "mask", "h0", "c0", "kernel", "recurrent_kernel", "bias"):
         np.testing.assert_array_equal(scan[key], unrolled[key])
     tol = TOLERANCES[dtype]
@@ -273,7 +264,7 @@ def test_keras_unrolled_loop_differs_only_before_the_first_unmasked_step(dtype, 
 def test_built_weights_match_keras_unit_forget_bias(backend):
     # Keras's bias after build: zeros, with ones on the forget gate's slice; numlstm builds the
     # same bias (kernels come from different random generators and are not compared).
-    fx = load("keras_unit_forget_bias")
+    fx = load_fixture("keras_unit_forget_bias")
     units = int(fx["units"])
     np.testing.assert_array_equal(fx["bias"], np.r_[np.zeros(units), np.ones(units),
                                                     np.zeros(2 * units)])
@@ -298,15 +289,15 @@ def _max_error(fx, dtype="float32", **overrides):
 
 def test_hard_sigmoid_variants_are_told_apart():
     # The fixtures reach the range where the two hard sigmoids differ, so swapping them fails.
-    assert _max_error(load("keras_relu_hard_sigmoid"),
+    assert _max_error(load_fixture("keras_relu_hard_sigmoid"),
                       recurrent_activation="hard_sigmoid_keras2") > 1e-3
-    assert _max_error(load("keras_hard_sigmoid_keras2"),
+    assert _max_error(load_fixture("keras_hard_sigmoid_keras2"),
                       recurrent_activation="hard_sigmoid") > 1e-3
 
 
 @pytest.mark.parametrize("case", ["keras_go_backwards", "keras_go_backwards_mask"])
 def test_a_wrong_go_backwards_mapping_would_be_caught(case):
-    fx = load(case)
+    fx = load_fixture(case)
     assert _max_error(fx, go_backwards=False) > 1e-3
     # Going backwards but returning the sequence aligned with the input, not in processing
     # order (what numlstm's functional API returns).
@@ -315,9 +306,9 @@ def test_a_wrong_go_backwards_mapping_would_be_caught(case):
 
 
 def test_ignoring_the_mask_or_zero_output_would_be_caught():
-    fx = load("keras_mask")
+    fx = load_fixture("keras_mask")
     ignored = numlstm.LSTM(int(fx["units"]), return_sequences=True, backend="numpy")
     ignored.set_weights(weights_of(fx, "float32"))
     assert np.abs(ignored(fx["x"]) - fx["sequence_float32"]).max() > 1e-3
-    assert _max_error(load("keras_mask_zero_output"), zero_output_for_mask=False) > 1e-3
-    assert _max_error(load("keras_mask"), zero_output_for_mask=True) > 1e-3
+    assert _max_error(load_fixture("keras_mask_zero_output"), zero_output_for_mask=False) > 1e-3
+    assert _max_error(load_fixture("keras_mask"), zero_output_for_mask=True) > 1e-3

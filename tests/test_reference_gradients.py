@@ -7,7 +7,7 @@ forward contributes. Every entry of every gradient is checked.
 import numpy as np
 import pytest
 
-from numlstm.functional import lstm_backward, lstm_forward
+from numlstm.functional import lstm_backward
 
 from conftest import make_problem
 

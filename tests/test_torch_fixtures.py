@@ -16,9 +16,7 @@ first ``length`` steps of each row, with ``zero_output_for_mask=True`` because
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +24,8 @@ import pytest
 from numlstm.convert import from_torch_state_dict
 from numlstm.functional import lstm_backward, lstm_forward
 
-from conftest import ALL_BACKENDS, backend_param, relative_norm_error
+from conftest import ALL_BACKENDS, FIXTURES, backend_param, load_fixture, relative_norm_error
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CASES = ("torch_single", "torch_two_layer", "torch_bidirectional", "torch_packed",
          "torch_packed_bidirectional")
 BACKENDS = [backend_param(name) for name in ALL_BACKENDS]
@@ -38,12 +35,6 @@ FLOAT32_TOL = dict(atol=1e-5, rtol=1e-5)
 FLOAT64_TOL = dict(atol=1e-10, rtol=0)
 FLOAT64_GRAD_TOL = dict(atol=1e-9, rtol=1e-9)
 FLOAT32_GRAD_REL_NORM = 1e-5
-
-
-@functools.lru_cache(maxsize=None)
-def load(case: str) -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / f"{case}.npz", allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 def geometry(fx):
@@ -148,7 +139,7 @@ def test_fixture_file_exists_and_is_complete(case):
     path = FIXTURES / f"{case}.npz"
     assert path.is_file(), (f"missing fixture {path.name}: regenerate it with "
                             f"tests/fixtures/make_torch_fixtures.py (needs torch)")
-    fx = load(case)
+    fx = load_fixture(case)
     num_layers, dirs, hidden = geometry(fx)
     batch, timesteps, features = fx["x"].shape
     params = parameter_names(num_layers, dirs)
@@ -199,7 +190,7 @@ def test_fixture_file_exists_and_is_complete(case):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES)
 def test_forward_float32_matches_torch(case, backend):
-    fx = load(case)
+    fx = load_fixture(case)
     run = forward(fx, np.float32, backend)
     np.testing.assert_allclose(run.outputs, fx["outputs_float32"], **FLOAT32_TOL,
                                err_msg=f"{case} outputs")
@@ -214,7 +205,7 @@ def test_forward_float32_matches_torch(case, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES)
 def test_forward_float64_matches_torch(case, backend):
-    fx = load(case)
+    fx = load_fixture(case)
     run = forward(fx, np.float64, backend)
     assert run.outputs.dtype == np.float64
     np.testing.assert_allclose(run.outputs, fx["outputs_float64"], **FLOAT64_TOL,
@@ -228,7 +219,7 @@ def test_forward_float64_matches_torch(case, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES)
 def test_gradients_float64_match_torch(case, backend):
-    fx = load(case)
+    fx = load_fixture(case)
     grads = backward(fx, forward(fx, np.float64, backend, return_cache=True), np.float64)
     expected = sorted(key for key in fx if key.startswith("grad_"))
     assert sorted(grads) == expected
@@ -242,7 +233,7 @@ def test_gradients_float64_match_torch(case, backend):
 @pytest.mark.parametrize("case", CASES)
 def test_gradients_float32_close_to_torch_float64(case, backend):
     # DESIGN §4: float32 gradients are judged by relative norm against a float64 reference.
-    fx = load(case)
+    fx = load_fixture(case)
     grads = backward(fx, forward(fx, np.float32, backend, return_cache=True), np.float32)
     for key, grad in grads.items():
         assert grad.dtype == np.float32, key
@@ -253,7 +244,7 @@ def test_gradients_float32_close_to_torch_float64(case, backend):
 def test_a_wrong_mapping_would_be_caught():
     # The comparison is sharp enough to see a plausible mistake: reading the bidirectional
     # fixture's reverse direction without reverse=True.
-    fx = load("torch_bidirectional")
+    fx = load_fixture("torch_bidirectional")
     kernel, recurrent_kernel, bias = from_torch_state_dict(fx, reverse=True)
     res = lstm_forward(fx["x"], kernel, recurrent_kernel, bias, backend="numpy")
     hidden = int(fx["hidden_size"])

@@ -13,7 +13,7 @@ import math
 
 from numba import njit
 
-from ..activations import (HARD_SIGMOID, HARD_SIGMOID_KERAS2, LINEAR, RELU, SIGMOID, TANH)
+from ..activations import HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SIGMOID, TANH
 
 
 @njit(cache=True, inline="always")

@@ -121,8 +121,7 @@ class NumpyBackend(Backend):
 
     def lstm_backward(self, cache, *, grad_outputs, grad_h, grad_c):
         x, mask, r = cache.x, cache.mask, cache.recurrent_dropout_mask
-        batch, timesteps, _ = x.shape
-        units = cache.recurrent_kernel.shape[0]
+        timesteps = x.shape[1]
         act, rec_act = cache.activation, cache.recurrent_activation
 
         dh = grad_h.copy()          # dL/dh_t flowing back through the state
