@@ -168,3 +168,41 @@ class Backend(abc.ABC):
         with respect to ``outputs``, the final ``h`` and the final ``c``; each is an array
         (the front-end turns a missing one into zeros).
         """
+
+    # -- one timestep (streaming inference) ---------------------------------------------------
+    def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation: int,
+                  recurrent_activation: int, out_h=None, out_c=None):
+        """Advance every row by one timestep: ``(x_t, h, c) -> (h_new, c_new)``.
+
+        The same equations as :meth:`lstm_forward` for ``T = 1`` with no mask and no dropout.
+
+        Parameters
+        ----------
+        x_t : array (B, D)
+        kernel, recurrent_kernel, bias : as for :meth:`lstm_forward` (``bias`` is an array)
+        h, c : array (B, H)
+            The states entering the step; never modified unless they are also ``out_h``/``out_c``.
+        out_h, out_c : array (B, H), optional
+            Where to write the new states (may be ``h`` and ``c`` themselves, for an in-place
+            streaming loop that allocates nothing); new arrays are returned when omitted.
+
+        Returns
+        -------
+        (h_new, c_new) : arrays (B, H) -- ``out_h`` and ``out_c`` when given.
+
+        This default runs :meth:`lstm_forward` on a one-step sequence, which is correct on every
+        backend; backends override it with a path that skips the sequence machinery.
+        """
+        result = self.lstm_forward(
+            x_t[:, None, :], kernel, recurrent_kernel, bias, h0=h, c0=c, mask=None,
+            recurrent_dropout_mask=None, reverse=False, activation=activation,
+            recurrent_activation=recurrent_activation, zero_output_for_mask=False,
+            return_cache=False)
+        h_new, c_new = result.h, result.c
+        if out_h is not None:
+            out_h[...] = h_new
+            h_new = out_h
+        if out_c is not None:
+            out_c[...] = c_new
+            c_new = out_c
+        return h_new, c_new
