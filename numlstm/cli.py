@@ -1,0 +1,413 @@
+"""The ``numlstm`` command: list, check and time the backends; train and use models.
+
+    numlstm backends                     # which backends can run here, and why not
+    numlstm check                        # every usable backend against the reference
+    numlstm bench --config b --peer torch
+    numlstm train digits --epochs 5 --out model.npz
+    numlstm predict model.npz inputs.npy --out outputs.npy
+
+Exit status: 0 on success, 1 when a check fails (``check``, or a backend that ``bench``
+refused to time), 2 for a bad argument (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import benchmarking as B
+from .backends import BACKEND_NAMES, available_backends
+
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageFailure(click.ClickException):
+    """A bad argument discovered after parsing (missing file, wrong shape): exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class _Group(click.Group):
+    """Prints click's usage errors as one line (``Error: ...``) instead of the usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.exceptions.Exit as error:
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except (ValueError, TypeError) as error:
+            # numlstm's own argument checks (shapes, dtypes, names) name the argument
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(EXIT_USAGE)
+        sys.exit(0)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+    stream = sys.stderr if stderr else sys.stdout
+    # A pipe or a file gets wide lines rather than cells wrapped at 80 columns.
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", 160))
+    return Console(stderr=stderr, width=width, highlight=False, markup=False)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="numlstm", prog_name="numlstm")
+def main():
+    """numlstm: fast LSTM layers without a deep-learning framework."""
+
+
+# -- numlstm backends ---------------------------------------------------------------------------
+
+@main.command()
+def backends():
+    """Which backends can run here (and why not), the device and the versions that matter."""
+    from rich.table import Table
+    info = B.machine_info()
+    console = _console()
+    cores = f"{info['usable_cores']} usable of {info['logical_cores']} logical"
+    if info["physical_cores"]:
+        cores += f", {info['physical_cores']} physical"
+    console.print(f"CPU: {info['cpu']} ({cores} cores)")
+    statuses = available_backends()
+    table = Table(title="numlstm backends")
+    for column in ("backend", "usable", "device / reason", "to fix"):
+        table.add_column(column)
+    for name, entry in info["backends"].items():
+        usable = entry["available"]
+        table.add_row(name, "yes" if usable else "no",
+                      entry["device"] if usable else entry["reason"],
+                      "" if usable else statuses[name].fix)
+    console.print(table)
+    versions = Table(title="versions")
+    versions.add_column("package")
+    versions.add_column("version")
+    for package, version in info["versions"].items():
+        versions.add_row(package, version or "not installed")
+    versions.add_row("CUDA", info["cuda"] or "no usable GPU backend")
+    versions.add_row("python", info["python"])
+    console.print(versions)
+
+
+# -- shared option parsing ----------------------------------------------------------------------
+
+def _parse_backends(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if not names:
+        raise click.BadParameter("give at least one backend name", param_hint="--backends")
+    for name in names:
+        if name not in BACKEND_NAMES:
+            raise click.BadParameter(f"unknown backend {name!r}; choose from "
+                                     f"{', '.join(BACKEND_NAMES)}", param_hint="--backends")
+    return list(dict.fromkeys(names))
+
+
+def _split_usable(names: list[str] | None, console) -> list[str]:
+    """The usable ones of ``names`` (all usable when None); a note for each that is not."""
+    statuses = available_backends()
+    if names is None:
+        names = list(BACKEND_NAMES)
+        explicit = False
+    else:
+        explicit = True
+    usable = []
+    for name in names:
+        if statuses[name].available:
+            usable.append(name)
+        elif explicit or name in statuses:
+            console.print(f"note: skipping {name}: {statuses[name].reason}")
+    return usable
+
+
+def _positive(name: str):
+    return click.option(f"--{name}", type=click.IntRange(min=1), default=None,
+                        help=f"{name.capitalize()} (overrides --config).")
+
+
+def _fmt(value, digits=2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value:.{digits}f}"
+
+
+# -- numlstm bench ------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--config", "config", type=click.Choice(sorted(B.CONFIGS)), default=None,
+              help="A named shape of DESIGN §5: a B1 T100 D32 H64, b B32 T28 D28 H128, "
+                   "c B64 T100 D64 H256, d B256 T50 D128 H512, e two layers of c "
+                   "(default: b).")
+@_positive("batch")
+@_positive("timesteps")
+@_positive("features")
+@_positive("units")
+@_positive("layers")
+@click.option("--backends", "backend_list", default=None, metavar="NAMES",
+              help="Comma-separated backends (default: every usable one).")
+@click.option("--mode", type=click.Choice(B.MODES), default="forward", show_default=True,
+              help="forward (inference) or train (forward + backward).")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for numlstm, BLAS and the peer (default: every usable core).")
+@click.option("--peer", type=click.Choice(["torch"]), default=None,
+              help="Also time torch.nn.LSTM with the same weights, in a child process.")
+@click.option("--peer-python", type=click.Path(dir_okay=False), default=None,
+              envvar=B.PEER_PYTHON_ENV, show_envvar=True,
+              help="Interpreter with torch that runs the peer (default: this one).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              default=None, help="Write every figure, the machine and versions as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Draw a bar chart to this .png (needs numlstm[plot]).")
+@click.option("--peak/--no-peak", default=True, show_default=True,
+              help="Measure the matmul (sgemm) peak for a percent-of-peak column.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def bench(config, batch, timesteps, features, units, layers, backend_list, mode, dtype,
+          repeats, warmup, threads, peer, peer_python, json_path, plot_path, peak, seed):
+    """Check every backend against the reference, then time it.
+
+    A backend whose results disagree with the numpy reference beyond DESIGN §4's tolerances
+    is not timed (exit status 1). Times are the median, min and max of --repeats calls after
+    --warmup calls; the first call (JIT compilation or cache loading) is shown apart.
+    """
+    from rich.table import Table
+    base = B.CONFIGS[config or "b"]
+    overrides = {"batch": batch, "timesteps": timesteps, "features": features,
+                 "units": units, "layers": layers}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    shape = B.Shape(**{**base.__dict__, **given})
+    label = (config or "b") if not given else None
+    names = _parse_backends(backend_list)
+    for path, what in ((json_path, "--json"), (plot_path, "--plot")):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise UsageFailure(f"{what}: the folder of {path!r} does not exist")
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageFailure('--plot needs matplotlib: pip install "numlstm[plot]"') from None
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
+    console, err = _console(), _console(stderr=True)
+    usable = _split_usable(names, console)
+    requested = names if names is not None else usable
+    console.print(f"shape: {shape.describe()} ({label and f'config {label}' or 'custom'}), "
+                  f"{mode}, {dtype}, {threads} thread(s), {repeats} repeats after {warmup} "
+                  f"warm-up; {shape.flops(mode) / 1e6:.1f} MFLOP per call")
+    with err.status("benchmarking") as status:
+        report = B.bench(shape, backends=requested, mode=mode, dtype=dtype, repeats=repeats,
+                         warmup=warmup, threads=threads, peer=peer, peer_python=peer_python,
+                         config=label, peak=peak, seed=seed,
+                         progress=lambda line: status.update(line))
+    peaks = report["matmul_peak_gflops"]
+    peak_value = None
+    if peaks:
+        peak_value = peaks.get(str(threads))
+        console.print("matmul peak (NumPy BLAS sgemm 1024): " + ", ".join(
+            f"{n} thread(s) {v:.0f} GFLOP/s" for n, v in peaks.items()))
+
+    table = Table(title=f"numlstm bench: {shape.describe()}, {mode}, {dtype}")
+    columns = ["backend", "check", "max |diff|", "grad diff", "first call ms", "median ms",
+               "min ms", "max ms", "GFLOP/s", "% peak", "x fastest"]
+    if peer:
+        columns.append(f"x {peer}")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    failed = False
+    for entry in report["results"]:
+        if entry["status"] == "unavailable" and entry["kind"] == "backend":
+            continue       # already noted above
+        check, forward_diff, grad_diff = _check_cells(entry)
+        if entry["status"] in ("check_failed", "error"):
+            failed = True
+        timing = entry["timing"]
+        if timing is None:
+            table.add_row(entry["name"], check, forward_diff, grad_diff,
+                          *(["-"] * (len(columns) - 4)))
+            continue
+        row = [entry["name"], check, forward_diff, grad_diff,
+               _fmt(timing["first_call_ms"], 1),
+               _fmt(timing["median_ms"], 3), _fmt(timing["min_ms"], 3),
+               _fmt(timing["max_ms"], 3), _fmt(entry["gflops"], 1),
+               _fmt(None if not peak_value or entry["gflops"] is None
+                    else 100 * entry["gflops"] / peak_value, 0),
+               _fmt(entry["ratio_to_fastest"])]
+        if peer:
+            row.append(_fmt(entry["ratio_to_peer"]))
+        table.add_row(*row)
+    console.print(table)
+    for entry in report["results"]:
+        if entry["note"] and entry["status"] != "unavailable" or (
+                entry["kind"] == "peer" and entry["note"]):
+            console.print(f"note: {entry['name']}: {entry['note']}")
+    console.print("max |diff|: outputs and final states against the numpy reference in the "
+                  "same dtype; grad diff: gradients, by relative norm against a float64 "
+                  "reference (float32) or max |diff| (float64); torch: its outputs, states "
+                  "(and input gradient when training) against the reference. x fastest, "
+                  "x " + (peer or "peer") + ": median over the other's median (below 1 is "
+                  "faster).")
+    if json_path:
+        B.dump_report(report, json_path)
+        console.print(f"wrote {json_path}")
+    if plot_path:
+        _plot(report, plot_path)
+        console.print(f"wrote {plot_path}")
+    if failed:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _check_cells(entry: dict) -> tuple[str, str, str]:
+    """The check verdict, the worst output/state difference and the worst gradient
+    difference of one result, as table cells."""
+    parity = entry["parity"]
+    if parity is None:
+        return ("ERROR" if entry["status"] == "error" else "-"), "-", "-"
+    diffs = parity["max_abs_diff"]
+    forward = [v for k, v in diffs.items() if not k.startswith("d_")]
+    grads = parity.get("rel_norm_diff") or {k: v for k, v in diffs.items()
+                                            if k.startswith("d_")}
+    verdict = "ok" if parity["passed"] else ("DIFFERS" if entry["kind"] == "peer"
+                                             else "FAILED")
+    return (verdict, f"{max(forward):.1e}" if forward else "-",
+            f"{max(grads.values()):.1e}" if grads else "-")
+
+
+def _plot(report: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    timed = [e for e in report["results"] if e["timing"] is not None]
+    names = [e["name"] for e in timed]
+    medians = [e["timing"]["median_ms"] for e in timed]
+    low = [m - e["timing"]["min_ms"] for m, e in zip(medians, timed)]
+    high = [e["timing"]["max_ms"] - m for m, e in zip(medians, timed)]
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    colors = ["tab:gray" if e["kind"] == "peer" else "tab:blue" for e in timed]
+    bars = axes.bar(names, medians, yerr=[low, high], color=colors, capsize=4)
+    for bar, entry in zip(bars, timed):
+        if entry["gflops"] is not None:
+            axes.annotate(f"{entry['gflops']:.1f} GFLOP/s", (bar.get_x() + bar.get_width() / 2,
+                          bar.get_height()), ha="center", va="bottom", fontsize=8)
+    settings = report["settings"]
+    shape = B.Shape(**settings["shape"])
+    axes.set_ylabel("median ms (bars: min-max)")
+    axes.set_title(f"{shape.describe()}, {settings['mode']}, {settings['dtype']}, "
+                   f"{settings['threads']} thread(s)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# -- numlstm check ------------------------------------------------------------------------------
+
+CHECK_CASES = (  # (label, mask, reverse, layers)
+    ("plain", False, False, 1),
+    ("mask", True, False, 1),
+    ("go_backwards", False, True, 1),
+    ("mask + go_backwards", True, True, 1),
+    ("2 layers + mask", True, False, 2),
+)
+
+
+@main.command()
+@click.option("--backends", "backend_list", default=None, metavar="NAMES",
+              help="Comma-separated backends (default: every usable one).")
+@click.option("--dtype", "dtypes", type=click.Choice(["float32", "float64"]), multiple=True,
+              help="Repeat for several (default: both).")
+@click.option("--batch", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--timesteps", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--features", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--units", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              default=None, help="Write every comparison as JSON.")
+def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_path):
+    """Every usable backend against the numpy reference: outputs, final states and all
+    gradients, with masks, go_backwards and a two-layer stack, in float32 and float64.
+
+    Exit status 1 if any backend disagrees beyond the tolerances of DESIGN §4 (float64:
+    1e-10; float32: 1e-5 on outputs and states, gradients by relative norm 1e-5 against a
+    float64 reference).
+    """
+    import json
+
+    from rich.table import Table
+    names = _parse_backends(backend_list)
+    if json_path is not None and not Path(json_path).resolve().parent.is_dir():
+        raise UsageFailure(f"--json: the folder of {json_path!r} does not exist")
+    console = _console()
+    usable = [n for n in _split_usable(names, console) if n != "numpy"]
+    if not usable:
+        console.print("nothing to check: no usable backend other than the numpy reference")
+    dtypes = dtypes or ("float32", "float64")
+    table = Table(title=f"numlstm check against the numpy reference (B{batch} T{timesteps} "
+                        f"D{features} H{units})")
+    for column in ("backend", "dtype", "case", "max |diff| outputs/states",
+                   "max |diff| gradients", "max rel-norm gradients", "result"):
+        table.add_column(column, justify="left" if column in ("backend", "case") else "right")
+    records, failed = [], False
+    for dtype in dtypes:
+        for label, mask, reverse, layers in CHECK_CASES:
+            shape = B.Shape(batch, timesteps, features, units, layers)
+            problem = B.make_problem(shape, dtype, seed=seed, mask=mask, reverse=reverse)
+            reference = B._run_all("numpy", problem)
+            reference64 = (None if dtype == "float64" else
+                           B._run_all("numpy", problem.astype(np.float64)))
+            for name in usable:
+                try:
+                    result = B.check_parity(name, problem, reference=reference,
+                                            reference64=reference64)
+                except Exception as error:      # a crash is a failed check, not a traceback
+                    failed = True
+                    table.add_row(name, dtype, label, "-", "-", "-",
+                                  f"ERROR {type(error).__name__}")
+                    records.append({"backend": name, "dtype": dtype, "case": label,
+                                    "passed": False, "error": f"{type(error).__name__}: "
+                                                              f"{error}"})
+                    continue
+                forward = [v for k, v in result.max_abs_diff.items() if not k.startswith("d_")]
+                grads = [v for k, v in result.max_abs_diff.items() if k.startswith("d_")]
+                failed |= not result.passed
+                table.add_row(name, dtype, label, f"{max(forward):.1e}", f"{max(grads):.1e}",
+                              f"{max(result.rel_norm_diff.values()):.1e}"
+                              if result.rel_norm_diff else "-",
+                              "ok" if result.passed else "FAILED: " + ", ".join(
+                                  result.failures))
+                records.append({"case": label, **result.to_dict()})
+    console.print(table)
+    if json_path:
+        Path(json_path).write_text(json.dumps({"schema": "numlstm.check/1", "shape": {
+            "batch": batch, "timesteps": timesteps, "features": features, "units": units},
+            "results": records, "passed": not failed}, indent=2, default=float) + "\n")
+        console.print(f"wrote {json_path}")
+    if failed:
+        console.print("check FAILED: at least one backend disagrees with the reference")
+        sys.exit(EXIT_CHECK_FAILED)
+    if usable:
+        console.print(f"all {len(usable)} backend(s) agree with the reference")
