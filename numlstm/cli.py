@@ -21,6 +21,7 @@ import numpy as np
 
 from . import benchmarking as B
 from .backends import BACKEND_NAMES, available_backends
+from .errors import BackendUnavailableError
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
@@ -55,8 +56,9 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
-        except (ValueError, TypeError) as error:
-            # numlstm's own argument checks (shapes, dtypes, names) name the argument
+        except (ValueError, TypeError, BackendUnavailableError, ImportError) as error:
+            # numlstm's own checks (shapes, dtypes, names, model files), a backend that cannot
+            # run here, a missing optional extra: each message names the problem and the fix
             click.echo(f"Error: {error}", err=True)
             sys.exit(EXIT_USAGE)
         sys.exit(0)
@@ -124,18 +126,14 @@ def _parse_backends(value: str | None) -> list[str] | None:
 
 
 def _split_usable(names: list[str] | None, console) -> list[str]:
-    """The usable ones of ``names`` (all usable when None); a note for each that is not."""
+    """The usable ones of ``names`` (of every backend when None), printing a note with the
+    reason for each one that cannot run here."""
     statuses = available_backends()
-    if names is None:
-        names = list(BACKEND_NAMES)
-        explicit = False
-    else:
-        explicit = True
     usable = []
-    for name in names:
+    for name in (BACKEND_NAMES if names is None else names):
         if statuses[name].available:
             usable.append(name)
-        elif explicit or name in statuses:
+        else:
             console.print(f"note: skipping {name}: {statuses[name].reason}")
     return usable
 
@@ -411,3 +409,4 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
         sys.exit(EXIT_CHECK_FAILED)
     if usable:
         console.print(f"all {len(usable)} backend(s) agree with the reference")
+

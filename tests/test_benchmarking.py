@@ -183,12 +183,16 @@ def test_time_backend_checks_its_arguments():
 def test_thread_limit_sets_and_restores_numba_threads():
     import numba
     before = numba.get_num_threads()
-    with B.thread_limit(1):
-        assert numba.get_num_threads() == 1
-        if not hasattr(numlstm, "set_num_threads"):
-            from threadpoolctl import threadpool_info
-            assert all(pool["num_threads"] == 1 for pool in threadpool_info()
-                       if pool["user_api"] == "blas")
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    with B.thread_limit(2):
+        blas_before = blas_threads()
+        with B.thread_limit(1):
+            assert numba.get_num_threads() == 1
+            assert blas_threads() and set(blas_threads()) == {1}
+        assert blas_threads() == blas_before
     assert numba.get_num_threads() == before
     with pytest.raises(ValueError, match="threads"):
         with B.thread_limit(0):
