@@ -518,6 +518,23 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _cuda_version(backend_name: str) -> str | None:
+    """The CUDA runtime version seen by a usable GPU backend (its package is already imported
+    by then), e.g. ``"12.8"``; None when it cannot be read."""
+    try:
+        if backend_name == "cupy":
+            import cupy
+            version = int(cupy.cuda.runtime.runtimeGetVersion())   # e.g. 12080
+            return f"{version // 1000}.{version % 1000 // 10}"
+        from numba import cuda
+        if cuda.is_available():
+            major, minor = cuda.runtime.get_version()
+            return f"{major}.{minor}"
+    except Exception:      # a version string is not worth failing a report over
+        return None
+    return None
+
+
 def machine_info() -> dict:
     """The machine and the versions that matter, without importing torch, CUDA or CuPy.
 
@@ -549,8 +566,8 @@ def machine_info() -> dict:
             try:
                 backend = get_backend(name)
                 entry["device"] = backend.describe()
-                if cuda_version is None and hasattr(backend, "cuda_version"):
-                    cuda_version = str(backend.cuda_version())
+                if cuda_version is None and name in ("cuda", "cupy"):
+                    cuda_version = _cuda_version(name)
             except Exception as error:      # a probe said yes but construction failed
                 entry.update(available=False, reason=f"{type(error).__name__}: {error}")
         backends[name] = entry

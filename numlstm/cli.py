@@ -20,7 +20,7 @@ import click
 import numpy as np
 
 from . import benchmarking as B
-from .backends import BACKEND_NAMES, available_backends
+from .backends import BACKEND_NAMES, available_backends, get_backend
 from .errors import BackendUnavailableError
 
 EXIT_CHECK_FAILED = 1
@@ -214,6 +214,13 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
             else (os.cpu_count() or 1)
     console, err = _console(), _console(stderr=True)
     usable = _split_usable(names, console)
+    if names is None:
+        # Numba's CUDA simulator runs kernels in Python: usable for checks, not for timing
+        for name in list(usable):
+            if getattr(get_backend(name), "simulator", False):
+                usable.remove(name)
+                console.print(f"note: skipping {name}: it runs in Numba's CUDA simulator; "
+                              "name it in --backends to time it anyway")
     requested = names if names is not None else usable
     console.print(f"shape: {shape.describe()} ({label and f'config {label}' or 'custom'}), "
                   f"{mode}, {dtype}, {threads} thread(s), {repeats} repeats after {warmup} "
