@@ -212,3 +212,19 @@ def test_check_exits_1_when_a_backend_crashes(monkeypatch):
 def test_check_bad_arguments_exit_2():
     assert_usage_error(run("check", "--backends", "gpu"), "gpu")
     assert_usage_error(run("check", "--batch", "0"), "--batch")
+
+
+def test_bench_skips_a_simulated_gpu_backend_unless_named(monkeypatch):
+    import numlstm.cli as cli
+    real = cli.get_backend
+
+    class Simulated:
+        simulator = True
+
+    monkeypatch.setattr(cli, "get_backend",
+                        lambda name=None: Simulated() if name == "numba" else real(name))
+    result = run("bench", *TINY, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "skipping numba: it runs in Numba's CUDA simulator" in result.output
+    named = run("bench", *TINY, "--threads", "1", "--backends", "numba")
+    assert named.exit_code == 0 and "simulator" not in named.output
