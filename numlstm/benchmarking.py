@@ -38,7 +38,8 @@ this schema, ``"schema": "numlstm.bench/1"``::
          "parity": {"passed": bool, "dtype": str,
                     "max_abs_diff": {array: float},     # vs the reference, same dtype
                     "rel_norm_diff": {array: float},    # gradients, vs a float64 reference
-                    "tolerance": {...}, "failures": [array names]} | null,
+                    "tolerance": {...}, "failures": [array names]}
+                   | null,                              # null for the numpy reference
          "timing": {"first_call_ms": float, "median_ms": float, "min_ms": float,
                     "max_ms": float, "times_ms": [float]} | null,
          "gflops": float | null,                         # flops / median
@@ -750,7 +751,8 @@ def bench(shape: Shape, *, backends: Sequence[str] | None = None, mode: str = "f
 
     ``backends`` None means every usable backend; a named backend that is not usable gets a
     result with status ``"unavailable"`` and its reason. A backend that fails
-    :func:`check_parity` is not timed (status ``"check_failed"``). ``peer="torch"`` adds the
+    :func:`check_parity` is not timed (status ``"check_failed"``); the ``numpy`` reference
+    itself is timed without a check (its ``parity`` is None). ``peer="torch"`` adds the
     torch peer (status ``"unavailable"`` with a note when torch cannot run). ``progress`` is
     called with a short line before each stage. See the module docstring for the schema.
     """
@@ -778,6 +780,11 @@ def bench(shape: Shape, *, backends: Sequence[str] | None = None, mode: str = "f
             entry.update(status="unavailable", note=statuses[name].reason)
             continue
         try:
+            if name == "numpy":     # the reference itself: nothing to compare
+                say("timing the numpy reference")
+                entry["timing"] = time_backend(name, problem, mode, repeats=repeats,
+                                               warmup=warmup, threads=threads).to_dict()
+                continue
             say(f"checking {name} against the reference")
             with thread_limit(threads):
                 parity = check_parity(name, problem, reference=reference,

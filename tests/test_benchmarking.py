@@ -286,7 +286,10 @@ def test_bench_with_a_peer_reports_timings_ratios_and_peer_parity(fake_peer):
         "outputs", "h", "c", "d_x"}
     for name in ("numpy", "numba"):
         entry = by_name[name]
-        assert entry["status"] == "ok" and entry["parity"]["passed"]
+        assert entry["status"] == "ok"
+        # the reference is not checked against itself; every other backend is
+        assert (entry["parity"] is None) if entry["name"] == "numpy" else \
+            entry["parity"]["passed"]
         median = entry["timing"]["median_ms"]
         assert entry["ratio_to_peer"] == pytest.approx(median / 2.0)
         assert entry["gflops"] == pytest.approx(report["settings"]["flops"] / median / 1e6)
