@@ -327,10 +327,9 @@ def _read_member(zf: zipfile.ZipFile, name: str, limit: int, fail) -> bytes:
         data = zf.read(info)
     except zipfile.BadZipFile as error:      # CRC mismatch or a damaged local header
         fail(f"member {name!r} is damaged ({error})")
-    except (EOFError, OSError, zipfile.LargeZipFile, NotImplementedError,
-            RuntimeError) as error:
+    except Exception as error:      # EOFError, zlib.error, NotImplementedError, ...
         fail(f"member {name!r} cannot be read ({type(error).__name__}: {error}); the file "
-             f"may be truncated")
+             f"may be truncated or damaged")
     if len(data) != info.file_size:
         fail(f"member {name!r} is truncated ({len(data)} of {info.file_size} bytes)")
     return data
@@ -350,7 +349,7 @@ def _parse_entry(entry, index: int, fail) -> tuple[str, str, np.dtype, tuple, st
         fail(f"array {name!r} has an invalid member name {member!r}")
     try:
         dtype = np.dtype(dtype_text) if isinstance(dtype_text, str) else None
-    except TypeError:
+    except Exception:               # TypeError, or SyntaxError from odd strings
         dtype = None
     if dtype is None or dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None:
         fail(f"array {name!r} has a dtype that cannot be loaded without pickle or is "
@@ -372,7 +371,7 @@ def _read_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple, fail) -> np
             header = np.lib.format.read_array_header_2_0(stream)
         else:                       # (3, 0): utf-8 field names; read_array handles it
             header = None
-    except ValueError as error:
+    except Exception as error:      # ValueError, or SyntaxError from a mangled header dict
         fail(f"array {name!r} is not a valid .npy member ({error})")
     if header is not None:
         stored_shape, _, stored_dtype = header
@@ -383,8 +382,8 @@ def _read_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple, fail) -> np
     stream.seek(0)
     try:
         array = np.lib.format.read_array(stream, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        fail(f"array {name!r} cannot be read ({error})")
+    except Exception as error:
+        fail(f"array {name!r} cannot be read ({type(error).__name__}: {error})")
     if array.dtype != dtype or array.shape != shape:
         fail(f"array {name!r} holds dtype {array.dtype.str} and shape {array.shape}, but the "
              f"header records dtype {dtype.str} and shape {shape}")
@@ -442,8 +441,8 @@ def load_archive(path) -> tuple[dict, dict]:
         if start == b"PK\x03\x04":
             fail("the ZIP archive is truncated or damaged (no valid central directory)")
         fail("not a numlstm model file (not a ZIP archive)")
-    except (OSError, EOFError, ValueError) as error:
-        fail(f"the ZIP archive cannot be read ({type(error).__name__}: {error})")
+    except Exception as error:      # damaged directories raise NotImplementedError, struct.error...
+        fail(f"the ZIP archive is damaged ({type(error).__name__}: {error})")
 
     with zf:
         names = zf.namelist()
