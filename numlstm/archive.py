@@ -418,7 +418,8 @@ def load_archive(path) -> tuple[dict, dict]:
     shown = os.fspath(path)
 
     def fail(reason):
-        raise ModelFileError(shown, reason)
+        # from None: the message already says what the underlying error was
+        raise ModelFileError(shown, reason) from None
 
     try:
         size = os.stat(target).st_size
