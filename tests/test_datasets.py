@@ -3,8 +3,10 @@ error when scikit-learn is missing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,8 +113,10 @@ def test_import_numlstm_does_not_import_scikit_learn():
     code = ("import sys, numlstm; from numlstm import datasets, archive; "
             "numlstm.datasets.adding_problem(2, 4); "
             "print('sklearn' in sys.modules)")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=120)
+                            check=True, timeout=120, env=env)
     assert result.stdout.strip() == "False"
 
 
