@@ -68,6 +68,8 @@ def digits(test_fraction=0.2, seed=0):
     try:
         from sklearn.datasets import load_digits
     except ImportError as error:
+        if (error.name or "sklearn").partition(".")[0] != "sklearn":
+            raise                   # scikit-learn is there but one of *its* imports failed
         raise MissingExtraError("datasets", "scikit-learn", "numlstm.datasets.digits()",
                                 module="sklearn") from error
     images, labels = load_digits(return_X_y=True)

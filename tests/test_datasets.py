@@ -109,6 +109,21 @@ def test_digits_without_scikit_learn_names_the_extra(monkeypatch):
     assert isinstance(error.__cause__, ImportError)
 
 
+def test_digits_with_a_broken_scikit_learn_dependency_reraises_it(monkeypatch, tmp_path):
+    """If scikit-learn is installed but one of its own imports fails, that error is the one
+    to see (installing the extra would not help)."""
+    fake = tmp_path / "sklearn"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import numlstm_test_missing_dependency\n")
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError) as info:
+        datasets.digits()
+    assert not isinstance(info.value, MissingExtraError)
+    assert info.value.name == "numlstm_test_missing_dependency"
+
+
 def test_import_numlstm_does_not_import_scikit_learn():
     code = ("import sys, numlstm; from numlstm import datasets, archive; "
             "numlstm.datasets.adding_problem(2, 4); "
