@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -240,6 +241,32 @@ def test_failed_rename_removes_the_temp(tmp_path, monkeypatch):
         save_archive(path, {}, {"a": np.zeros(2)})
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_data_is_fsynced_before_the_rename_and_the_directory_after(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        events.append(("fsync", "dir" if stat.S_ISDIR(info.st_mode) else "file", info.st_size))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", Path(source).name, Path(target).name))
+        real_replace(source, target)
+
+    monkeypatch.setattr(archive.os, "fsync", fsync)
+    monkeypatch.setattr(archive.os, "replace", replace)
+    save_archive(path, {"v": 1}, {"a": np.arange(100.0)})
+    monkeypatch.undo()
+    # The complete file is synced, then renamed over the target, then (POSIX) the directory.
+    assert events[0] == ("fsync", "file", path.stat().st_size), events
+    assert events[1][0] == "replace" and archive._TEMP_MARKER in events[1][1]
+    assert events[1][2] == "m.npz"
+    assert [kind for _, kind, _ in events[2:]] == (["dir"] if hasattr(os, "O_DIRECTORY")
+                                                   else []), events
 
 
 @pytest.mark.skipif(os.name != "posix", reason="stale temp files are only cleaned on POSIX")
