@@ -180,20 +180,26 @@ def test_time_backend_checks_its_arguments():
         B.time_backend("numpy", problem, "inference")
 
 
-def test_thread_limit_sets_and_restores_numba_threads():
+def test_thread_limit_sets_and_restores_threads_and_blas():
+    """numlstm's own thread count (numlstm.get_num_threads where it exists, else Numba's) and
+    every BLAS are held at the limit inside the block and restored after it."""
     import numba
-    before = numba.get_num_threads()
     from threadpoolctl import threadpool_info
+
+    def kernel_threads():
+        getter = getattr(numlstm, "get_num_threads", numba.get_num_threads)
+        return getter()
 
     def blas_threads():
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    before = kernel_threads()
     with B.thread_limit(2):
         blas_before = blas_threads()
         with B.thread_limit(1):
-            assert numba.get_num_threads() == 1
+            assert kernel_threads() == 1
             assert blas_threads() and set(blas_threads()) == {1}
         assert blas_threads() == blas_before
-    assert numba.get_num_threads() == before
+    assert kernel_threads() == before
     with pytest.raises(ValueError, match="threads"):
         with B.thread_limit(0):
             pass
