@@ -324,6 +324,8 @@ def _plot(report: dict, path) -> None:
                           bar.get_height()), ha="center", va="bottom", fontsize=8)
     settings = report["settings"]
     shape = B.Shape(**settings["shape"])
+    if medians and max(medians) > 20 * min(medians) > 0:
+        axes.set_yscale("log")      # keep a fast backend's bar visible beside slow ones
     axes.set_ylabel("median ms (bars: min-max)")
     axes.set_title(f"{shape.describe()}, {settings['mode']}, {settings['dtype']}, "
                    f"{settings['threads']} thread(s)", fontsize=9)
