@@ -210,14 +210,15 @@ def _to_backend(backend, problem: Problem) -> dict:
     """The problem's arrays moved into ``backend``'s memory once (timed calls reuse them)."""
     dtype = problem.dtype
     batch, units = problem.shape.batch, problem.shape.units
-    zeros = backend.asarray(np.zeros((batch, units), dtype))
+    def zeros():     # one array per role, so that no two arguments alias each other
+        return backend.asarray(np.zeros((batch, units), dtype))
     return {
         "x": backend.asarray(problem.x),
         "weights": [tuple(backend.asarray(w) for w in layer) for layer in problem.weights],
-        "h0": zeros, "c0": zeros,
+        "h0": zeros(), "c0": zeros(),
         "mask": None if problem.mask is None else backend.asarray(problem.mask),
         "grad_outputs": backend.asarray(problem.grad_outputs),
-        "grad_state": zeros,
+        "grad_h": zeros(), "grad_c": zeros(),
         "reverse": problem.reverse,
     }
 
@@ -250,8 +251,8 @@ def stack_backward(backend, arrays: dict, results: list) -> list:
     grads, upstream = [None] * len(results), arrays["grad_outputs"]
     for index in range(len(results) - 1, -1, -1):
         grads[index] = backend.lstm_backward(results[index].cache, grad_outputs=upstream,
-                                             grad_h=arrays["grad_state"],
-                                             grad_c=arrays["grad_state"])
+                                             grad_h=arrays["grad_h"],
+                                             grad_c=arrays["grad_c"])
         upstream = grads[index].x
     return grads
 
