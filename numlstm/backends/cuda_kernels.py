@@ -20,9 +20,11 @@ The kernels, and what each one computes:
 * small helpers: :func:`scale_rows`, :func:`column_sums`, :func:`copy_1d` / ``2d`` / ``3d``.
 
 Every kernel covers its output with grid-stride loops, so any grid size is correct, and guards
-every index against the array bounds. Tiled kernels take their tile edge from ``blockDim.x``
-(square blocks, at most :data:`MAX_TILE`), so that one compiled kernel serves every launch
-configuration, including the very small blocks the tests use to span several blocks.
+every index against the array bounds. Tiled kernels take their output tile's edge from
+``blockDim.x`` (square blocks, at most :data:`MAX_TILE`), so that one compiled kernel serves
+every launch configuration, including the very small blocks the tests use to span several
+blocks; the reduction dimension always advances :data:`MAX_TILE` at a time (a smaller block
+loads several elements per thread), which keeps the number of barriers per output tile low.
 
 The gate scalar math is the ``@njit`` functions of :mod:`.gate_math`, shared with the ``numba``
 CPU loops. Activations arrive as run-time integer codes and optional inputs as an empty
@@ -35,7 +37,8 @@ from numba import cuda
 
 from .gate_math import cell_update, cell_update_backward
 
-#: The largest tile edge a tiled kernel supports (its shared arrays are this size; the launch
+#: The largest output-tile edge a tiled kernel supports, and the width of the slices of the
+#: reduction dimension it stages in shared memory (its shared arrays are this size; the launch
 #: code may use any edge up to it).
 MAX_TILE = 16
 
@@ -62,20 +65,22 @@ def gemm(a, b, out, trans_a, trans_b, bias, add_bias):
             row = row0 + ty
             col = col0 + tx
             acc = zero
-            for k0 in range(0, inner, tile):
-                # a_tile[ty, tx] = op(a)[row, k0 + tx];  b_tile[ty, tx] = op(b)[k0 + ty, col]
-                k = k0 + tx
-                if row < rows and k < inner:
-                    a_tile[ty, tx] = a[k, row] if trans_a else a[row, k]
-                else:
-                    a_tile[ty, tx] = zero
-                k = k0 + ty
-                if k < inner and col < cols:
-                    b_tile[ty, tx] = b[col, k] if trans_b else b[k, col]
-                else:
-                    b_tile[ty, tx] = zero
+            for k0 in range(0, inner, MAX_TILE):
+                # a_tile[ty, kk] = op(a)[row, k0 + kk];  b_tile[kk, tx] = op(b)[k0 + kk, col]
+                for kk in range(tx, MAX_TILE, tile):
+                    k = k0 + kk
+                    if row < rows and k < inner:
+                        a_tile[ty, kk] = a[k, row] if trans_a else a[row, k]
+                    else:
+                        a_tile[ty, kk] = zero
+                for kk in range(ty, MAX_TILE, tile):
+                    k = k0 + kk
+                    if k < inner and col < cols:
+                        b_tile[kk, tx] = b[col, k] if trans_b else b[k, col]
+                    else:
+                        b_tile[kk, tx] = zero
                 cuda.syncthreads()
-                for kk in range(tile):
+                for kk in range(MAX_TILE):
                     acc += a_tile[ty, kk] * b_tile[kk, tx]
                 cuda.syncthreads()
             if row < rows and col < cols:
@@ -105,7 +110,7 @@ def forward_step(x_proj, t, recurrent_kernel, h_cur, h_next, c, mask, has_mask,
 
     Launch with square blocks ``(tile, tile)``: ``threadIdx.y`` walks the batch rows,
     ``threadIdx.x`` the units; each thread accumulates the four gate pre-activations of one
-    ``(row, unit)`` over ``tile``-wide slices of ``H`` held in shared memory.
+    ``(row, unit)`` over ``MAX_TILE``-wide slices of ``H`` held in shared memory.
     """
     tile = cuda.blockDim.x
     tx = cuda.threadIdx.x
@@ -123,24 +128,26 @@ def forward_step(x_proj, t, recurrent_kernel, h_cur, h_next, c, mask, has_mask,
             acc_f = zero
             acc_g = zero
             acc_o = zero
-            for k0 in range(0, units, tile):
-                k = k0 + tx
-                if b < batch and k < units:
-                    value = h_cur[b, k]
-                    if has_dropout:
-                        value *= dropout[b, k]
-                    h_tile[ty, tx] = value
-                else:
-                    h_tile[ty, tx] = zero
-                k = k0 + ty
-                if k < units and j < units:
-                    for gate in range(4):
-                        w_tile[gate, ty, tx] = recurrent_kernel[k, gate * units + j]
-                else:
-                    for gate in range(4):
-                        w_tile[gate, ty, tx] = zero
+            for k0 in range(0, units, MAX_TILE):
+                for kk in range(tx, MAX_TILE, tile):
+                    k = k0 + kk
+                    if b < batch and k < units:
+                        value = h_cur[b, k]
+                        if has_dropout:
+                            value *= dropout[b, k]
+                        h_tile[ty, kk] = value
+                    else:
+                        h_tile[ty, kk] = zero
+                for kk in range(ty, MAX_TILE, tile):
+                    k = k0 + kk
+                    if k < units and j < units:
+                        for gate in range(4):
+                            w_tile[gate, kk, tx] = recurrent_kernel[k, gate * units + j]
+                    else:
+                        for gate in range(4):
+                            w_tile[gate, kk, tx] = zero
                 cuda.syncthreads()
-                for kk in range(tile):
+                for kk in range(MAX_TILE):
                     value = h_tile[ty, kk]
                     acc_i += value * w_tile[0, kk, tx]
                     acc_f += value * w_tile[1, kk, tx]
@@ -319,14 +326,16 @@ def backward_step_recurrent(t, dz_all, recurrent_kernel, mask, has_mask, dropout
             b = row0 + ty
             k_out = col0 + tx
             acc = zero
-            for g0 in range(0, inner, tile):
-                g = g0 + tx
-                dz_tile[ty, tx] = dz_all[b, t, g] if b < batch and g < inner else zero
-                g = g0 + ty
-                w_tile[ty, tx] = (recurrent_kernel[k_out, g] if g < inner and k_out < units
-                                  else zero)
+            for g0 in range(0, inner, MAX_TILE):
+                for gg in range(tx, MAX_TILE, tile):
+                    g = g0 + gg
+                    dz_tile[ty, gg] = dz_all[b, t, g] if b < batch and g < inner else zero
+                for gg in range(ty, MAX_TILE, tile):
+                    g = g0 + gg
+                    w_tile[gg, tx] = (recurrent_kernel[k_out, g] if g < inner and k_out < units
+                                      else zero)
                 cuda.syncthreads()
-                for gg in range(tile):
+                for gg in range(MAX_TILE):
                     acc += dz_tile[ty, gg] * w_tile[gg, tx]
                 cuda.syncthreads()
             if b < batch and k_out < units and not (has_mask and not mask[b, t]):
