@@ -19,7 +19,8 @@ What it does, in order:
    first call apart, warm-up, ``synchronize()`` before every clock read, medians). The ``cuda``
    backend is timed as it chooses its path (the persistent kernel where it fits) and, at
    batch <= 8, also with the persistent kernel switched off. ``torch.nn.LSTM`` runs in a child
-   process on the GPU (cuDNN), float32, ``batch_first=True``, when torch is importable there.
+   process on the GPU (cuDNN), float32 (TF32 tensor cores off unless ``--torch-tf32``),
+   ``batch_first=True``, when torch is importable there.
 
 The table prints milliseconds (median), GFLOP/s (forward ``2·T·B·4H·(D+H)`` per layer,
 forward + backward 3x that) and ``vs cuDNN`` = cuDNN's time / ours (above 1: faster than
@@ -49,6 +50,9 @@ except Exception as error:
 if not torch.cuda.is_available():
     print(json.dumps({"error": "torch sees no CUDA device"})); sys.exit(0)
 torch.backends.cudnn.enabled = True
+# numlstm computes in full float32; so does cuDNN unless TF32 tensor cores are allowed.
+torch.backends.cudnn.allow_tf32 = settings["tf32"]
+torch.backends.cuda.matmul.allow_tf32 = settings["tf32"]
 device = torch.device("cuda")
 results = {}
 for name, (b, t, d, h, layers) in settings["configs"].items():
@@ -75,6 +79,7 @@ for name, (b, t, d, h, layers) in settings["configs"].items():
         timing[mode] = statistics.median(times)
     results[name] = timing
 print(json.dumps({"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
+                  "tf32": settings["tf32"],
                   "device": torch.cuda.get_device_name(0), "results": results}))
 """
 
@@ -86,6 +91,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--no-install", action="store_true", help="install nothing")
     parser.add_argument("--skip-tests", action="store_true", help="skip the pytest step")
     parser.add_argument("--configs", default="abcde", help="which of a-e to time (default all)")
+    parser.add_argument("--torch-tf32", action="store_true",
+                        help="let cuDNN use TF32 tensor cores (torch's default; off here so "
+                             "that both sides compute in full float32)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed calls per measurement (default 10; 1 with --simulate)")
     return parser.parse_args(argv)
@@ -134,10 +142,10 @@ def run_tests(simulate: bool) -> int:
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
 
-def torch_cudnn(configs: dict, repeats: int, warmup: int) -> dict:
+def torch_cudnn(configs: dict, repeats: int, warmup: int, tf32: bool) -> dict:
     settings = {"configs": {name: (s.batch, s.timesteps, s.features, s.units, s.layers)
                             for name, s in configs.items()},
-                "repeats": repeats, "warmup": warmup}
+                "repeats": repeats, "warmup": warmup, "tf32": tf32}
     done = subprocess.run([sys.executable, "-c", TORCH_CHILD, json.dumps(settings)],
                           capture_output=True, text=True)
     try:
@@ -188,11 +196,12 @@ def main(argv=None) -> int:
             print(f"  device: {numlstm.get_backend(name).describe()}")
 
     peer = ({"error": "not timed in the simulator"} if args.simulate
-            else torch_cudnn(configs, repeats, warmup))
+            else torch_cudnn(configs, repeats, warmup, args.torch_tf32))
     if "error" in peer:
         print(f"torch cuDNN: {peer['error']}\n")
     else:
-        print(f"torch {peer['torch']} cuDNN {peer['cudnn']} on {peer['device']}\n")
+        print(f"torch {peer['torch']} cuDNN {peer['cudnn']} on {peer['device']} "
+              f"(TF32 {'allowed' if peer['tf32'] else 'off: full float32'})\n")
 
     header = (f"{'cfg':<4}{'shape':<24}{'backend':<18}{'fwd ms':>10}{'GFLOP/s':>9}"
               f"{'vs cuDNN':>9}{'fwd+bwd ms':>12}{'GFLOP/s':>9}{'vs cuDNN':>9}  path")

@@ -160,7 +160,7 @@ def forward_step(x_proj, t, recurrent_kernel, h_cur, h_next, c, mask, has_mask,
                              zero_output_for_mask, store, outputs, gates, cells, h_prev)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_next, c,
                  mask, has_mask, activation, recurrent_activation, zero_output_for_mask,
                  store, outputs, gates, cells, h_prev):
