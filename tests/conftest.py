@@ -34,11 +34,13 @@ import numlstm  # noqa: E402
 def _small_launches() -> None:
     """Tiny blocks and grids for the ``cuda`` backend, so that on test-sized problems every
     kernel spans several blocks (2 x 2 tiles, 4-thread 1-D blocks) and grids are small enough
-    that the grid-stride loops go round more than once; the persistent path is limited to 16
-    threads, so that it runs for the smallest shapes and the per-step path for the others."""
+    that the grid-stride loops go round more than once. The persistent forward is limited to
+    batches of 1-2 and 16 threads a block, so that the parity suite runs it for the smallest
+    shapes and the per-step forward for the others (on a GPU as in the simulator)."""
     from numlstm.backends import cuda_backend
     cuda_backend.THREADS_PER_BLOCK = 4
     cuda_backend.MAX_GRID_BLOCKS = 2
+    cuda_backend.PERSISTENT_MAX_BATCH = 2
     cuda_backend.PERSISTENT_MAX_THREADS = 16
     if CUDA_SIMULATOR:
         _make_simulated_shared_memory_thread_safe()

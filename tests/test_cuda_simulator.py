@@ -23,7 +23,11 @@ pytestmark = pytest.mark.skipif(not STATUS.available,
 
 
 @pytest.fixture
-def cuda_backend():
+def cuda_backend(monkeypatch):
+    """The backend, with the persistent kernel tried up to its real batch limit (conftest
+    lowers it for the parity suite)."""
+    from numlstm.backends import cuda_backend as launch
+    monkeypatch.setattr(launch, "PERSISTENT_MAX_BATCH", 8)
     backend = numlstm.get_backend("cuda")
     yield backend
     backend.persistent = "auto"
