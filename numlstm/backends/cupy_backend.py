@@ -15,7 +15,6 @@ out. ``xp`` is ``cupy``, so the front-end's non-recurrent math can run on the de
 
 from __future__ import annotations
 
-
 from ..errors import BackendUnavailableError
 from .base import Backend, ForwardResult, Gradients, SequenceCache
 
