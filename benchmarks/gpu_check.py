@@ -5,8 +5,8 @@
 
 What it does, in order:
 
-1. **Install** what the GPU backends need and is missing (``numba-cuda``; ``cupy-cuda12x``, or
-   ``cupy-cuda13x`` when the driver is CUDA 13), with ``pip``. A failed install is reported and
+1. **Install** what the GPU backends need and is missing (``numba-cuda[cu12]`` and
+   ``cupy-cuda12x``, or the ``cu13`` / ``cuda13x`` ones when the driver is CUDA 13), with ``pip``. A failed install is reported and
    the backend is skipped; ``--no-install`` (implied by ``--simulate``) installs nothing.
 2. **Parity**: runs the test suite's GPU tests with pytest (the whole parity suite on ``cuda``
    and ``cupy``, plus ``tests/test_cuda_simulator.py`` and ``tests/test_cupy_backend.py``);
@@ -106,10 +106,12 @@ def _missing(module: str) -> bool:
 def install_missing() -> None:
     """pip-install the GPU packages that are missing; report failures and carry on."""
     wanted = []
+    major = _driver_cuda_major()
     if _missing("numba_cuda"):
-        wanted.append("numba-cuda")
+        # The cu12/cu13 extra brings the CUDA compiler libraries (NVVM) Numba needs.
+        wanted.append(f"numba-cuda[cu{major}]")
     if _missing("cupy"):
-        wanted.append(_cupy_wheel())
+        wanted.append(f"cupy-cuda{major}x")
     for package in wanted:
         print(f"installing {package} ...", flush=True)
         done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package],
@@ -119,13 +121,13 @@ def install_missing() -> None:
             print(f"  could not install {package}: {last}")
 
 
-def _cupy_wheel() -> str:
-    """``cupy-cuda13x`` when ``nvidia-smi`` reports a CUDA 13 driver, else ``cupy-cuda12x``."""
+def _driver_cuda_major() -> int:
+    """13 when ``nvidia-smi`` reports a CUDA 13 driver, else 12."""
     try:
         text = subprocess.run(["nvidia-smi"], capture_output=True, text=True).stdout
     except OSError:
         text = ""
-    return "cupy-cuda13x" if "CUDA Version: 13" in text else "cupy-cuda12x"
+    return 13 if "CUDA Version: 13" in text else 12
 
 
 def run_tests(simulate: bool) -> int:
