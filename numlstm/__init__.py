@@ -14,6 +14,7 @@ from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current
                        get_backend, set_default_backend, use_backend)
 from .errors import BackendUnavailableError
 from .layers import LSTM
+from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
 
 __version__ = "0.1.0"
 
