@@ -225,7 +225,7 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
     requested = names if names is not None else usable
     console.print(f"shape: {shape.describe()} ({label and f'config {label}' or 'custom'}), "
                   f"{mode}, {dtype}, {threads} thread(s), {repeats} repeats after {warmup} "
-                  f"warm-up; {shape.flops(mode) / 1e6:.1f} MFLOP per call")
+                  f"warm-up; {shape.flops(mode) / 1e6:.3g} MFLOP per call")
     with err.status("benchmarking") as status:
         report = B.bench(shape, backends=requested, mode=mode, dtype=dtype, repeats=repeats,
                          warmup=warmup, threads=threads, peer=peer, peer_python=peer_python,
