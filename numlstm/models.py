@@ -380,8 +380,11 @@ class Sequential:
         return out
 
     def _backward(self, grad):
+        """Back-propagate dL/d(output) through every layer (filling their ``grads``); returns
+        dL/dx (None for token ids)."""
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
+        return grad
 
     def _train_step(self, xb, yb, backend):
         pred = backend.to_numpy(self._forward(xb, True, backend, self._train_rng))

@@ -234,6 +234,8 @@ class LSTM(Layer):
         self.built = True
 
     def _assign(self, weights) -> None:
+        # C order: the optimizers update the arrays in place and the kernels read them as is.
+        weights = [np.ascontiguousarray(w) for w in weights]
         self._kernel, self._recurrent_kernel = weights[0], weights[1]
         self._bias = weights[2] if self.use_bias else None
         self._step_cache = None
