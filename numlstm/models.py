@@ -606,15 +606,12 @@ def load_model(path, backend=None) -> Sequential:
     config, arrays = load_archive(path)
     try:
         return _model_from_archive(config, arrays, backend)
-    except ModelFileError:
-        raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-        raise ModelFileError(f"{path}: not a valid numlstm model file ({type(error).__name__}: "
-                             f"{error})") from None
+        raise ModelFileError(path, f"not a valid numlstm model ({type(error).__name__}: "
+                                   f"{error})") from None
 
 
 def _model_from_archive(config, arrays, backend):
-    from .errors import ModelFileError
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
         raise ValueError(f"the file holds no numlstm model (format "
                          f"{config.get('format') if isinstance(config, dict) else None!r})")
@@ -625,8 +622,8 @@ def _model_from_archive(config, arrays, backend):
     for entry in model_config["layers"]:
         class_name = entry["class_name"]
         if class_name not in LAYER_CLASSES:
-            raise ModelFileError(f"the file names an unknown layer class {class_name!r}; known: "
-                                 f"{sorted(LAYER_CLASSES)}")
+            raise ValueError(f"the file names an unknown layer class {class_name!r}; known: "
+                             f"{sorted(LAYER_CLASSES)}")
         layers.append(LAYER_CLASSES[class_name].from_config(dict(entry["config"])))
     items = list(layers)
     if model_config.get("input") is not None:
