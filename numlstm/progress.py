@@ -1,5 +1,6 @@
 """Progress display for ``fit``: a live bar with ETA and running loss/metrics (``verbose=1``,
-drawn with rich), one line per epoch (``verbose=2``), or nothing (``verbose=0``)."""
+drawn with rich in a terminal; one line per epoch elsewhere), one line per epoch
+(``verbose=2``), or nothing (``verbose=0``)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,25 @@ class EpochProgress:
         self._progress = None
         if verbose == 1:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
             console = Console(file=self.file)
-            self._progress = Progress(
-                TextColumn(f"Epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[logs]}"),
-                console=console, transient=False, refresh_per_second=8)
-            self._progress.start()
-            self._task = self._progress.add_task("train", total=steps, logs="")
+            if console.is_terminal:
+                self._progress = self._live_bar(console)
+            else:
+                # Not a terminal (a log file, CI): a live bar would only leave clutter there,
+                # so report like verbose=2.
+                self.verbose = 2
+
+    def _live_bar(self, console):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+        progress = Progress(
+            TextColumn(f"Epoch {self.epoch + 1}/{self.epochs}"), BarColumn(bar_width=24),
+            MofNCompleteColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[logs]}"), console=console, transient=False,
+            refresh_per_second=8)
+        progress.start()
+        self._task = progress.add_task("train", total=self.steps, logs="")
+        return progress
 
     def update(self, step: int, logs: dict) -> None:
         if self._progress is not None:

@@ -73,9 +73,19 @@ def test_verbose_modes(capsys):
     classifier().fit(x, y, batch_size=8, epochs=2, verbose=2)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2") and "loss: " in lines[1]
-    classifier().fit(x, y, batch_size=8, epochs=1, verbose=1)
+    classifier().fit(x, y, batch_size=8, epochs=1, verbose=1)   # not a terminal: one line
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Epoch 1/1") and "accuracy: " in lines[0]
+
+
+def test_verbose_1_draws_a_live_bar_in_a_terminal(monkeypatch, capsys):
+    from rich.console import Console
+    monkeypatch.setattr(Console, "is_terminal", property(lambda self: True))
+    x, y = toy()
+    classifier().fit(x, y, batch_size=8, epochs=2, verbose=1)
     out = capsys.readouterr().out
-    assert "Epoch 1/1" in out and "3/3" in out and "accuracy:" in out and "ETA" in out
+    assert "Epoch 2/2" in out and "3/3" in out and "ETA" in out and "accuracy: " in out
+    assert "━" in out                                          # the bar itself
 
 
 @pytest.mark.parametrize("case, error, message", [
