@@ -202,3 +202,30 @@ def test_step_validates_on_the_slow_path():
     # float64 and list inputs are accepted (cast) on the slow path.
     h, _ = layer.step([[0.5, -0.5]])
     assert h.dtype == np.float32 and h.shape == (1, 3)
+
+
+def test_step_fast_path_still_sees_new_arguments_weights_and_backends(monkeypatch):
+    layer = LSTM(3, seed=0)                         # backend None: the one in use
+    layer.build((None, None, 2))
+    x = np.ones((1, 2), np.float32)
+    states = [np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32)]
+    for _ in range(3):                              # warm: later calls take the fast path
+        layer.step(x, states, out=states)
+    with pytest.raises(ValueError, match=r"step input x_t must be 2-D"):
+        layer.step(np.ones((1, 4), np.float32), states, out=states)
+    with pytest.raises(ValueError, match=r"states\[0\] \(h\) must have shape"):
+        layer.step(np.ones((2, 2), np.float32), states, out=states)
+    calls = []
+    numpy_backend = numlstm.get_backend("numpy")
+    original = type(numpy_backend).lstm_step
+    monkeypatch.setattr(type(numpy_backend), "lstm_step",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    with numlstm.use_backend("numpy"):
+        h, _ = layer.step(x, states, out=states)
+    assert calls == [1] and h is states[0]
+    expected = [states[0].copy(), states[1].copy()]
+    layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    h, (_, c) = layer.step(x, states, out=states)
+    # zero weights: all gates 0.5, candidate 0 -> c = c_prev / 2, h = tanh(c) / 2
+    np.testing.assert_allclose(c, expected[1] / 2, rtol=1e-6)
+    np.testing.assert_allclose(h, np.tanh(expected[1] / 2) / 2, rtol=1e-6)

@@ -7,7 +7,8 @@ import numpy as np
 from .. import initializers
 from .. import validation as V
 from ..activations import ACTIVATION_NAMES
-from ..backends import BACKEND_NAMES, current_backend_name, get_backend
+from .. import backends as _registry
+from ..backends import BACKEND_NAMES, get_backend
 from ..functional import run_forward
 from .base import Layer
 from .core import check_rate
@@ -121,6 +122,7 @@ class LSTM(Layer):
                                                                                "batch_size")
         self._states = None
         self._step_cache = None
+        self._step_last = None
         # Bidirectional's backward copy runs reversed but keeps outputs aligned with the input.
         self._aligned = False
         self.input_shape = None
@@ -239,9 +241,11 @@ class LSTM(Layer):
         self._kernel, self._recurrent_kernel = weights[0], weights[1]
         self._bias = weights[2] if self.use_bias else None
         self._step_cache = None
+        self._step_last = None
 
     def _weights_changed(self) -> None:
         self._step_cache = None
+        self._step_last = None
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel, recurrent_kernel, bias]`` (Keras layout, gate order i, f, c, o); copies."""
@@ -463,17 +467,28 @@ class LSTM(Layer):
         if not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet: call build((batch, "
                              "timesteps, features)) or run it on a sequence before step()")
-        name = self.backend
-        backend = get_backend(name)
+        # What decides the backend of a layer without one: read once here, compared per call.
+        # (A change of the NUMLSTM_BACKEND environment variable mid-stream is not seen.)
+        key = None if self.backend is not None else (_registry._scoped_name.get(),
+                                                     _registry._default_name)
+        backend = get_backend(self.backend)
         bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
         array_type = type(backend.asarray(np.zeros(1, self.dtype)))
         self._step_cache = (
-            backend.name, backend, backend.asarray(np.ascontiguousarray(self._kernel)),
+            backend, backend.asarray(np.ascontiguousarray(self._kernel)),
             backend.asarray(np.ascontiguousarray(self._recurrent_kernel)),
             backend.asarray(np.ascontiguousarray(bias)), self._activation_code,
             self._recurrent_activation_code, array_type, self.dtype, self.input_features,
-            self.units)
+            self.units, key, self.backend)
+        self._step_last = None
         return self._step_cache
+
+    def _step_cache_valid(self, cache) -> bool:
+        if cache[11] is not self.backend:
+            return False
+        key = cache[10]
+        return key is None or (key[0] is _registry._scoped_name.get()
+                               and key[1] is _registry._default_name)
 
     def _check_step_array(self, value, argument, shape, meaning, backend, array_type):
         if type(value) is array_type and value.dtype == self.dtype and value.shape == shape \
@@ -509,11 +524,27 @@ class LSTM(Layer):
         The first call validates everything and moves the weights to the backend; later calls
         with arrays of the same kind only compare shapes. Dropout never applies.
         """
+        # The fast path: the same state and output arrays as the previous (validated) call,
+        # an input of the same kind and shape -- only identity and a tuple compare are checked.
+        last = self._step_last
+        if last is not None and out is not None and states is not None:
+            cache = self._step_cache
+            if (cache is not None and states[0] is last[0] and states[1] is last[1] and out[0] is last[2]
+                    and out[1] is last[3] and type(x_t) is cache[6] and x_t.dtype is cache[7]
+                    and x_t.shape == last[4] and self._step_cache_valid(cache)):
+                h_new, c_new = cache[0].lstm_step(
+                    x_t, cache[1], cache[2], cache[3], last[0], last[1], activation=cache[4],
+                    recurrent_activation=cache[5], out_h=last[2], out_c=last[3])
+                return h_new, [h_new, c_new]
+        return self._step_checked(x_t, states, out)
+
+    def _step_checked(self, x_t, states, out):
+        """``step`` with every argument validated (and converted where needed)."""
         cache = self._step_cache
-        if cache is None or (self.backend is None and cache[0] != current_backend_name()):
+        if cache is None or not self._step_cache_valid(cache):
             cache = self._prepare_step()
-        _, backend, kernel, recurrent_kernel, bias, act, ract, array_type, dtype, features, \
-            units = cache
+        backend, kernel, recurrent_kernel, bias, act, ract, array_type, dtype, features, \
+            units = cache[:10]
         if type(x_t) is not array_type or x_t.dtype is not dtype or x_t.ndim != 2 \
                 or x_t.shape[1] != features:
             x_t = self._check_step_input(x_t, backend, array_type)
@@ -555,6 +586,8 @@ class LSTM(Layer):
                                          out_h=out_h, out_c=out_c)
         if carried:
             self._states = [h_new, c_new]
+        elif out is not None and h is states[0] and c is states[1]:
+            self._step_last = (h, c, out_h, out_c, x_t.shape)
         return h_new, [h_new, c_new]
 
     def _check_step_input(self, x_t, backend, array_type):
