@@ -15,13 +15,15 @@ from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current
 from .errors import BackendUnavailableError
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input, Masking
 from .models import Sequential, load_model
+from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "Bidirectional", "Dense",
-    "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations",
-    "available_backends", "callbacks", "current_backend_name", "functional", "get_backend",
+    "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations", "archive",
+    "available_backends", "callbacks", "current_backend_name", "datasets", "functional",
+    "get_backend",
     "initializers", "load_model", "losses", "metrics", "optimizers", "set_default_backend",
     "use_backend", "__version__",
 ]
