@@ -23,7 +23,6 @@ __all__ = [
     "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "Bidirectional", "Dense",
     "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations", "archive",
     "available_backends", "callbacks", "current_backend_name", "datasets", "functional",
-    "get_backend",
-    "initializers", "load_model", "losses", "metrics", "optimizers", "set_default_backend",
+    "get_backend", "initializers", "load_model", "losses", "metrics", "optimizers", "set_default_backend",
     "use_backend", "__version__",
 ]
