@@ -270,8 +270,7 @@ class Sequential:
         if first is None:
             raise ValueError("the model has no layers")
         if isinstance(first, Embedding):
-            from .layers.core import check_token_ids
-            array = check_token_ids(x, first.input_dim, argument)
+            array = V.check_token_ids(x, first.input_dim, argument)
         else:
             array = V.as_float_array(x, argument, first.dtype)
         if not self.built:
@@ -303,42 +302,10 @@ class Sequential:
 
     def _check_y(self, y, n, argument="y"):
         """Validate targets for the compiled loss and the model's output."""
-        out = (n,) + tuple(self._output_shape[1:])
-        if isinstance(self.loss, L.SparseCategoricalCrossentropy):
-            labels = np.asarray(y)
-            if labels.dtype.kind == "f":
-                if labels.size and not np.isfinite(labels).all():
-                    raise ValueError(f"{argument} must contain only finite values (class "
-                                     "indices); got NaN or inf")
-                if (labels != np.round(labels)).any():
-                    raise ValueError(f"{argument} must be integer class indices for "
-                                     "sparse_categorical_crossentropy; got non-integer values")
-            elif labels.dtype.kind not in "iu":
-                raise TypeError(f"{argument} must be integer class indices; got dtype "
-                                f"{labels.dtype}")
-            if labels.shape[:1] != (n,):
-                raise ValueError(f"x and {argument} must have the same number of samples; got "
-                                 f"{n} and {labels.shape[0] if labels.ndim else 'a scalar'}")
-            if labels.shape not in (out[:-1], out[:-1] + (1,)):
-                raise ValueError(f"{argument} must have shape {out[:-1]} (class indices for an "
-                                 f"output of shape {out}); got shape {labels.shape}")
-            classes = out[-1]
-            if labels.size and (labels.min() < 0 or labels.max() >= classes):
-                raise ValueError(f"{argument} class indices must be in [0, {classes}) for an "
-                                 f"output of {classes} classes; got values from "
-                                 f"{labels.min()} to {labels.max()}")
-            return labels.astype(np.int64)
-        target = V.as_float_array(y, argument, self.layers[-1].dtype)
-        if target.shape[:1] != (n,):
-            raise ValueError(f"x and {argument} must have the same number of samples; got {n} "
-                             f"and {target.shape[0] if target.ndim else 'a scalar'}")
-        if target.shape != out:
-            if target.shape == out[:-1] and out[-1] == 1:
-                target = target[..., None]
-            else:
-                raise ValueError(f"{argument} must have the model's output shape {out}; got "
-                                 f"shape {target.shape}")
-        return target
+        return V.check_targets(
+            y, n, (n,) + tuple(self._output_shape[1:]),
+            sparse=isinstance(self.loss, L.SparseCategoricalCrossentropy),
+            dtype=self.layers[-1].dtype, argument=argument)
 
     def _check_xy(self, x, y, names=("x", "y")):
         x = self._check_x(x, names[0])

@@ -139,7 +139,7 @@ class Dropout(Layer):
     def __init__(self, rate, seed=None, dtype="float32", name=None, backend=None):
         super().__init__(name=name if name is not None else "dropout", dtype=dtype, seed=seed,
                          backend=backend)
-        self.rate = check_rate(rate, "rate")
+        self.rate = V.check_rate(rate, "rate")
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
         if not training or self.rate == 0.0:
@@ -155,16 +155,6 @@ class Dropout(Layer):
 
     def get_config(self) -> dict:
         return {"rate": self.rate, **super().get_config()}
-
-
-def check_rate(value, argument) -> float:
-    """A dropout rate: a real number in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{argument} must be a float in [0, 1); got {type(value).__name__} "
-                        f"{value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{argument} must be in [0, 1); got {argument}={value}")
-    return float(value)
 
 
 class Masking(Layer):
@@ -250,7 +240,7 @@ class Embedding(Layer):
         return self._last_mask
 
     def _check_input(self, x):
-        return check_token_ids(x, self.input_dim, "Embedding input")
+        return V.check_token_ids(x, self.input_dim, "Embedding input")
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
         ids = x.astype("int64", copy=False)
@@ -273,20 +263,3 @@ class Embedding(Layer):
     def get_config(self) -> dict:
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
                 "mask_zero": self.mask_zero, **super().get_config()}
-
-
-def check_token_ids(x, input_dim, argument) -> np.ndarray:
-    """Integer (or integral float) token ids in ``[0, input_dim)``, as int64."""
-    array = np.asarray(x)
-    if array.dtype.kind == "f":
-        if array.size and (not np.isfinite(array).all() or (array != np.round(array)).any()):
-            raise ValueError(f"{argument} must be integer token ids; got non-integer values")
-        array = array.astype(np.int64)
-    elif array.dtype.kind not in "iu":
-        raise TypeError(f"{argument} must be integer token ids; got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise ValueError(f"{argument} must be 2-D (batch, timesteps); got shape {array.shape}")
-    if array.size and (array.min() < 0 or array.max() >= input_dim):
-        raise ValueError(f"{argument} ids must be in [0, input_dim) = [0, {input_dim}); got "
-                         f"values from {array.min()} to {array.max()}")
-    return array.astype(np.int64, copy=False)

@@ -11,7 +11,6 @@ from .. import backends as _registry
 from ..backends import BACKEND_NAMES, get_backend
 from ..functional import run_forward
 from .base import Layer
-from .core import check_rate
 
 
 class LSTM(Layer):
@@ -115,8 +114,8 @@ class LSTM(Layer):
                  return_state=False, go_backwards=False, zero_output_for_mask=False, seed=None,
                  backend=None, dtype="float32", name=None, dropout=0.0, recurrent_dropout=0.0,
                  stateful=False, batch_size=None):
-        self.dropout = check_rate(dropout, "dropout")
-        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+        self.dropout = V.check_rate(dropout, "dropout")
+        self.recurrent_dropout = V.check_rate(recurrent_dropout, "recurrent_dropout")
         self.stateful = V.check_bool(stateful, "stateful")
         self.batch_size = None if batch_size is None else V.check_positive_int(batch_size,
                                                                                "batch_size")
