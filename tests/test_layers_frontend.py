@@ -229,3 +229,30 @@ def test_step_fast_path_still_sees_new_arguments_weights_and_backends(monkeypatc
     # zero weights: all gates 0.5, candidate 0 -> c = c_prev / 2, h = tanh(c) / 2
     np.testing.assert_allclose(c, expected[1] / 2, rtol=1e-6)
     np.testing.assert_allclose(h, np.tanh(expected[1] / 2) / 2, rtol=1e-6)
+
+
+def test_in_place_step_allocates_no_arrays_in_the_front_end(monkeypatch):
+    """With ``out=states`` the front-end's own work allocates no arrays (the kernel is stubbed
+    out here: what the backend's ``lstm_step`` allocates is the backend's business)."""
+    import tracemalloc
+    layer = LSTM(64, seed=0, backend="numba")
+    layer.build((None, None, 32))
+    x = np.ones((1, 32), np.float32)
+    states = [np.zeros((1, 64), np.float32), np.zeros((1, 64), np.float32)]
+    layer.step(x, states, out=states)
+    backend = numlstm.get_backend("numba")
+    monkeypatch.setattr(type(backend), "lstm_step",
+                        lambda self, x_t, k, r, b, h, c, *, activation, recurrent_activation,
+                        out_h=None, out_c=None: (out_h, out_c))
+    layer.step(x, states, out=states)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(200):
+            layer.step(x, states, out=states)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 256            # one (1, 64) float32 array alone would be 256 bytes
+    assert current - base < 256

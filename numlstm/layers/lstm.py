@@ -530,7 +530,9 @@ class LSTM(Layer):
             cache = self._step_cache
             if (cache is not None and states[0] is last[0] and states[1] is last[1] and out[0] is last[2]
                     and out[1] is last[3] and type(x_t) is cache[6] and x_t.dtype is cache[7]
-                    and x_t.shape == last[4] and self._step_cache_valid(cache)):
+                    and x_t.shape == last[4] and cache[11] is self.backend
+                    and (cache[10] is None or (cache[10][0] is _registry._scoped_name.get()
+                                               and cache[10][1] is _registry._default_name))):
                 h_new, c_new = cache[0].lstm_step(
                     x_t, cache[1], cache[2], cache[3], last[0], last[1], activation=cache[4],
                     recurrent_activation=cache[5], out_h=last[2], out_c=last[3])
