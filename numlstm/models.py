@@ -102,6 +102,9 @@ class Sequential:
             raise ValueError(f"layer {layer.name!r} is already in the model")
         if isinstance(layer, Embedding) and self.layers:
             raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
+        if isinstance(layer, LSTM) and layer.return_state:
+            raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
+                             "model cannot pass on; use return_state=False in a model")
         if isinstance(layer, Bidirectional) and layer.merge_mode is None:
             raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
                              "Sequential model cannot pass on; use concat, sum, mul or ave")

@@ -138,6 +138,10 @@ def test_compile_and_argument_errors():
         Sequential([LSTM(2), Input((5, 3))])
     with pytest.raises(TypeError, match="numlstm layers"):
         Sequential([object()])
+    with pytest.raises(ValueError, match="return_state=True"):
+        Sequential([LSTM(2, return_state=True)])
+    with pytest.raises(ValueError, match="merge_mode=None"):
+        Sequential([numlstm.Bidirectional(LSTM(2), merge_mode=None)])
 
 
 def test_same_seed_same_weights_and_same_training_run():
