@@ -28,6 +28,7 @@ from . import optimizers as O
 from . import validation as V
 from .backends import BACKEND_NAMES, current_backend_name, get_backend
 from .layers import LAYER_CLASSES, Bidirectional, Embedding, Input, Layer, LSTM
+from .layers.base import to_xp
 from .progress import EpochProgress
 
 #: The name and version of the saved-model format (inside a numlstm archive).
@@ -343,7 +344,7 @@ class Sequential:
 
     def _forward(self, x, training, backend, rng=None):
         mask = None
-        out = backend.asarray(x)
+        out = to_xp(backend, x)
         for layer in self.layers:
             out = layer.forward(out, mask=mask, training=training, backend=backend, rng=rng)
             mask = layer.compute_mask(mask)
@@ -359,7 +360,7 @@ class Sequential:
     def _train_step(self, xb, yb, backend):
         pred = backend.to_numpy(self._forward(xb, True, backend, self._train_rng))
         loss, grad = self.loss.value_and_grad(yb, pred)
-        self._backward(backend.asarray(np.ascontiguousarray(grad, dtype=pred.dtype)))
+        self._backward(to_xp(backend, np.ascontiguousarray(grad, dtype=pred.dtype)))
         grads = [g for layer in self.layers for g in layer.grads]
         self.optimizer.apply_gradients(grads, self._weights())
         for layer in self._all_layers():

@@ -9,6 +9,8 @@ from numlstm import callbacks, optimizers
 from numlstm.layers import LSTM, Dense, Dropout, Input
 from numlstm.models import Sequential
 
+from conftest import CANDIDATE_BACKENDS, backend_param
+
 
 def toy(n=24, t=5, d=3, seed=0):
     rng = np.random.default_rng(seed)
@@ -268,3 +270,26 @@ def test_a_model_learns_a_small_sequence_task():
     model.fit(x[:96], y[:96], batch_size=16, epochs=25, verbose=0)
     _, accuracy = model.evaluate(x[96:], y[96:])
     assert accuracy >= 0.9
+
+
+@pytest.mark.parametrize("backend", [backend_param(n) for n in CANDIDATE_BACKENDS])
+def test_every_layer_trains_on_every_backend_like_the_reference(backend):
+    """Masking, Bidirectional, stacked LSTMs with dropout, Dropout and Dense: one Adam step
+    gives the reference's new weights (the front-end's own math runs in each backend's xp)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3, 2)).astype(np.float32)
+    x[1, 2] = 0.0
+    y = rng.integers(0, 2, 4)
+    models = []
+    for name in ("numpy", backend):
+        model = Sequential([Input((3, 2)), numlstm.Masking(),
+                            numlstm.Bidirectional(LSTM(3, return_sequences=True, dropout=0.2,
+                                                       recurrent_dropout=0.2)),
+                            LSTM(2), Dropout(0.2), Dense(2, activation="softmax")],
+                           seed=1, backend=name)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        models.append(model)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(models[0].predict(x), models[1].predict(x), atol=1e-5)

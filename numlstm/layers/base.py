@@ -20,6 +20,15 @@ from .. import validation as V
 from ..backends import BACKEND_NAMES, get_backend
 
 
+def to_xp(backend, array):
+    """``array`` in the backend's namespace ``xp``, for the front-end's own (non-recurrent)
+    math: CuPy arrays when ``xp`` is CuPy, host NumPy arrays when it is NumPy -- also for a
+    backend whose kernels keep their arrays elsewhere (the ``cuda`` backend's device arrays)."""
+    if backend.xp is np:
+        return array if type(array) is np.ndarray else np.asarray(backend.to_numpy(array))
+    return backend.asarray(array)
+
+
 class Layer:
     """Base class: bookkeeping for shapes, weights, configs and the stand-alone call.
 
@@ -127,8 +136,8 @@ class Layer:
             mask = V.check_mask(mask, x.shape[0], x.shape[1] if x.ndim > 1 else 0)
         backend = get_backend(self.backend)
         rng = np.random.default_rng(self.seed) if training else None
-        out = self.forward(backend.asarray(x), mask=None if mask is None else
-                           backend.asarray(mask), training=V.check_bool(training, "training"),
+        out = self.forward(to_xp(backend, x), mask=None if mask is None else
+                           to_xp(backend, mask), training=V.check_bool(training, "training"),
                            backend=backend, rng=rng)
         return backend.to_numpy(out)
 

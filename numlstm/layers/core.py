@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import initializers
 from .. import validation as V
-from .base import Layer
+from .base import Layer, to_xp
 
 #: Activations a Dense layer accepts (None means "linear").
 DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
@@ -102,9 +102,9 @@ class Dense(Layer):
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
         xp = backend.xp
-        z = x @ backend.asarray(self._kernel)
+        z = x @ to_xp(backend, self._kernel)
         if self.use_bias:
-            z = z + backend.asarray(self._bias)
+            z = z + to_xp(backend, self._bias)
         y = _activate(xp, self.activation, z)
         self._cache = (x, y, backend)
         return y
@@ -119,7 +119,7 @@ class Dense(Layer):
         if self.use_bias:
             self.grads.append(backend.to_numpy(flat_dz.sum(axis=0)))
         self._cache = None
-        return dz @ backend.asarray(self._kernel).T
+        return dz @ to_xp(backend, self._kernel).T
 
     def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
@@ -146,7 +146,7 @@ class Dropout(Layer):
             self._keep = None
             return x
         keep = (rng.random(tuple(x.shape)) >= self.rate) / (1.0 - self.rate)
-        self._keep = backend.asarray(keep.astype(x.dtype))
+        self._keep = to_xp(backend, keep.astype(x.dtype))
         return x * self._keep
 
     def backward(self, grad):
@@ -249,7 +249,7 @@ class Embedding(Layer):
             own = mask if own is None else own & mask
         self._last_mask = own
         self._cache = (ids, backend)
-        return backend.asarray(self._embeddings)[ids]
+        return to_xp(backend, self._embeddings)[ids]
 
     def backward(self, grad):
         ids, backend = self._cache

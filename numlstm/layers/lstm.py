@@ -10,7 +10,7 @@ from ..activations import ACTIVATION_NAMES
 from .. import backends as _registry
 from ..backends import BACKEND_NAMES, get_backend
 from ..functional import run_forward
-from .base import Layer
+from .base import Layer, to_xp
 
 
 class LSTM(Layer):
@@ -312,8 +312,9 @@ class LSTM(Layer):
             self.build((None, None, features))
         mask = V.check_mask(mask, batch, timesteps)
         if self.stateful and initial_state is None:
-            h0, c0 = self._stateful_states(batch, get_backend(self.backend))
-            h0, c0 = np.asarray(h0), np.asarray(c0)
+            backend = get_backend(self.backend)
+            h0, c0 = self._stateful_states(batch, backend)
+            h0, c0 = backend.to_numpy(h0), backend.to_numpy(c0)
         else:
             h0, c0 = V.check_initial_state(initial_state, batch, self.units, self.dtype)
         bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
@@ -403,7 +404,7 @@ class LSTM(Layer):
         input_keep = recurrent_keep = None
         if training and self.dropout > 0:
             keep = (rng.random((batch, features)) >= self.dropout) / (1.0 - self.dropout)
-            input_keep = backend.asarray(keep.astype(dtype))
+            input_keep = to_xp(backend, keep.astype(dtype))
             x = x * input_keep[:, None, :]
         if training and self.recurrent_dropout > 0:
             keep = (rng.random((batch, units)) >= self.recurrent_dropout) / \
@@ -412,13 +413,15 @@ class LSTM(Layer):
         if self.stateful:
             h0, c0 = self._stateful_states(batch, backend)
         else:
-            h0 = xp.zeros((batch, units), dtype)
-            c0 = xp.zeros((batch, units), dtype)
+            h0 = backend.asarray(np.zeros((batch, units), dtype))
+            c0 = backend.asarray(np.zeros((batch, units), dtype))
         bias = self._bias if self.use_bias else np.zeros(4 * units, dtype)
+        # The kernel gets the backend's own arrays; its results come back into xp.
         result = backend.lstm_forward(
-            xp.ascontiguousarray(x), backend.asarray(self._kernel),
+            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(self._kernel),
             backend.asarray(self._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
-            mask=mask, recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
+            mask=None if mask is None else backend.asarray(mask),
+            recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
             activation=self._activation_code,
             recurrent_activation=self._recurrent_activation_code,
             zero_output_for_mask=self.zero_output_for_mask, return_cache=bool(training))
@@ -426,11 +429,11 @@ class LSTM(Layer):
         if self.stateful:
             self._states = [result.h, result.c]
         self._cache = (result.cache, input_keep, backend, x.shape) if training else None
-        outputs = result.outputs
+        outputs = to_xp(backend, result.outputs)
         if self.return_sequences:
             return outputs[:, ::-1] if self.go_backwards and not self._aligned else outputs
         if timesteps == 0:
-            return result.h
+            return to_xp(backend, result.h)
         # The output of the last *processed* step: position 0 when going backwards.
         return outputs[:, 0] if self.go_backwards else outputs[:, -1]
 
@@ -447,10 +450,11 @@ class LSTM(Layer):
             grad_outputs = xp.zeros((batch, timesteps, units), dtype)
             if timesteps:
                 grad_outputs[:, 0 if self.go_backwards else -1] = grad
-        zeros = xp.zeros((batch, units), dtype)
-        grads = backend.lstm_backward(cache, grad_outputs=grad_outputs, grad_h=zeros,
-                                      grad_c=zeros.copy())
-        dx = grads.x
+        zeros = np.zeros((batch, units), dtype)
+        grads = backend.lstm_backward(cache, grad_outputs=backend.asarray(grad_outputs),
+                                      grad_h=backend.asarray(zeros),
+                                      grad_c=backend.asarray(zeros.copy()))
+        dx = to_xp(backend, grads.x)
         if input_keep is not None:
             dx = dx * input_keep[:, None, :]
         self.grads = [backend.to_numpy(grads.kernel), backend.to_numpy(grads.recurrent_kernel)]
@@ -570,18 +574,26 @@ class LSTM(Layer):
                 c = self._check_step_array(c, "states[1] (c)", shape, "(batch, units)",
                                            backend, array_type)
         out_h = out_c = None
+        copy_back = False                  # host buffers for a backend with device arrays
         if out is not None:
             if type(out) not in (list, tuple) or len(out) != 2:
                 raise TypeError("out must be a list [h_out, c_out] of two arrays of shape "
                                 f"(batch, units) = {shape}; got {type(out).__name__}")
             out_h, out_c = out
             for value, argument in ((out_h, "out[0]"), (out_c, "out[1]")):
-                if type(value) is not array_type or value.dtype is not dtype or \
+                if type(value) not in (array_type, np.ndarray) or value.dtype != dtype or \
                         value.shape != shape or not value.flags.c_contiguous:
                     raise ValueError(f"{argument} must be a C-contiguous {dtype} array of "
                                      f"shape (batch, units) = {shape} to be written in place; "
                                      f"got {type(value).__name__} of shape "
                                      f"{getattr(value, 'shape', None)}")
+            copy_back = type(out_h) is not array_type or type(out_c) is not array_type
+        if copy_back:
+            h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
+                                             activation=act, recurrent_activation=ract)
+            out_h[...] = backend.to_numpy(h_new)
+            out_c[...] = backend.to_numpy(c_new)
+            return out_h, [out_h, out_c]
         h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
                                          activation=act, recurrent_activation=ract,
                                          out_h=out_h, out_c=out_c)
