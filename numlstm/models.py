@@ -569,7 +569,8 @@ def _restore_rng(data) -> np.random.Generator:
 
 def load_model(path, backend=None) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: layers, weights, compile settings,
-    optimizer state. Only the known layer classes can be named by a file, and nothing in the
+    optimizer state. ``backend`` overrides the saved backend choice (e.g. a model trained on
+    ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and nothing in the
     file is executed. A missing, truncated, tampered or foreign file raises
     :class:`numlstm.errors.ModelFileError` naming the file."""
     from .archive import load_archive
@@ -604,6 +605,8 @@ def _model_from_archive(config, arrays, backend):
                        model_config.get("backend"), seed=model_config["seed"],
                        name=model_config.get("name", "sequential"))
     model.build(tuple(model_config["batch_shape"]))
+    if backend is not None:
+        model.set_backend(backend)           # the layers' own backend settings follow too
     n = len(model._weights())
     weights = [arrays[f"weights/{i}"] for i in range(n)]
     if f"weights/{n}" in arrays:

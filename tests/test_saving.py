@@ -41,6 +41,16 @@ def test_save_load_predict_is_identical(tmp_path):
     assert loaded.evaluate(x, y) == model.evaluate(x, y)
 
 
+def test_load_on_another_backend(tmp_path):
+    x, _ = data()
+    model = Sequential([Input((5, 3)), LSTM(2)], seed=0, backend="numba")
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz", backend="numpy")
+    assert loaded.backend_name == "numpy" and loaded.layers[0].backend == "numpy"
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), atol=1e-6)
+    assert load_model(tmp_path / "m.npz").backend_name == "numba"
+
+
 def test_embedding_model_round_trip(tmp_path):
     ids = np.random.default_rng(1).integers(0, 6, size=(10, 4))
     model = Sequential([Input((4,), dtype="int64"), Embedding(6, 3, mask_zero=True),
