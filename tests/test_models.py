@@ -293,3 +293,15 @@ def test_every_layer_trains_on_every_backend_like_the_reference(backend):
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
     np.testing.assert_allclose(models[0].predict(x), models[1].predict(x), atol=1e-5)
+
+
+def test_adding_problem_short_variant_is_learned():
+    """The adding problem with 10 timesteps (the example runs 100): an LSTM(8) goes from the
+    mean predictor's MSE (about 0.17) to below 0.01 in a few epochs."""
+    x, y = numlstm.datasets.adding_problem(1024, timesteps=10, seed=0)
+    x_test, y_test = numlstm.datasets.adding_problem(256, timesteps=10, seed=1)
+    model = Sequential([Input((10, 2)), LSTM(8), Dense(1)], seed=0, backend="numba")
+    model.compile(optimizer=optimizers.Adam(0.02), loss="mse")
+    baseline = float(((y_test - y.mean()) ** 2).mean())
+    model.fit(x, y, batch_size=32, epochs=12, verbose=0)
+    assert baseline > 0.1 and model.evaluate(x_test, y_test) <= 0.01
