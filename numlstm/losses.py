@@ -1,8 +1,9 @@
 """Losses with Keras's definitions, each returning its value and its gradient.
 
 Every loss reduces like Keras's default ("sum over batch size"): a per-element loss over the
-last axis, then the mean over every other axis (batch, and timesteps for sequence outputs).
-``value_and_grad(y_true, y_pred)`` returns that mean and ``dL/dy_pred``.
+last axis, then the mean over every other axis (batch, and timesteps for sequence outputs --
+only the unmasked timesteps when the output carries a mask).
+``value_and_grad(y_true, y_pred, mask=None)`` returns that mean and ``dL/dy_pred``.
 
 Probabilities are clipped to ``[EPSILON, 1 - EPSILON]`` (Keras's ``epsilon()`` = 1e-7) before
 logarithms; ``from_logits=True`` computes from logits with log-sum-exp instead, which is exact
@@ -28,22 +29,32 @@ class Loss:
             raise TypeError(f"from_logits must be True or False; got {from_logits!r}")
         self.from_logits = bool(from_logits)
 
-    def __call__(self, y_true, y_pred) -> float:
-        return self.value_and_grad(y_true, y_pred)[0]
+    def __call__(self, y_true, y_pred, mask=None) -> float:
+        return self.value_and_grad(y_true, y_pred, mask)[0]
 
-    def value_and_grad(self, y_true, y_pred):
+    def elementwise(self, y_true, y_pred):
+        """``(per, grad)``: the loss at every position (shape ``y_pred.shape[:-1]``) and
+        ``d per / d y_pred`` (shape of ``y_pred``; each position's loss depends only on its own
+        row of ``y_pred``)."""
         raise NotImplementedError
+
+    def value_and_grad(self, y_true, y_pred, mask=None):
+        """The mean loss and its gradient. With a boolean ``mask`` of shape
+        ``y_pred.shape[:-1]`` (a sequence output's timestep mask) the mean runs over the unmasked
+        positions only, as Keras 3 reduces masked losses."""
+        per, grad = self.elementwise(y_true, y_pred)
+        if mask is None:
+            n = max(per.size, 1)
+            return float(per.sum() / n), grad / n
+        weights = np.asarray(mask, dtype=grad.dtype)
+        n = max(float(weights.sum()), 1.0)
+        return float((per * weights).sum() / n), grad * (weights[..., None] / n)
 
     def get_config(self) -> dict:
         return {"name": self.name, "from_logits": self.from_logits}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
-
-
-def _count(y_pred) -> int:
-    """How many per-element losses the mean is over (every axis but the last)."""
-    return max(int(np.prod(y_pred.shape[:-1])), 1)
 
 
 class MeanSquaredError(Loss):
@@ -54,10 +65,10 @@ class MeanSquaredError(Loss):
     def __init__(self):
         super().__init__(False)
 
-    def value_and_grad(self, y_true, y_pred):
+    def elementwise(self, y_true, y_pred):
         diff = y_pred - y_true
-        n = diff.size if diff.size else 1
-        return float(np.mean(diff * diff)) if diff.size else 0.0, 2.0 * diff / n
+        units = max(diff.shape[-1], 1)
+        return (diff * diff).mean(axis=-1), 2.0 * diff / units
 
     def get_config(self) -> dict:
         return {"name": self.name}
@@ -71,10 +82,10 @@ class MeanAbsoluteError(Loss):
     def __init__(self):
         super().__init__(False)
 
-    def value_and_grad(self, y_true, y_pred):
+    def elementwise(self, y_true, y_pred):
         diff = y_pred - y_true
-        n = diff.size if diff.size else 1
-        return float(np.mean(np.abs(diff))) if diff.size else 0.0, np.sign(diff) / n
+        units = max(diff.shape[-1], 1)
+        return np.abs(diff).mean(axis=-1), np.sign(diff) / units
 
     def get_config(self) -> dict:
         return {"name": self.name}
@@ -85,19 +96,19 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
 
-    def value_and_grad(self, y_true, y_pred):
-        n = y_pred.size if y_pred.size else 1
+    def elementwise(self, y_true, y_pred):
+        units = max(y_pred.shape[-1], 1)
         if self.from_logits:
             z = y_pred
             # max(z, 0) - z y + log(1 + e^-|z|): stable for any z.
             value = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
             sig = np.exp(-np.logaddexp(0, -z))
-            return float(value.sum() / n), (sig - y_true) / n
+            return value.mean(axis=-1), (sig - y_true) / units
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
         value = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
         grad = (-(y_true / p) + (1 - y_true) / (1 - p)) * inside
-        return float(value.sum() / n), grad / n
+        return value.mean(axis=-1), grad / units
 
 
 class CategoricalCrossentropy(Loss):
@@ -127,12 +138,10 @@ class CategoricalCrossentropy(Loss):
     def _onehot(self, y_true, y_pred):
         return y_true
 
-    def value_and_grad(self, y_true, y_pred):
+    def elementwise(self, y_true, y_pred):
         onehot = self._onehot(y_true, y_pred)
         compute = self._from_logits if self.from_logits else self._from_probs
-        value, grad = compute(onehot, y_pred)
-        n = _count(y_pred)
-        return float(value.sum() / n), grad / n
+        return compute(onehot, y_pred)
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):

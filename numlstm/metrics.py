@@ -1,5 +1,5 @@
-"""Metrics reported by ``fit`` and ``evaluate``: each is a per-sample mean, averaged over an
-epoch weighted by batch size (as Keras's ``Mean`` metrics are).
+"""Metrics reported by ``fit`` and ``evaluate``: each is a per-sample mean (over the unmasked
+timesteps of a masked sequence output), averaged over an epoch weighted by batch size.
 
 ``"accuracy"`` resolves, as in Keras, by the loss: sparse categorical accuracy for
 ``sparse_categorical_crossentropy``, categorical accuracy for ``categorical_crossentropy``,
@@ -14,27 +14,30 @@ import numpy as np
 from . import losses as L
 
 
+# Each function returns the metric at every position (shape ``y_pred.shape[:-1]``); a Metric
+# averages that, over the unmasked positions only when the output carries a mask.
+
 def sparse_categorical_accuracy(y_true, y_pred):
     labels = np.asarray(y_true)
     if labels.ndim == y_pred.ndim:
         labels = labels[..., 0]
-    return float(np.mean(np.argmax(y_pred, axis=-1) == labels))
+    return (np.argmax(y_pred, axis=-1) == labels).astype(np.float64)
 
 
 def categorical_accuracy(y_true, y_pred):
-    return float(np.mean(np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)))
+    return (np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)).astype(np.float64)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    return float(np.mean((y_pred > threshold) == (y_true > 0.5)))
+    return ((y_pred > threshold) == (y_true > 0.5)).mean(axis=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
-    return float(np.mean(np.abs(y_pred - y_true)))
+    return np.abs(y_pred - y_true).mean(axis=-1)
 
 
 def mean_squared_error(y_true, y_pred):
-    return float(np.mean((y_pred - y_true) ** 2))
+    return ((y_pred - y_true) ** 2).mean(axis=-1)
 
 
 METRIC_NAMES = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error",
@@ -47,8 +50,12 @@ class Metric:
     def __init__(self, name, fn):
         self.name, self.fn = name, fn
 
-    def __call__(self, y_true, y_pred) -> float:
-        return self.fn(y_true, y_pred)
+    def __call__(self, y_true, y_pred, mask=None) -> float:
+        per = self.fn(y_true, y_pred)
+        if mask is None:
+            return float(per.mean()) if per.size else 0.0
+        weights = np.asarray(mask, dtype=np.float64)
+        return float((per * weights).sum() / max(weights.sum(), 1.0))
 
 
 def get(identifier, loss: L.Loss, output_units: int) -> Metric:

@@ -343,11 +343,16 @@ class Sequential:
         return get_backend(self._backend_name)
 
     def _forward(self, x, training, backend, rng=None):
+        """Run every layer; the output's mask (if any) is kept in ``_output_mask`` as a host
+        array for the loss and metrics."""
         mask = None
         out = to_xp(backend, x)
         for layer in self.layers:
             out = layer.forward(out, mask=mask, training=training, backend=backend, rng=rng)
             mask = layer.compute_mask(mask)
+        self._output_mask = None
+        if mask is not None and out.ndim == 3 and tuple(mask.shape) == tuple(out.shape[:2]):
+            self._output_mask = np.asarray(backend.to_numpy(mask), dtype=bool)
         return out
 
     def _backward(self, grad):
@@ -359,13 +364,14 @@ class Sequential:
 
     def _train_step(self, xb, yb, backend):
         pred = backend.to_numpy(self._forward(xb, True, backend, self._train_rng))
-        loss, grad = self.loss.value_and_grad(yb, pred)
+        mask = self._output_mask
+        loss, grad = self.loss.value_and_grad(yb, pred, mask)
         self._backward(to_xp(backend, np.ascontiguousarray(grad, dtype=pred.dtype)))
         grads = [g for layer in self.layers for g in layer.grads]
         self.optimizer.apply_gradients(grads, self._weights())
         for layer in self._all_layers():
             layer._weights_changed()
-        return loss, pred
+        return loss, pred, mask
 
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True):
@@ -428,9 +434,9 @@ class Sequential:
             for step in range(steps):
                 index = order[step * batch_size:(step + 1) * batch_size]
                 yb = y[index]
-                loss, pred = self._train_step(x[index], yb, backend)
+                loss, pred, mask = self._train_step(x[index], yb, backend)
                 size = len(index)
-                totals += size * np.array([loss] + [m(yb, pred) for m in self.metrics])
+                totals += size * np.array([loss] + [m(yb, pred, mask) for m in self.metrics])
                 seen += size
                 logs = self._logs(totals / seen)
                 progress.update(step + 1, logs)
@@ -459,8 +465,9 @@ class Sequential:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             pred = backend.to_numpy(self._forward(xb, False, backend))
-            loss, _ = self.loss.value_and_grad(yb, pred)
-            totals += len(xb) * np.array([loss] + [m(yb, pred) for m in self.metrics])
+            mask = self._output_mask
+            loss, _ = self.loss.value_and_grad(yb, pred, mask)
+            totals += len(xb) * np.array([loss] + [m(yb, pred, mask) for m in self.metrics])
         return totals / max(len(x), 1)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):

@@ -18,7 +18,7 @@ def analytic(model, x, y, seed, backend):
     be = numlstm.get_backend(backend)
     rng = np.random.default_rng(seed)
     pred = be.to_numpy(model._forward(x, True, be, rng))
-    loss, grad = model.loss.value_and_grad(y, pred)
+    loss, grad = model.loss.value_and_grad(y, pred, model._output_mask)
     dx = model._backward(be.asarray(grad))
     grads = [g.copy() for layer in model.layers for g in layer.grads]
     return loss, grads, None if dx is None else be.to_numpy(dx)
@@ -27,7 +27,7 @@ def analytic(model, x, y, seed, backend):
 def loss_at(model, x, y, seed, backend):
     be = numlstm.get_backend(backend)
     pred = be.to_numpy(model._forward(x, True, be, np.random.default_rng(seed)))
-    return model.loss.value_and_grad(y, pred)[0]
+    return model.loss.value_and_grad(y, pred, model._output_mask)[0]
 
 
 def check_model(model, x, y, backend="numpy", seed=3, eps=1e-6, samples=12, check_x=True):
@@ -129,6 +129,28 @@ def test_embedding_with_mask_zero():
     # A padded id's embedding row gets no gradient; ids in use do.
     _, grads, _ = analytic(model, ids, y, 3, "numpy")
     assert np.all(grads[0][0] == 0)
+
+
+def test_masked_sequence_output_loss_is_the_mean_over_unmasked_steps():
+    """Keras 3 reduction: with a sequence output that carries a mask, the loss averages the
+    unmasked timesteps only; gradients hold through it."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, 5, 2))
+    x[0, 3:] = 0.0
+    x[2, 1] = 0.0
+    y = rng.integers(0, 3, size=(3, 5))
+    model = compiled([Input((5, 2)), Masking(dtype=F64),
+                      LSTM(4, return_sequences=True, dtype=F64),
+                      Dense(3, activation="softmax", dtype=F64)],
+                     "sparse_categorical_crossentropy")
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    check_model(model, x, y)
+    pred = model.predict(x)
+    keep = (x != 0).any(-1)
+    per_step = -np.log(np.take_along_axis(pred, y[..., None], -1)[..., 0])
+    loss, accuracy = model.evaluate(x, y)
+    assert loss == pytest.approx(per_step[keep].mean(), rel=1e-12)
+    assert accuracy == pytest.approx((pred.argmax(-1) == y)[keep].mean())
 
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
