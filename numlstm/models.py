@@ -501,9 +501,13 @@ class Sequential:
         return np.concatenate(parts, axis=0)
 
     def __call__(self, x, training=False):
-        return self.predict(x, batch_size=max(len(x), 1)) if not training else \
-            self._backend().to_numpy(self._forward(self._check_x(x), True, self._backend(),
-                                                   self._train_rng))
+        """The outputs for ``x`` in one batch (with ``training=True``: dropout active, masks
+        drawn from the model's training generator)."""
+        x = self._check_x(x)
+        if not V.check_bool(training, "training"):
+            return self.predict(x, batch_size=max(len(x), 1))
+        backend = self._backend()
+        return backend.to_numpy(self._forward(x, True, backend, self._train_rng))
 
     # -- summary ------------------------------------------------------------------------------
     def summary(self, print_fn=None) -> None:

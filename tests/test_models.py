@@ -53,6 +53,9 @@ def test_fit_history_evaluate_predict():
     pred = model.predict(x, batch_size=7)
     assert pred.shape == (24, 2) and isinstance(pred, np.ndarray)
     np.testing.assert_allclose(pred, model.predict(x, batch_size=24), atol=1e-6)
+    np.testing.assert_allclose(model(x), pred, atol=1e-6)
+    with pytest.raises(TypeError, match="x must be an array of floats"):
+        model(object())
     # accuracy is the fraction of argmax hits on the same predictions
     assert accuracy == pytest.approx(np.mean(pred.argmax(1) == y))
     plain = Sequential([Input((5, 3)), LSTM(2)], seed=0)
