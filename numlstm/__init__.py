@@ -14,11 +14,13 @@ from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current
                        get_backend, set_default_backend, use_backend)
 from .errors import BackendUnavailableError
 from .layers import LSTM
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "LSTM", "activations",
     "available_backends", "current_backend_name", "functional", "get_backend",
-    "initializers", "set_default_backend", "use_backend", "__version__",
+    "get_num_threads", "initializers", "num_threads", "set_default_backend", "set_num_threads",
+    "use_backend", "__version__",
 ]
