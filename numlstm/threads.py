@@ -5,22 +5,23 @@
 >>> with numlstm.num_threads(2):        # for a block, restored afterwards
 ...     layer(x)
 
-The ``numba`` backend splits the batch into one chunk of rows per thread and runs the whole
-time loop of each chunk on its thread; every matrix product inside a chunk is a
-*single-threaded* BLAS call. Letting BLAS start its own threads inside Numba's would put two
-busy threads on every core (DESIGN §5 measured 80-100x slowdowns), so while numlstm's loops
-run, the BLAS libraries loaded in the process are held at one thread (:func:`blas_single_thread`)
-and restored afterwards.
+The ``numba`` backend splits the batch into one range of rows per thread and runs the whole
+time loop of each range on its thread (compiled loops that release the GIL, on a small pool of
+Python threads); every matrix product inside a range is a *single-threaded* BLAS call. Letting
+BLAS start its own threads beside numlstm's would put two busy threads on every core (DESIGN §5
+measured 80-100x slowdowns), so while numlstm's loops run, the BLAS libraries loaded in the
+process are held at one thread (:func:`blas_single_thread`) and restored afterwards.
 
-``set_num_threads(n)`` also sets Numba's thread count (for the calling thread, capped at
-``numba.config.NUMBA_NUM_THREADS``) and limits the process's BLAS libraries to ``n`` threads
-(through ``threadpoolctl``), so the ``numpy`` reference backend and the user's own NumPy/SciPy
-code honour the same setting.
+``set_num_threads(n)`` also sets Numba's thread count (for ``prange`` code, for the calling
+thread, capped at ``numba.config.NUMBA_NUM_THREADS``) and limits the process's BLAS libraries
+to ``n`` threads (through ``threadpoolctl``), so the ``numpy`` reference backend and the user's
+own NumPy/SciPy code honour the same setting.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
 from . import validation as V
@@ -30,14 +31,21 @@ __all__ = ["get_num_threads", "set_num_threads", "num_threads", "blas_single_thr
 _requested: int | None = None     # None: every thread Numba was started with
 
 
+def max_threads() -> int:
+    """The most threads numlstm uses: the cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def _numba_max_threads() -> int:
     import numba
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
 def get_num_threads() -> int:
-    """The number of threads numlstm's CPU loops use (default: Numba's, i.e. every core)."""
-    return _numba_max_threads() if _requested is None else min(_requested, _numba_max_threads())
+    """The number of threads numlstm's CPU loops use (default: every usable core)."""
+    return max_threads() if _requested is None else min(_requested, max_threads())
 
 
 def set_num_threads(n: int) -> None:
@@ -46,8 +54,8 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int >= 1
-        More threads than Numba was started with (``NUMBA_NUM_THREADS``, by default the number
-        of cores) are capped to that number.
+        More threads than the usable cores are capped to that number (for Numba: to
+        ``NUMBA_NUM_THREADS``).
     """
     global _requested
     n = V.check_positive_int(n, "n")

@@ -13,7 +13,8 @@ from numlstm.backends import numba_backend
 from conftest import make_problem, relative_norm_error
 from test_backend_parity import assert_matches_reference
 
-MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+MAX_THREADS = threads.max_threads()
+NUMBA_THREADS = min(MAX_THREADS, numba.config.NUMBA_NUM_THREADS)
 
 
 def blas_thread_counts():
@@ -44,7 +45,7 @@ def test_set_num_threads_sets_numlstm_numba_and_blas():
     assert set(blas_thread_counts()) == {1}
     numlstm.set_num_threads(MAX_THREADS + 5)        # capped, not an error
     assert numlstm.get_num_threads() == MAX_THREADS
-    assert numba.get_num_threads() == MAX_THREADS
+    assert numba.get_num_threads() == NUMBA_THREADS
 
 
 def test_num_threads_context_restores_every_setting():
@@ -55,7 +56,7 @@ def test_num_threads_context_restores_every_setting():
         assert numba.get_num_threads() == 1
         assert set(blas_thread_counts()) == {1}
     assert numlstm.get_num_threads() == MAX_THREADS
-    assert numba.get_num_threads() == MAX_THREADS
+    assert numba.get_num_threads() == NUMBA_THREADS
     assert blas_thread_counts() == before_blas
 
 
@@ -96,7 +97,7 @@ def test_blas_single_thread_nests_and_restores():
 BIG = dict(batch=7, timesteps=24, features=16, units=33)
 
 
-@pytest.mark.skipif(MAX_THREADS < 2, reason="Numba runs with a single thread here")
+@pytest.mark.skipif(MAX_THREADS < 2, reason="this process may use only one core")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("options", [
     dict(mask="none"),

@@ -19,8 +19,7 @@ import numpy as np
 
 from .. import threads
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .numba_kernels import (backward_parallel, backward_rows, forward_parallel, forward_rows,
-                            lstm_step_kernel)
+from .numba_kernels import backward_rows, forward_rows, lstm_step_kernel
 
 #: Below this many multiply-adds per call, one thread does the whole batch: starting the
 #: thread team costs more than it saves.
@@ -46,6 +45,44 @@ def _placeholder(dtype, ndim=2) -> np.ndarray:
     if array is None:
         array = _PLACEHOLDERS[key] = np.empty((0,) * ndim, dtype=dtype)
     return array
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _thread_pool():
+    """The worker threads that run row ranges beside the calling thread (created on first
+    parallel call; the kernels release the GIL, so they run truly in parallel)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < threads.max_threads() - 1:
+            from concurrent.futures import ThreadPoolExecutor
+            _pool = ThreadPoolExecutor(max_workers=max(1, threads.max_threads() - 1),
+                                       thread_name_prefix="numlstm")
+        return _pool
+
+
+def _run_row_ranges(kernel, batch: int, n_chunks: int, args_of_chunk) -> None:
+    """Run ``kernel(row_start, row_stop, *args_of_chunk(k))`` over ``n_chunks`` equal row
+    ranges: range 0 on the calling thread, the others on the pool, with every BLAS held at one
+    thread meanwhile."""
+    bounds = [(k * batch // n_chunks, (k + 1) * batch // n_chunks) for k in range(n_chunks)]
+    threads._enter_single_thread()
+    try:
+        if n_chunks == 1:
+            kernel(0, batch, *args_of_chunk(0))
+            return
+        pool = _thread_pool()
+        futures = [pool.submit(kernel, start, stop, *args_of_chunk(k))
+                   for k, (start, stop) in enumerate(bounds) if k > 0]
+        try:
+            kernel(bounds[0][0], bounds[0][1], *args_of_chunk(0))
+        finally:
+            for future in futures:
+                future.result()
+    finally:
+        threads._exit_single_thread()
 
 
 def _chunks(batch: int, timesteps: int, features: int, units: int) -> int:
@@ -130,15 +167,8 @@ class NumbaBackend(Backend):
                     outputs, h, c, gates, cells, h_prev,
                     space.get("recurrent", (batch, 4 * units), dtype),
                     space.get("h_in", (batch, units), dtype))
-            n_chunks = _chunks(batch, timesteps, features, units)
-            threads._enter_single_thread()
-            try:
-                if n_chunks == 1:
-                    forward_rows(0, batch, *args)
-                else:
-                    forward_parallel(n_chunks, *args)
-            finally:
-                threads._exit_single_thread()
+            _run_row_ranges(forward_rows, batch, _chunks(batch, timesteps, features, units),
+                            lambda k: args)
 
         cache = None
         if return_cache:
@@ -180,20 +210,26 @@ class NumbaBackend(Backend):
                 space.get("dh_step", (batch, units), dtype),
                 (space.get("h_in_all", (batch, timesteps, units), dtype)
                  if dropout is not None else _placeholder(dtype, 3)),
-                dx, dkernel, drecurrent_kernel, dbias)
+                dx)
         n_chunks = _chunks(batch, timesteps, features, units)
-        threads._enter_single_thread()
-        try:
-            if n_chunks == 1:
-                backward_rows(0, batch, *args)
-            else:
-                backward_parallel(
-                    n_chunks, *args,
-                    space.get("dkernel_parts", (n_chunks - 1, features, width), dtype),
-                    space.get("drecurrent_kernel_parts", (n_chunks - 1, units, width), dtype),
-                    space.get("dbias_parts", (n_chunks - 1, width), dtype))
-        finally:
-            threads._exit_single_thread()
+        if n_chunks > 1:
+            dkernel_parts = space.get("dkernel_parts", (n_chunks - 1, features, width), dtype)
+            drecurrent_parts = space.get("drecurrent_kernel_parts",
+                                         (n_chunks - 1, units, width), dtype)
+            dbias_parts = space.get("dbias_parts", (n_chunks - 1, width), dtype)
+
+        def args_of_chunk(k):
+            # Range 0 writes its share of the weight gradients into the results, range k > 0
+            # into its own buffers, summed below.
+            if k == 0:
+                return args + (dkernel, drecurrent_kernel, dbias)
+            return args + (dkernel_parts[k - 1], drecurrent_parts[k - 1], dbias_parts[k - 1])
+
+        _run_row_ranges(backward_rows, batch, n_chunks, args_of_chunk)
+        for k in range(n_chunks - 1):
+            dkernel += dkernel_parts[k]
+            drecurrent_kernel += drecurrent_parts[k]
+            dbias += dbias_parts[k]
         return Gradients(x=dx, kernel=dkernel, recurrent_kernel=drecurrent_kernel, bias=dbias,
                          h0=dh, c0=dc)
 

@@ -5,11 +5,15 @@ Layout: batch-major, as the user's arrays are, so no transposes are needed:
 
 Structure (the shape a fast CPU LSTM takes on a few cores, DESIGN §5):
 
-* The batch is split into ``n_chunks`` contiguous row ranges, one per thread, and each thread
-  runs the *whole* time loop for its rows (rows are independent through time, so the threads
-  never wait for each other). Inside a chunk every matrix product is a single-threaded BLAS
-  call: the caller keeps BLAS at one thread while these loops run, which is what avoids the
-  oversubscription of Numba threads plus BLAS threads.
+* :func:`forward_rows` and :func:`backward_rows` work on one contiguous range of batch rows
+  and release the GIL; the caller splits the batch into one range per thread and runs the
+  ranges on Python threads, each thread running the *whole* time loop for its rows (rows are
+  independent through time, so the threads never wait for each other). Inside a range every
+  matrix product is a single-threaded BLAS call: the caller keeps BLAS at one thread while
+  these loops run, which is what avoids oversubscribing the cores with BLAS's own threads.
+  (Python threads rather than ``prange``: the same compiled function serves one thread and
+  many, so nothing extra is compiled; a ``parallel=True`` wrapper cost 20-30 s of cold
+  compilation here.)
 * forward, per chunk: one GEMM projects every timestep's input at once,
   ``x (rows·T, D) @ kernel``, into the gate buffer; the time loop then does one
   ``(rows, H) @ (H, 4H)`` GEMM per step, followed by a fused gate loop over the units.
@@ -31,23 +35,26 @@ allocated per timestep: every buffer is passed in.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..activations import SIGMOID, TANH
 from .gate_math import cell_update, cell_update_backward, fast_sigmoid, fast_tanh, one_like
 
 #: Compile options shared by every loop here (see the module docstring for error_model).
-_JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
+#: The small helpers are inlined into the few kernels called from Python (``inline="always"``),
+#: so that only those kernels are compiled and cached: each cached function costs time to
+#: load in every new process.
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _copy(dst, src):
     """dst[:] = src for 1-D arrays, as a plain loop (no overlap check, no temporary)."""
     for j in range(dst.shape[0]):
         dst[j] = src[j]
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _fill(dst, value):
     for j in range(dst.shape[0]):
         dst[j] = value
@@ -58,7 +65,7 @@ def _fill(dst, value):
 SMALL_ROWS = 2
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _vec_mat_add(v, matrix, out):
     """out += v @ matrix for a vector ``v (K,)`` and ``matrix (K, N)``: vectorised
     multiply-adds over rows of ``matrix``, four rows per pass over ``out`` so that ``out`` is
@@ -79,7 +86,7 @@ def _vec_mat_add(v, matrix, out):
             out[j] += vk * row[j]
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
     """One row's step, in place: ``z (4H,)`` holds the pre-activations and leaves holding the
     activated gates ``[i, f, g, o]``; ``c`` and ``h (H,)`` go from the previous to the new
@@ -192,22 +199,7 @@ def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, h
                 _copy(cells[b, t], c_b)
 
 
-@njit(parallel=True, **_JIT)
-def forward_parallel(n_chunks, x, kernel, recurrent_kernel, bias, mask, has_mask,
-                     recurrent_dropout_mask, has_dropout, reverse, activation,
-                     recurrent_activation, zero_output_for_mask, store, outputs, h, c, gates,
-                     cells, h_prev, recurrent, h_in):
-    """:func:`forward_rows` over ``n_chunks`` equal row ranges, one per thread."""
-    batch = x.shape[0]
-    for k in prange(n_chunks):
-        forward_rows(k * batch // n_chunks, (k + 1) * batch // n_chunks, x, kernel,
-                     recurrent_kernel, bias, mask, has_mask, recurrent_dropout_mask,
-                     has_dropout, reverse, activation, recurrent_activation,
-                     zero_output_for_mask, store, outputs, h, c, gates, cells, h_prev,
-                     recurrent, h_in)
-
-
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _gates_backward_row(i_f_g_o, c_t, c_prev, dh, dc, dz, units, activation,
                         recurrent_activation):
     """One row's step backward, in place: from the activated gates ``(4H,)``, the cell states
@@ -334,33 +326,6 @@ def backward_rows(row_start, row_stop, x, kernel, recurrent_kernel, c0, mask, ha
         dz_r = dz_flat[r]
         for j in range(width):
             dbias[j] += dz_r[j]
-
-
-@njit(parallel=True, **_JIT)
-def backward_parallel(n_chunks, x, kernel, recurrent_kernel, c0, mask, has_mask,
-                      recurrent_dropout_mask, has_dropout, reverse, activation,
-                      recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
-                      grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
-                      dx, dkernel, drecurrent_kernel, dbias,
-                      dkernel_parts, drecurrent_kernel_parts, dbias_parts):
-    """:func:`backward_rows` over ``n_chunks`` equal row ranges, one per thread. Chunk 0
-    writes its weight-gradient share into ``dkernel``/``drecurrent_kernel``/``dbias``, chunk
-    ``k > 0`` into ``*_parts[k - 1]``; the shares are then summed into the former."""
-    batch = x.shape[0]
-    for k in prange(n_chunks):
-        if k == 0:
-            dk, drk, db = dkernel, drecurrent_kernel, dbias
-        else:
-            dk, drk, db = dkernel_parts[k - 1], drecurrent_kernel_parts[k - 1], dbias_parts[k - 1]
-        backward_rows(k * batch // n_chunks, (k + 1) * batch // n_chunks, x, kernel,
-                      recurrent_kernel, c0, mask, has_mask, recurrent_dropout_mask,
-                      has_dropout, reverse, activation, recurrent_activation,
-                      zero_output_for_mask, gates, cells, h_prev, grad_outputs, dh, dc,
-                      dz_all, dz_step, dh_step, h_in_all, dx, dk, drk, db)
-    for k in range(n_chunks - 1):
-        dkernel += dkernel_parts[k]
-        drecurrent_kernel += drecurrent_kernel_parts[k]
-        dbias += dbias_parts[k]
 
 
 @njit(**_JIT)
