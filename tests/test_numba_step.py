@@ -58,6 +58,26 @@ def test_lstm_step_matches_a_one_step_forward(dtype, shape, activations, in_plac
     np.testing.assert_allclose(new_c, expected_c, **tolerance)
 
 
+@pytest.mark.parametrize("batch", [1, 9])
+def test_lstm_step_accepts_strided_views(batch):
+    """x[:, t] of a batch-major sequence is not contiguous; neither is a column-sliced state."""
+    problem = make_problem(batch=batch, timesteps=2, features=3, units=4, seed=7)
+    backend = numlstm.get_backend("numba")
+    wide_h = np.zeros((batch, 8))
+    wide_h[:, ::2] = problem.h0
+    h_view = wide_h[:, ::2]
+    assert not h_view.flags.c_contiguous
+    assert batch == 1 or not problem.x[:, 0].flags.c_contiguous
+    new_h, new_c = backend.lstm_step(problem.x[:, 0], problem.kernel, problem.recurrent_kernel,
+                                     problem.bias, h_view, problem.c0, activation=TANH,
+                                     recurrent_activation=SIGMOID)
+    one_step = make_problem(batch=batch, timesteps=2, features=3, units=4, seed=7)
+    one_step.x = np.ascontiguousarray(one_step.x[:, :1])
+    expected_h, expected_c = reference_step(one_step, "tanh", "sigmoid")
+    np.testing.assert_allclose(new_h, expected_h, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(new_c, expected_c, rtol=0, atol=1e-10)
+
+
 def test_lstm_step_repeated_equals_the_sequence_forward():
     problem = make_problem(batch=2, timesteps=6, features=3, units=5, seed=4)
     problem = problem.astype(np.float32)

@@ -235,6 +235,11 @@ class NumbaBackend(Backend):
 
     def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation,
                   recurrent_activation, out_h=None, out_c=None):
+        # Per-call inputs may be views (x[:, t] of a batch-major sequence): only those that are
+        # not C-contiguous are copied, so the usual streaming loop does no Python-side work.
+        # (The front-end keeps the weights C-contiguous.)
+        if not (x_t.flags.c_contiguous and h.flags.c_contiguous and c.flags.c_contiguous):
+            x_t, h, c = (np.ascontiguousarray(a) for a in (x_t, h, c))
         if out_h is None:
             out_h = np.empty_like(h)
         if out_c is None:
