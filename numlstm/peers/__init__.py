@@ -1,0 +1,1 @@
+"""Peer implementations timed beside numlstm, each run in its own child process."""
