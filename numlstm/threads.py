@@ -12,10 +12,10 @@ BLAS start its own threads beside numlstm's would put two busy threads on every 
 measured 80-100x slowdowns), so while numlstm's loops run, the BLAS libraries loaded in the
 process are held at one thread (:func:`blas_single_thread`) and restored afterwards.
 
-``set_num_threads(n)`` also sets Numba's thread count (for ``prange`` code, for the calling
-thread, capped at ``numba.config.NUMBA_NUM_THREADS``) and limits the process's BLAS libraries
-to ``n`` threads (through ``threadpoolctl``), so the ``numpy`` reference backend and the user's
-own NumPy/SciPy code honour the same setting.
+``set_num_threads(n)`` also limits the process's BLAS libraries to ``n`` threads (through
+``threadpoolctl``), so the ``numpy`` reference backend and the user's own NumPy/SciPy code
+honour the same setting. Numba's own thread pool (for ``prange``) is left alone: numlstm's
+kernels do not use it, and starting it (GNU OpenMP) would make a later ``fork()`` unsafe.
 """
 
 from __future__ import annotations
@@ -38,42 +38,32 @@ def max_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _numba_max_threads() -> int:
-    import numba
-    return int(numba.config.NUMBA_NUM_THREADS)
-
-
 def get_num_threads() -> int:
     """The number of threads numlstm's CPU loops use (default: every usable core)."""
     return max_threads() if _requested is None else min(_requested, max_threads())
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in numlstm's CPU loops, in Numba and in BLAS.
+    """Use ``n`` threads in numlstm's CPU loops and in BLAS.
 
     Parameters
     ----------
     n : int >= 1
-        More threads than the usable cores are capped to that number (for Numba: to
-        ``NUMBA_NUM_THREADS``).
+        More threads than the usable cores are capped to that number (BLAS gets ``n``).
     """
     global _requested
     n = V.check_positive_int(n, "n")
-    import numba
     _requested = n
-    numba.set_num_threads(min(n, _numba_max_threads()))
     _blas_controller().limit(limits=n, user_api="blas")
 
 
 @contextlib.contextmanager
 def num_threads(n: int):
     """Use ``n`` threads inside a ``with`` block (see :func:`set_num_threads`); the previous
-    numlstm, Numba and BLAS settings are restored on leaving it."""
+    numlstm and BLAS settings are restored on leaving it."""
     global _requested
     n = V.check_positive_int(n, "n")
-    import numba
     previous = _requested
-    previous_numba = numba.get_num_threads()
     controller = _blas_controller()
     previous_blas = [(lib, lib.get_num_threads()) for lib in controller.lib_controllers
                      if lib.user_api == "blas"]
@@ -82,7 +72,6 @@ def num_threads(n: int):
         yield
     finally:
         _requested = previous
-        numba.set_num_threads(previous_numba)
         for lib, count in previous_blas:
             lib.set_num_threads(count)
 

@@ -1,7 +1,9 @@
 """Thread control: numlstm.set_num_threads / num_threads, BLAS held at one thread inside the
 Numba loops, and results that do not depend on the thread count."""
 
-import numba
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -14,7 +16,6 @@ from conftest import make_problem, relative_norm_error
 from test_backend_parity import assert_matches_reference
 
 MAX_THREADS = threads.max_threads()
-NUMBA_THREADS = min(MAX_THREADS, numba.config.NUMBA_NUM_THREADS)
 
 
 def blas_thread_counts():
@@ -38,14 +39,12 @@ def test_bad_thread_counts_are_refused_with_the_argument_named(value, error):
             pass
 
 
-def test_set_num_threads_sets_numlstm_numba_and_blas():
+def test_set_num_threads_sets_numlstm_and_blas():
     numlstm.set_num_threads(1)
     assert numlstm.get_num_threads() == 1
-    assert numba.get_num_threads() == 1
     assert set(blas_thread_counts()) == {1}
     numlstm.set_num_threads(MAX_THREADS + 5)        # capped, not an error
     assert numlstm.get_num_threads() == MAX_THREADS
-    assert numba.get_num_threads() == NUMBA_THREADS
 
 
 def test_num_threads_context_restores_every_setting():
@@ -53,10 +52,8 @@ def test_num_threads_context_restores_every_setting():
     before_blas = blas_thread_counts()
     with numlstm.num_threads(1):
         assert numlstm.get_num_threads() == 1
-        assert numba.get_num_threads() == 1
         assert set(blas_thread_counts()) == {1}
     assert numlstm.get_num_threads() == MAX_THREADS
-    assert numba.get_num_threads() == NUMBA_THREADS
     assert blas_thread_counts() == before_blas
 
 
@@ -122,3 +119,20 @@ def test_results_do_not_depend_on_the_thread_count(dtype, options):
         assert relative_norm_error(two[name], one[name]) <= tolerance, name
     with numlstm.num_threads(2):      # and the threaded results hold the parity tolerances
         assert_matches_reference(make_problem(seed=3, **BIG, **options), "numba", dtype)
+
+
+def _forward_in_child(problem):
+    return problem.forward("numba", return_cache=False).outputs
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or MAX_THREADS < 2,
+                    reason="needs fork() and two usable cores")
+def test_threaded_forward_works_in_a_forked_child():
+    """A child forked after a threaded call inherits the worker pool object but not its
+    threads; its own threaded calls must still run (not wait forever on dead workers)."""
+    problem = make_problem(seed=1, **BIG).astype(np.float32)
+    with numlstm.num_threads(2):
+        expected = _forward_in_child(problem)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            outputs = pool.apply_async(_forward_in_child, (problem,)).get(timeout=120)
+    np.testing.assert_array_equal(outputs, expected)

@@ -13,6 +13,7 @@ the next call has the same shapes: fresh large arrays cost page faults on every 
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -48,18 +49,22 @@ def _placeholder(dtype, ndim=2) -> np.ndarray:
 
 
 _pool = None
+_pool_pid = None
 _pool_lock = threading.Lock()
 
 
 def _thread_pool():
     """The worker threads that run row ranges beside the calling thread (created on first
     parallel call; the kernels release the GIL, so they run truly in parallel)."""
-    global _pool
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool._max_workers < threads.max_threads() - 1:
+        # A forked child inherits the pool object but not its threads: make a new one there.
+        if _pool is None or _pool_pid != os.getpid() or \
+                _pool._max_workers < threads.max_threads() - 1:
             from concurrent.futures import ThreadPoolExecutor
             _pool = ThreadPoolExecutor(max_workers=max(1, threads.max_threads() - 1),
                                        thread_name_prefix="numlstm")
+            _pool_pid = os.getpid()
         return _pool
 
 
