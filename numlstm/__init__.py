@@ -14,6 +14,7 @@ from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current
                        get_backend, set_default_backend, use_backend)
 from .errors import BackendUnavailableError
 from .layers import LSTM
+from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
 from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"

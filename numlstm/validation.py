@@ -79,6 +79,36 @@ def check_seed(value, argument: str = "seed") -> int | None:
     return int(value)
 
 
+def check_int_at_least(value, argument: str, minimum: int) -> int:
+    """Check an integer ≥ ``minimum`` (booleans and floats are refused, even 3.0)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be an integer >= {minimum}; got {_kind_of(value)}")
+    if value < minimum:
+        raise ValueError(f"{argument} must be an integer >= {minimum}; got "
+                         f"{argument}={value}")
+    return int(value)
+
+
+def check_fraction(value, argument: str) -> float:
+    """Check a real number strictly between 0 and 1 (a split fraction)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number strictly between 0 and 1; got "
+                        f"{_kind_of(value)}")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{argument} must be strictly between 0 and 1; got "
+                         f"{argument}={value!r}")
+    return float(value)
+
+
+def check_non_negative_float(value, argument: str) -> float:
+    """Check a finite real number ≥ 0 (booleans refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a non-negative number; got {_kind_of(value)}")
+    if not (np.isfinite(float(value)) and float(value) >= 0.0):
+        raise ValueError(f"{argument} must be a finite number >= 0; got {argument}={value!r}")
+    return float(value)
+
+
 def check_bool(value, argument: str) -> bool:
     """Check a flag is a real boolean (so that ``reverse="no"`` does not mean True)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -48,12 +48,16 @@ class BackendStatus:
         Empty when available; otherwise why not, in words a person can act on.
     fix : str
         What to do about it (empty when available).
+    note : str
+        Anything a user should know about an available backend (e.g. that ``cuda`` runs in
+        Numba's CUDA simulator); usually empty.
     """
 
     name: str
     available: bool
     reason: str = ""
     fix: str = ""
+    note: str = ""
 
     def __bool__(self) -> bool:
         return self.available
@@ -94,10 +98,12 @@ def _probe_cuda() -> BackendStatus:
     if _missing("numba_cuda"):
         return BackendStatus("cuda", False, "numba-cuda (Numba's CUDA target) is not installed",
                              "pip install 'numlstm[cuda]'")
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and _nvidia_driver_missing():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return BackendStatus("cuda", True, note="Numba's CUDA simulator "
+                             "(NUMBA_ENABLE_CUDASIM=1): correct but slow, and no GPU is used")
+    if _nvidia_driver_missing():
         return BackendStatus("cuda", False, *_NO_GPU)
-    return BackendStatus("cuda", False, "this version of numlstm does not ship the cuda "
-                         "kernels yet", "use backend='numba' (CPU) for now")
+    return BackendStatus("cuda", True)
 
 
 def _probe_cupy() -> BackendStatus:
@@ -107,8 +113,7 @@ def _probe_cupy() -> BackendStatus:
                              "'numlstm[cupy13]' (CUDA 13)")
     if _nvidia_driver_missing():
         return BackendStatus("cupy", False, *_NO_GPU)
-    return BackendStatus("cupy", False, "this version of numlstm does not ship the cupy "
-                         "backend yet", "use backend='numba' (CPU) for now")
+    return BackendStatus("cupy", True)
 
 
 _PROBES: dict[str, Callable[[], BackendStatus]] = {
@@ -119,8 +124,10 @@ _PROBES: dict[str, Callable[[], BackendStatus]] = {
 _IMPLEMENTATIONS = {
     "numpy": ("numlstm.backends.numpy_backend", "NumpyBackend"),
     "numba": ("numlstm.backends.numba_backend", "NumbaBackend"),
+    "cuda": ("numlstm.backends.cuda_backend", "CudaBackend"),
+    "cupy": ("numlstm.backends.cupy_backend", "CupyBackend"),
 }
-#: The backends this version implements (the others are registered but report why not).
+#: The backends this version implements (each reports whether it can run here, and why not).
 IMPLEMENTED_BACKENDS = tuple(_IMPLEMENTATIONS)
 
 _instances: dict[str, Backend] = {}

@@ -1,0 +1,506 @@
+"""One-file, pickle-free storage of a JSON configuration plus named arrays, written atomically.
+
+:func:`save_archive` and :func:`load_archive` are what ``model.save`` and
+:func:`numlstm.load_model` are built on; they know nothing about models.
+
+File format ``numlstm-model``, version 1
+----------------------------------------
+The file is a ZIP archive (members stored uncompressed; ZIP64 where sizes need it). Its
+members are exactly:
+
+``arrays/00000.npy``, ``arrays/00001.npy``, ...
+    One member per array, numbered in the order of the header's ``"arrays"`` list, each in
+    NumPy's ``.npy`` format (as written by ``numpy.lib.format.write_array`` with
+    ``allow_pickle=False``; version 1.0, 2.0 or 3.0 headers). The arrays' own names live in the
+    header, so any string can name an array.
+``numlstm-model.json``
+    The header: one UTF-8 JSON object with the keys
+
+    ``"format"``
+        the string ``"numlstm-model"``;
+    ``"format_version"``
+        the integer ``1``. A reader refuses versions it does not know;
+    ``"writer"``
+        informational, e.g. ``"numlstm 0.1.0"``; never interpreted;
+    ``"config"``
+        the caller's configuration: any JSON object (string keys; values objects, arrays,
+        strings, numbers, true/false/null; Python's ``NaN``/``Infinity`` tokens are allowed);
+    ``"config_sha256"``
+        the SHA-256 (lowercase hex) of the canonical JSON text of ``"config"``:
+        ``json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+        encoded as UTF-8;
+    ``"arrays"``
+        a list with one object per array, in the order they were given, with the keys
+        ``"name"`` (string, unique), ``"member"`` (``"arrays/NNNNN.npy"``), ``"dtype"``
+        (NumPy's ``dtype.str``, e.g. ``"<f4"``, ``"|b1"``), ``"shape"`` (list of ints) and
+        ``"sha256"`` (lowercase hex SHA-256 of the member's complete ``.npy`` bytes).
+
+Allowed array dtypes are booleans, integers, unsigned integers, floats, complex numbers and
+fixed-width byte/unicode strings (NumPy kinds ``b i u f c S U``); object and structured arrays
+are refused when saving and when loading. A file can be inspected without numlstm, e.g. with
+``zipfile`` and ``json``, or ``np.load(path)`` (keys ``arrays/00000`` ...).
+
+Guarantees
+----------
+* Loading never runs code from the file: no pickle anywhere, ``allow_pickle=False`` on every
+  array, and dtypes are checked against the allowed kinds before any data is read.
+* Anything wrong raises :class:`numlstm.errors.ModelFileError` (a ``ValueError``) naming the
+  file and the problem: missing, empty, not a ZIP file, truncated, a missing or unexpected
+  member, an unreadable header, a wrong format name or an unknown version, a checksum that does
+  not match (config or array), an array whose dtype or shape differs from the header's.
+* Writing is atomic: the archive is written to a temporary file in the target's directory,
+  flushed and ``fsync``-ed, then renamed over the target with ``os.replace`` (and the directory
+  is ``fsync``-ed where the platform allows). A reader, or a crash at any moment, sees either
+  the previous complete file (or none) or the new complete file, never a partial one.
+* Temporary files are named ``.<target name>.numlstm-tmp-<pid>-<random>``. On an error they
+  are removed. A process killed outright (e.g. ``SIGKILL``, power loss) cannot remove its own;
+  on POSIX systems the next :func:`save_archive` to the same target removes those whose
+  process id no longer runs. Elsewhere they stay until removed by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import secrets
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+
+__all__ = ["save_archive", "load_archive", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER"]
+
+#: The ``"format"`` value of every numlstm archive.
+FORMAT_NAME = "numlstm-model"
+#: The ``"format_version"`` this module writes, and the only one it reads.
+FORMAT_VERSION = 1
+#: The name of the JSON header member.
+HEADER_MEMBER = "numlstm-model.json"
+
+#: NumPy dtype kinds that can be stored (no objects, no structured records).
+_ALLOWED_KINDS = frozenset("biufcSU")
+#: The largest header accepted when loading: far above any model's, far below a memory bomb.
+_MAX_HEADER_BYTES = 64 * 1024 * 1024
+#: An .npy header (magic, version, length, dict) is padded to a multiple of 64 bytes; NumPy
+#: itself warns above 10 kB. Members may exceed their array's data size by at most this.
+_MAX_NPY_HEADER_BYTES = 1 << 16
+_MEMBER_PATTERN = re.compile(r"arrays/\d{5,}\.npy")
+_TEMP_MARKER = ".numlstm-tmp-"
+
+
+# -- saving -----------------------------------------------------------------------------------
+
+def _check_path(path, argument: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a str or os.PathLike; got "
+                        f"{type(path).__name__} {path!r}")
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text:
+        raise ValueError(f"{argument} must name a file; got an empty path")
+    return Path(text)
+
+
+def _check_json_value(value, where: str) -> None:
+    """Refuse anything that JSON would not give back as it was (numpy scalars, sets, non-str
+    keys, which ``json`` silently turns into strings)."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, (int, float)) and type(value) in (int, float, bool):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"config keys must be strings; got {type(key).__name__} key "
+                                f"{key!r} in {where}")
+            _check_json_value(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{where}[{index}]")
+        return
+    hint = " (convert NumPy scalars with .item())" if isinstance(value, np.generic) else ""
+    raise TypeError(f"config values must be JSON types (dict, list, tuple, str, int, float, "
+                    f"bool, None); got {type(value).__name__} {value!r} at {where}{hint}")
+
+
+def _canonical_config(config) -> bytes:
+    return json.dumps(config, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def _check_arrays(arrays) -> list[tuple[str, np.ndarray]]:
+    if not isinstance(arrays, dict):
+        raise TypeError(f"arrays must be a dict of str to numpy arrays; got "
+                        f"{type(arrays).__name__}")
+    checked = []
+    for name, value in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"array names must be non-empty strings; got {name!r}")
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if array.dtype.kind not in _ALLOWED_KINDS or array.dtype.fields is not None:
+            raise TypeError(f"arrays[{name!r}] has dtype {array.dtype}, which cannot be saved "
+                            f"without pickle; allowed: bool, integer, float, complex and "
+                            f"fixed-width string arrays")
+        checked.append((name, array))
+    return checked
+
+
+class _HashingWriter(io.RawIOBase):
+    """A write-only stream that forwards to ``target`` and hashes what passes through."""
+
+    def __init__(self, target):
+        super().__init__()
+        self._target = target
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.sha256.update(view)
+        self._target.write(view)
+        return len(view)
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}{_TEMP_MARKER}"
+
+
+def _open_temp(target: Path) -> tuple[int, Path]:
+    """Create the temporary file next to ``target`` (mode 0o666 less the umask, like any new
+    file, rather than mkstemp's 0o600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = target.with_name(f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:     # a 48-bit random collision: draw again
+            continue
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                 # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Remove temporary files of earlier saves to ``target`` whose process has died (POSIX
+    only: on Windows ``os.kill(pid, 0)`` would not be a harmless probe)."""
+    if os.name != "posix":
+        return
+    prefix = _temp_prefix(target)
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        pid_text = entry.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue                # a save in progress elsewhere (or in another thread)
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _fsync_directory(directory: Path) -> None:
+    if not hasattr(os, "O_DIRECTORY"):
+        return                      # Windows: directories cannot be opened for fsync
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:                 # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_zip(handle, config, arrays: list[tuple[str, np.ndarray]]) -> None:
+    entries = []
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for index, (name, array) in enumerate(arrays):
+            member = f"arrays/{index:05d}.npy"
+            info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=array.nbytes > (1 << 30)) as stream:
+                writer = _HashingWriter(stream)
+                np.lib.format.write_array(writer, array, allow_pickle=False)
+            entries.append({"name": name, "member": member, "dtype": array.dtype.str,
+                            "shape": list(array.shape), "sha256": writer.sha256.hexdigest()})
+        from . import __version__
+        header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                  "writer": f"numlstm {__version__}", "config": config,
+                  "config_sha256": hashlib.sha256(_canonical_config(config)).hexdigest(),
+                  "arrays": entries}
+        info = zipfile.ZipInfo(HEADER_MEMBER, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, json.dumps(header, indent=1, ensure_ascii=False).encode("utf-8"))
+
+
+def save_archive(path, config: dict, arrays: dict) -> Path:
+    """Write ``config`` and ``arrays`` to one file at ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (any extension; ``.npz`` is customary). Its directory must exist.
+        An existing file is replaced only once the new one is complete and on disk.
+    config : dict
+        JSON-compatible: string keys; values dict, list, tuple, str, int, float, bool, None.
+        Tuples come back as lists. NumPy scalars are refused (use ``.item()``).
+    arrays : dict of str to array-like
+        Named arrays of kind bool, integer, unsigned, float, complex or fixed-width string, of
+        any shape including 0-d and empty. Loaded back in this order with the same dtype
+        (byte order included) and shape.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not JSON-compatible or an array has a dtype that needs pickle (object,
+        structured); nothing is written then.
+    OSError
+        If the directory is missing or not writable, or the disk is full; the target is then
+        untouched and the temporary file removed.
+
+    See the module docstring for the file format and the temporary-file naming.
+    """
+    target = _check_path(path)
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict; got {type(config).__name__}")
+    _check_json_value(config, "config")
+    config = json.loads(json.dumps(config))       # tuples -> lists: what a load returns
+    checked = _check_arrays(arrays)
+    directory = target.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot save to {os.fspath(target)!r}: directory "
+                                f"{os.fspath(directory)!r} does not exist")
+    _remove_stale_temps(target)
+    fd, temp = _open_temp(target)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            _write_zip(handle, config, checked)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+    return target
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int, fail) -> bytes:
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        fail(f"member {name!r} is {info.file_size} bytes, more than the {limit} its header "
+             f"allows")
+    try:
+        data = zf.read(info)
+    except zipfile.BadZipFile as error:      # CRC mismatch or a damaged local header
+        fail(f"member {name!r} is damaged ({error})")
+    except Exception as error:      # EOFError, zlib.error, NotImplementedError, ...
+        fail(f"member {name!r} cannot be read ({type(error).__name__}: {error}); the file "
+             f"may be truncated or damaged")
+    if len(data) != info.file_size:
+        fail(f"member {name!r} is truncated ({len(data)} of {info.file_size} bytes)")
+    return data
+
+
+def _parse_entry(entry, index: int, fail) -> tuple[str, str, np.dtype, tuple, str]:
+    if not isinstance(entry, dict):
+        fail(f"header entry arrays[{index}] is not an object")
+    missing = [key for key in ("name", "member", "dtype", "shape", "sha256") if key not in entry]
+    if missing:
+        fail(f"header entry arrays[{index}] lacks {missing}")
+    name, member, dtype_text, shape, digest = (entry[key] for key in
+                                               ("name", "member", "dtype", "shape", "sha256"))
+    if not isinstance(name, str) or not name:
+        fail(f"header entry arrays[{index}] has an invalid name {name!r}")
+    if not isinstance(member, str) or not _MEMBER_PATTERN.fullmatch(member):
+        fail(f"array {name!r} has an invalid member name {member!r}")
+    try:
+        dtype = np.dtype(dtype_text) if isinstance(dtype_text, str) else None
+    except Exception:               # TypeError, or SyntaxError from odd strings
+        dtype = None
+    if dtype is None or dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None:
+        fail(f"array {name!r} has a dtype that cannot be loaded without pickle or is "
+             f"invalid: {dtype_text!r}")
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        fail(f"array {name!r} has an invalid shape {shape!r}")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        fail(f"array {name!r} has an invalid sha256 {digest!r}")
+    return name, member, dtype, tuple(shape), digest
+
+
+def _read_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple, fail) -> np.ndarray:
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(stream)
+        else:                       # (3, 0): utf-8 field names; read_array handles it
+            header = None
+    except Exception as error:      # ValueError, or SyntaxError from a mangled header dict
+        fail(f"array {name!r} is not a valid .npy member ({error})")
+    if header is not None:
+        stored_shape, _, stored_dtype = header
+        if stored_dtype != dtype or tuple(stored_shape) != shape:
+            fail(f"array {name!r} holds dtype {stored_dtype.str} and shape "
+                 f"{tuple(stored_shape)}, but the header records dtype {dtype.str} and shape "
+                 f"{shape}")
+    stream.seek(0)
+    try:
+        array = np.lib.format.read_array(stream, allow_pickle=False)
+    except Exception as error:
+        fail(f"array {name!r} cannot be read ({type(error).__name__}: {error})")
+    if array.dtype != dtype or array.shape != shape:
+        fail(f"array {name!r} holds dtype {array.dtype.str} and shape {array.shape}, but the "
+             f"header records dtype {dtype.str} and shape {shape}")
+    return array
+
+
+def load_archive(path) -> tuple[dict, dict]:
+    """Read a file written by :func:`save_archive`, verifying everything before returning.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    (config, arrays)
+        ``config`` the saved dict (tuples saved became lists); ``arrays`` a dict of name to
+        new, writable NumPy array, in the saved order, with the saved dtypes and shapes.
+
+    Raises
+    ------
+    ModelFileError
+        (a ``ValueError``) naming the file and what is wrong with it: it does not exist, is
+        empty or a directory, is not a ZIP file or is truncated, lacks a member or has an
+        unexpected one, has an unreadable header, a format name other than
+        ``"numlstm-model"`` or an unknown version, a config or array whose SHA-256 differs
+        from the recorded one, or an array whose dtype or shape differs from the recorded one.
+    TypeError
+        If ``path`` is not a str or os.PathLike.
+    """
+    target = _check_path(path)
+    shown = os.fspath(path)
+
+    def fail(reason):
+        # from None: the message already says what the underlying error was
+        raise ModelFileError(shown, reason) from None
+
+    try:
+        size = os.stat(target).st_size
+        if target.is_dir():
+            fail("it is a directory, not a file")
+    except FileNotFoundError:
+        fail("no such file")
+    except OSError as error:
+        fail(f"cannot access it ({error.strerror or error})")
+    if size == 0:
+        fail("the file is empty")
+    try:
+        with open(target, "rb") as handle:
+            start = handle.read(4)
+    except OSError as error:
+        fail(f"cannot open it ({error.strerror or error})")
+    try:
+        zf = zipfile.ZipFile(target, "r")
+    except zipfile.BadZipFile:
+        if start == b"PK\x03\x04":
+            fail("the ZIP archive is truncated or damaged (no valid central directory)")
+        fail("not a numlstm model file (not a ZIP archive)")
+    except Exception as error:      # damaged directories raise NotImplementedError, struct.error...
+        fail(f"the ZIP archive is damaged ({type(error).__name__}: {error})")
+
+    with zf:
+        names = zf.namelist()
+        if len(set(names)) != len(names):
+            fail("the ZIP archive has duplicate member names")
+        if HEADER_MEMBER not in names:
+            fail(f"not a numlstm model file: member {HEADER_MEMBER!r} is missing")
+        raw = _read_member(zf, HEADER_MEMBER, _MAX_HEADER_BYTES, fail)
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            fail(f"the header {HEADER_MEMBER!r} is not valid UTF-8 JSON ({error})")
+        if not isinstance(header, dict):
+            fail(f"the header {HEADER_MEMBER!r} is not a JSON object")
+        if header.get("format") != FORMAT_NAME:
+            fail(f"not a numlstm model file: format is {header.get('format')!r}, expected "
+                 f"{FORMAT_NAME!r}")
+        version = header.get("format_version")
+        if type(version) is not int:
+            fail(f"the format version is missing or not an integer: {version!r}")
+        if version != FORMAT_VERSION:
+            newer = " (written by a newer numlstm?)" if version > FORMAT_VERSION else ""
+            fail(f"unknown format version {version}{newer}; this numlstm reads version "
+                 f"{FORMAT_VERSION}")
+        config, entries = header.get("config"), header.get("arrays")
+        if not isinstance(config, dict):
+            fail("the header's 'config' is missing or not a JSON object")
+        if not isinstance(entries, list):
+            fail("the header's 'arrays' is missing or not a list")
+        digest = hashlib.sha256(_canonical_config(config)).hexdigest()
+        if header.get("config_sha256") != digest:
+            fail(f"checksum mismatch for the config: recorded "
+                 f"{header.get('config_sha256')!r}, computed {digest!r}")
+
+        parsed = [_parse_entry(entry, index, fail) for index, entry in enumerate(entries)]
+        seen_names, seen_members = set(), set()
+        for name, member, *_ in parsed:
+            if name in seen_names:
+                fail(f"the header names array {name!r} twice")
+            if member in seen_members:
+                fail(f"the header uses member {member!r} twice")
+            seen_names.add(name)
+            seen_members.add(member)
+        missing = sorted(seen_members.difference(names))
+        if missing:
+            fail(f"member {missing[0]!r} is missing (the file is truncated or damaged)")
+        unexpected = sorted(set(names) - seen_members - {HEADER_MEMBER})
+        if unexpected:
+            fail(f"unexpected member {unexpected[0]!r}: the file was altered")
+
+        arrays = {}
+        for name, member, dtype, shape, recorded in parsed:
+            nbytes = math.prod(shape) * dtype.itemsize
+            data = _read_member(zf, member, nbytes + _MAX_NPY_HEADER_BYTES, fail)
+            computed = hashlib.sha256(data).hexdigest()
+            if computed != recorded:
+                fail(f"checksum mismatch for array {name!r} (member {member!r}): recorded "
+                     f"{recorded}, computed {computed}")
+            arrays[name] = _read_npy(data, name, dtype, shape, fail)
+    return config, arrays

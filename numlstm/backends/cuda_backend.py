@@ -1,0 +1,406 @@
+"""The ``cuda`` backend: ``numba.cuda`` kernels on an NVIDIA GPU (launch code).
+
+The kernels live in :mod:`numlstm.backends.cuda_kernels`; this module chooses launch
+configurations, moves arrays between host and device, and runs the kernels in order.
+
+Arrays. Every method accepts host NumPy arrays or device arrays: Numba device arrays, or any
+object with ``__cuda_array_interface__`` (a CuPy array, a PyTorch CUDA tensor), used in place
+without a copy when C-contiguous. Results come back in the kind the forward's ``x`` was given:
+NumPy in, NumPy out; Numba device arrays in, Numba device arrays out; CuPy in, CuPy out (other
+CUDA-array-interface objects get Numba device arrays). What the backward needs stays on the
+device, in the cache.
+
+Two forward paths; ``last_path`` says which one ran (and ``last_path_note`` why):
+
+* ``"per-step"``: the input projection of all timesteps as one tiled GEMM, then one fused
+  launch per timestep (recurrent product through shared memory + gates + cell update);
+* ``"persistent"``: for batch <= :data:`PERSISTENT_MAX_BATCH`, one cooperative launch runs every
+  timestep with the recurrent weights held in shared memory and a grid-wide barrier between
+  steps. It declines (and the per-step path runs) when the weights do not fit in the
+  co-resident blocks' shared memory, or, in Numba's CUDA simulator, when more than one block
+  would be needed (the simulator runs blocks one after another, so it cannot synchronise a
+  grid).
+
+The backward always runs per step: gate derivatives, then ``dz @ recurrent_kernel.T``, then the
+weight and input gradients as GEMMs over the whole sequence.
+
+Launch configuration comes from the module constants below; tests patch them small so that
+every kernel spans several blocks and every grid-stride loop runs more than once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import BackendUnavailableError
+from .base import Backend, ForwardResult, Gradients, SequenceCache
+
+#: Threads per block of the 1-D kernels; the tiled 2-D kernels use square blocks of edge
+#: ``min(MAX_TILE, isqrt(THREADS_PER_BLOCK))``.
+THREADS_PER_BLOCK = 256
+#: The most blocks a grid has along any dimension; grid-stride loops cover the rest.
+MAX_GRID_BLOCKS = 4096
+#: The persistent path is tried for batches up to this size (where cuDNN is weakest).
+PERSISTENT_MAX_BATCH = 8
+#: The most threads one persistent block may have (CUDA's per-block limit).
+PERSISTENT_MAX_THREADS = 1024
+#: Shared memory a persistent block may use: 48 KiB, what every CUDA device gives a kernel
+#: without an opt-in.
+PERSISTENT_SHARED_BYTES = 48 * 1024
+
+#: Values of :attr:`CudaBackend.persistent`.
+PERSISTENT_MODES = ("auto", "never")
+
+
+def _cuda():
+    from numba import cuda
+    return cuda
+
+
+def _kernels():
+    from . import cuda_kernels
+    return cuda_kernels
+
+
+def _tile() -> int:
+    return max(1, min(_kernels().MAX_TILE, math.isqrt(THREADS_PER_BLOCK)))
+
+
+def _blocks(count: int, per_block: int) -> int:
+    return max(1, min(MAX_GRID_BLOCKS, -(-count // per_block)))
+
+
+def _launch_1d(kernel, count: int, *args) -> None:
+    kernel[_blocks(count, THREADS_PER_BLOCK), THREADS_PER_BLOCK](*args)
+
+
+def _launch_2d(kernel, rows: int, cols: int, *args) -> None:
+    """Square blocks; ``blockIdx.x`` walks the columns, ``blockIdx.y`` the rows."""
+    tile = _tile()
+    kernel[(_blocks(cols, tile), _blocks(rows, tile)), (tile, tile)](*args)
+
+
+def _is_numba_device_array(array) -> bool:
+    return bool(getattr(array, "__cuda_ndarray__", False))
+
+
+def _kind(array) -> str:
+    """``"numba"``, ``"cupy"``, ``"cai"`` (another CUDA array) or ``"host"``."""
+    if _is_numba_device_array(array):
+        return "numba"
+    if hasattr(array, "__cuda_array_interface__"):
+        return "cupy" if type(array).__module__.split(".")[0] == "cupy" else "cai"
+    return "host"
+
+
+class CudaCache(SequenceCache):
+    """:class:`~.base.SequenceCache` on the device, plus the kind of array the forward got."""
+
+    def __init__(self, *, kind: str, **fields):
+        super().__init__(**fields)
+        self.kind = kind
+
+
+class CudaBackend(Backend):
+    """``numba.cuda`` kernels; float32 and float64.
+
+    Attributes
+    ----------
+    persistent : str
+        ``"auto"`` (default): use the persistent kernel where the shape fits; ``"never"``.
+    last_path : str or None
+        The forward path the latest call ran: ``"persistent"`` or ``"per-step"``.
+    last_path_note : str
+        Why that path ran (e.g. why the persistent kernel declined).
+    simulator : bool
+        True when the kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
+    """
+
+    name = "cuda"
+    xp = np
+
+    def __init__(self):
+        import os
+        import sys
+        wanted_simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+        numba_before = "numba" in sys.modules and "numba.cuda" not in sys.modules
+        try:
+            cuda = _cuda()
+            from numba.cuda.core import config
+        except Exception as error:   # numba-cuda without its CUDA bindings, and the like
+            raise BackendUnavailableError(
+                "cuda", f"importing numba.cuda failed ({error})",
+                "pip install 'numlstm[cuda]' (numba-cuda with its CUDA bindings)") from error
+        self.simulator = bool(config.ENABLE_CUDASIM)
+        if wanted_simulator and not self.simulator:
+            hint = " (Numba was imported before it was set)" if numba_before else ""
+            raise BackendUnavailableError(
+                "cuda", f"NUMBA_ENABLE_CUDASIM=1 is set but Numba's CUDA target is not the "
+                f"simulator{hint}", "set NUMBA_ENABLE_CUDASIM=1 before importing numba or "
+                "numlstm")
+        if not cuda.is_available():
+            raise BackendUnavailableError(
+                "cuda", "Numba found no usable CUDA GPU", "run on a machine with an NVIDIA GPU "
+                "and its driver, or use backend='numba'")
+        self.persistent = "auto"
+        self.last_path: str | None = None
+        self.last_path_note = ""
+
+    # -- arrays and devices -------------------------------------------------------------------
+    def describe(self) -> str:
+        if self.simulator:
+            return ("Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1): the kernels run on the CPU "
+                    "in Python, for testing; no GPU is used")
+        import numba_cuda
+        device = _cuda().get_current_device()
+        name = device.name.decode() if isinstance(device.name, bytes) else device.name
+        major, minor = device.compute_capability
+        return f"{name} (compute capability {major}.{minor}, numba-cuda {numba_cuda.__version__})"
+
+    def synchronize(self) -> None:
+        _cuda().synchronize()
+
+    def asarray(self, array, dtype=None):
+        """A C-contiguous Numba device array with ``array``'s contents (no copy when it
+        already is one, or a contiguous CUDA array of that dtype)."""
+        return self._device(array, dtype)
+
+    def to_numpy(self, array):
+        kind = _kind(array)
+        if kind == "host":
+            return np.asarray(array)
+        return self._device(array).copy_to_host()
+
+    def _device(self, array, dtype=None):
+        cuda = _cuda()
+        kind = _kind(array)
+        if kind == "host":
+            host = np.ascontiguousarray(array, dtype=dtype)
+            return cuda.to_device(host)
+        device = array if kind == "numba" else cuda.as_cuda_array(array)
+        if dtype is not None and np.dtype(dtype) != device.dtype:
+            return cuda.to_device(device.copy_to_host().astype(dtype))
+        if not device.is_c_contiguous():
+            device = self._contiguous_copy(device)
+        return device
+
+    def _contiguous_copy(self, device):
+        out = _cuda().device_array(device.shape, device.dtype)
+        if device.size:
+            copy = {1: _kernels().copy_1d, 2: _kernels().copy_2d, 3: _kernels().copy_3d}
+            _launch_1d(copy[device.ndim], device.size, device, out)
+        return out
+
+    def _copy(self, device):
+        out = _cuda().device_array(device.shape, device.dtype)
+        if device.size:
+            out.copy_to_device(device)
+        return out
+
+    def _zeros(self, shape, dtype):
+        return _cuda().to_device(np.zeros(shape, dtype))
+
+    def _placeholder(self, dtype, ndim=2):
+        return _cuda().device_array((0,) * ndim, dtype)
+
+    @staticmethod
+    def _to_kind(device, kind: str):
+        if kind == "host":
+            return device.copy_to_host()
+        if kind == "cupy":
+            import cupy
+            return cupy.asarray(device)
+        return device
+
+    # -- the recurrence -----------------------------------------------------------------------
+    def lstm_forward(self, x, kernel, recurrent_kernel, bias, *, h0, c0, mask,
+                     recurrent_dropout_mask, reverse, activation, recurrent_activation,
+                     zero_output_for_mask, return_cache):
+        cuda = _cuda()
+        K = _kernels()
+        kind = _kind(x)
+        x, kernel, recurrent_kernel, bias, h0, c0 = (
+            self._device(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
+        batch, timesteps, features = x.shape
+        units = recurrent_kernel.shape[0]
+        dtype = x.dtype
+        has_mask = mask is not None
+        has_dropout = recurrent_dropout_mask is not None
+        mask = self._device(mask) if has_mask else self._placeholder(np.bool_)
+        dropout = (self._device(recurrent_dropout_mask) if has_dropout
+                   else self._placeholder(dtype))
+        reverse = bool(reverse)
+        activation, recurrent_activation = int(activation), int(recurrent_activation)
+        zero_output_for_mask, store = bool(zero_output_for_mask), bool(return_cache)
+
+        outputs = cuda.device_array((batch, timesteps, units), dtype)
+        c = self._copy(c0)
+        if store:
+            gates = cuda.device_array((batch, timesteps, 4 * units), dtype)
+            cells = cuda.device_array((batch, timesteps, units), dtype)
+            h_prev = cuda.device_array((batch, timesteps, units), dtype)
+        else:
+            gates = cells = h_prev = self._placeholder(dtype, 3)
+
+        if batch == 0 or timesteps == 0:
+            h = self._copy(h0)
+            self.last_path, self.last_path_note = "per-step", "nothing to compute"
+        else:
+            x_proj = cuda.device_array((batch, timesteps, 4 * units), dtype)
+            _launch_2d(K.gemm, batch * timesteps, 4 * units,
+                       x.reshape(batch * timesteps, features), kernel,
+                       x_proj.reshape(batch * timesteps, 4 * units), False, False, bias, True)
+            flags = (mask, has_mask, dropout, has_dropout)
+            options = (activation, recurrent_activation, zero_output_for_mask, store,
+                       outputs, gates, cells, h_prev)
+            plan, note = self._persistent_plan(batch, units, dtype)
+            if plan is not None:
+                h_buffers = cuda.device_array((2, batch, units), dtype)
+                h_buffers[0].copy_to_device(h0)
+                per_block, blocks, shared_bytes = plan
+                args = (x_proj, recurrent_kernel, h_buffers, c, *flags, reverse, *options)
+                kernel_ = K.forward_persistent
+                if not self.simulator:
+                    # Every block of a cooperative grid must be resident at once.
+                    kernel_ = K.forward_persistent.specialize(*args)
+                    overload = next(iter(kernel_.overloads.values()))
+                    limit = overload.max_cooperative_grid_blocks((per_block, batch),
+                                                                 shared_bytes)
+                    if blocks > limit:
+                        plan, note = None, (f"{blocks} blocks needed, only {limit} can be "
+                                            "co-resident for a grid-wide barrier")
+            if plan is not None:
+                kernel_[blocks, (per_block, batch), 0, shared_bytes](*args)
+                h = self._copy(h_buffers[timesteps % 2])
+                self.last_path = "persistent"
+            else:
+                h, h_spare = self._copy(h0), cuda.device_array((batch, units), dtype)
+                for step in range(timesteps):
+                    t = timesteps - 1 - step if reverse else step
+                    _launch_2d(K.forward_step, batch, units, x_proj, t, recurrent_kernel, h,
+                               h_spare, c, *flags, *options)
+                    h, h_spare = h_spare, h
+                self.last_path = "per-step"
+            self.last_path_note = note
+
+        cache = None
+        if store:
+            cache = CudaCache(
+                kind=kind, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, c0=c0,
+                mask=mask if has_mask else None,
+                recurrent_dropout_mask=dropout if has_dropout else None, reverse=reverse,
+                zero_output_for_mask=zero_output_for_mask, activation=activation,
+                recurrent_activation=recurrent_activation, gates=gates, cells=cells,
+                h_prev=h_prev, backend=self.name)
+        return ForwardResult(outputs=self._to_kind(outputs, kind), h=self._to_kind(h, kind),
+                             c=self._to_kind(c, kind), cache=cache, backend=self.name)
+
+    def _persistent_plan(self, batch: int, units: int, dtype):
+        """``((units_per_block, blocks, shared_bytes), note)`` when the persistent kernel fits,
+        else ``(None, why not)``."""
+        if self.persistent == "never":
+            return None, "persistent kernel switched off (persistent='never')"
+        if batch > PERSISTENT_MAX_BATCH:
+            return None, (f"batch {batch} > {PERSISTENT_MAX_BATCH}: the per-step kernels "
+                          "use the GPU better")
+        itemsize = np.dtype(dtype).itemsize
+        # Shared memory per block: 4 gate columns of every unit it owns, plus h_{t-1}.
+        room = PERSISTENT_SHARED_BYTES // itemsize - batch * units
+        most_per_block = min(units, PERSISTENT_MAX_THREADS // batch, room // (4 * units))
+        if most_per_block < 1:
+            return None, (f"hidden state of {units} units does not fit in "
+                          f"{PERSISTENT_SHARED_BYTES} bytes of shared memory per block")
+        if self.simulator:
+            if most_per_block < units:
+                return None, ("the CUDA simulator cannot synchronise a grid of several "
+                              f"blocks, and {units} units need more than one")
+            per_block, blocks = units, 1
+        else:
+            device_blocks = _cuda().get_current_device().MULTIPROCESSOR_COUNT
+            # Spread the units over as many blocks as there are SMs, each within its limits.
+            per_block = max(-(-units // device_blocks), 1)
+            if per_block > most_per_block:
+                return None, (f"{units} units need more shared memory than the co-resident "
+                              "blocks have")
+            blocks = -(-units // per_block)
+        shared_bytes = (4 * units * per_block + batch * units) * itemsize
+        return (per_block, blocks, shared_bytes), (
+            f"persistent kernel: {blocks} block(s) of {per_block} units x {batch} rows")
+
+    def lstm_backward(self, cache, *, grad_outputs, grad_h, grad_c):
+        cuda = _cuda()
+        K = _kernels()
+        x = cache.x
+        batch, timesteps, features = x.shape
+        units = cache.recurrent_kernel.shape[0]
+        dtype = x.dtype
+        grad_outputs, grad_h, grad_c = (self._device(a) for a in (grad_outputs, grad_h, grad_c))
+        dh, dc = self._copy(grad_h), self._copy(grad_c)
+        if batch == 0 or timesteps == 0:
+            gradients = dict(
+                x=self._zeros(x.shape, dtype), kernel=self._zeros((features, 4 * units), dtype),
+                recurrent_kernel=self._zeros((units, 4 * units), dtype),
+                bias=self._zeros((4 * units,), dtype))
+        else:
+            has_mask = cache.mask is not None
+            has_dropout = cache.recurrent_dropout_mask is not None
+            mask = cache.mask if has_mask else self._placeholder(np.bool_)
+            dropout = cache.recurrent_dropout_mask if has_dropout else self._placeholder(dtype)
+            dz_all = cuda.device_array((batch, timesteps, 4 * units), dtype)
+            for step in range(timesteps - 1, -1, -1):
+                t = timesteps - 1 - step if cache.reverse else step
+                t_before = t + 1 if cache.reverse else t - 1
+                _launch_1d(K.backward_step_gates, batch * units, t, t_before, step == 0,
+                           cache.c0, mask, has_mask, cache.zero_output_for_mask,
+                           cache.activation, cache.recurrent_activation, cache.gates,
+                           cache.cells, grad_outputs, dh, dc, dz_all)
+                _launch_2d(K.backward_step_recurrent, batch, units, t, dz_all,
+                           cache.recurrent_kernel, mask, has_mask, dropout, has_dropout, dh)
+
+            rows = batch * timesteps
+            dz = dz_all.reshape(rows, 4 * units)
+            no_bias = self._placeholder(dtype, 1)
+            dx = cuda.device_array(x.shape, dtype)
+            _launch_2d(K.gemm, rows, features, dz, cache.kernel, dx.reshape(rows, features),
+                       False, True, no_bias, False)
+            dkernel = cuda.device_array((features, 4 * units), dtype)
+            _launch_2d(K.gemm, features, 4 * units, x.reshape(rows, features), dz, dkernel,
+                       True, False, no_bias, False)
+            h_in = cache.h_prev
+            if has_dropout:
+                h_in = cuda.device_array(cache.h_prev.shape, dtype)
+                _launch_1d(K.scale_rows, rows * units, cache.h_prev, dropout, h_in)
+            drecurrent = cuda.device_array((units, 4 * units), dtype)
+            _launch_2d(K.gemm, units, 4 * units, h_in.reshape(rows, units), dz, drecurrent,
+                       True, False, no_bias, False)
+            dbias = cuda.device_array(4 * units, dtype)
+            _launch_1d(K.column_sums, 4 * units, dz, dbias)
+            gradients = dict(x=dx, kernel=dkernel, recurrent_kernel=drecurrent, bias=dbias)
+        kind = getattr(cache, "kind", "numba")
+        return Gradients(**{k: self._to_kind(v, kind) for k, v in gradients.items()},
+                         h0=self._to_kind(dh, kind), c0=self._to_kind(dc, kind))
+
+    # -- one timestep -------------------------------------------------------------------------
+    def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation: int,
+                  recurrent_activation: int, out_h=None, out_c=None):
+        kind = _kind(x_t)
+        x_t = self._device(x_t)
+        result = self.lstm_forward(
+            x_t.reshape(x_t.shape[0], 1, x_t.shape[1]), kernel, recurrent_kernel, bias,
+            h0=self._device(h), c0=self._device(c), mask=None, recurrent_dropout_mask=None,
+            reverse=False, activation=activation, recurrent_activation=recurrent_activation,
+            zero_output_for_mask=False, return_cache=False)
+        new = []
+        for state, out in ((result.h, out_h), (result.c, out_c)):
+            if out is None:
+                new.append(self._to_kind(state, kind))
+            elif _kind(out) == "host":
+                out[...] = state.copy_to_host()
+                new.append(out)
+            else:
+                target = out if _is_numba_device_array(out) else _cuda().as_cuda_array(out)
+                target.copy_to_device(state)
+                new.append(out)
+        return new[0], new[1]

@@ -1,0 +1,392 @@
+"""The ``@cuda.jit`` kernels of the ``cuda`` backend (launch code: :mod:`.cuda_backend`).
+
+Layout: batch-major, as the user's arrays are: ``x (B, T, D)``, ``outputs (B, T, H)``, the
+input projection ``x_proj (B, T, 4H)`` with the bias folded in, and the backward's
+``dz_all (B, T, 4H)``.
+
+The kernels, and what each one computes:
+
+* :func:`gemm` -- ``out = op(a) @ op(b) (+ bias)``, a shared-memory tiled matrix product;
+  ``op`` is an optional transpose chosen at run time. Used for the input projection of all
+  timesteps at once and for the input and weight gradients over the whole sequence.
+* :func:`forward_step` -- one timestep for every row: the recurrent product
+  ``(h_{t-1} * r) @ recurrent_kernel`` tiled through shared memory and fused with the gates,
+  the cell update, the mask and the cache writes.
+* :func:`forward_persistent` -- the whole sequence in one launch for small batches: each block
+  keeps its slice of ``recurrent_kernel`` in shared memory for all timesteps and the grid
+  synchronises between steps (a cooperative launch).
+* :func:`backward_step_gates` and :func:`backward_step_recurrent` -- one timestep of the
+  backward: the gate derivatives, then ``dz @ recurrent_kernel.T`` for the hidden state.
+* small helpers: :func:`scale_rows`, :func:`column_sums`, :func:`copy_1d` / ``2d`` / ``3d``.
+
+Every kernel covers its output with grid-stride loops, so any grid size is correct, and guards
+every index against the array bounds. Tiled kernels take their output tile's edge from
+``blockDim.x`` (square blocks, at most :data:`MAX_TILE`), so that one compiled kernel serves
+every launch configuration, including the very small blocks the tests use to span several
+blocks; the reduction dimension always advances :data:`MAX_TILE` at a time (a smaller block
+loads several elements per thread), which keeps the number of barriers per output tile low.
+
+The gate scalar math is the ``@njit`` functions of :mod:`.gate_math`, shared with the ``numba``
+CPU loops. Activations arrive as run-time integer codes and optional inputs as an empty
+placeholder plus a flag, so each kernel compiles once per dtype.
+"""
+
+from __future__ import annotations
+
+from numba import cuda
+
+from .gate_math import cell_update, cell_update_backward
+
+#: The largest output-tile edge a tiled kernel supports, and the width of the slices of the
+#: reduction dimension it stages in shared memory (its shared arrays are this size; the launch
+#: code may use any edge up to it).
+MAX_TILE = 16
+
+
+@cuda.jit(cache=True)
+def gemm(a, b, out, trans_a, trans_b, bias, add_bias):
+    """``out (M, N) = op(a) @ op(b)``, plus ``bias (N,)`` on every row when ``add_bias``.
+
+    ``op(a)`` is ``a.T`` when ``trans_a`` (then ``a`` is ``(K, M)``), else ``a`` (``(M, K)``);
+    likewise ``op(b)`` is ``(K, N)``. Launch with square blocks ``(tile, tile)``,
+    ``tile <= MAX_TILE``; the grid may have any size.
+    """
+    tile = cuda.blockDim.x
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    a_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
+    b_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
+    rows = out.shape[0]
+    cols = out.shape[1]
+    inner = a.shape[0] if trans_a else a.shape[1]
+    zero = out.dtype.type(0)
+    for row0 in range(cuda.blockIdx.y * tile, rows, cuda.gridDim.y * tile):
+        for col0 in range(cuda.blockIdx.x * tile, cols, cuda.gridDim.x * tile):
+            row = row0 + ty
+            col = col0 + tx
+            acc = zero
+            for k0 in range(0, inner, MAX_TILE):
+                # a_tile[ty, kk] = op(a)[row, k0 + kk];  b_tile[kk, tx] = op(b)[k0 + kk, col]
+                for kk in range(tx, MAX_TILE, tile):
+                    k = k0 + kk
+                    if row < rows and k < inner:
+                        a_tile[ty, kk] = a[k, row] if trans_a else a[row, k]
+                    else:
+                        a_tile[ty, kk] = zero
+                for kk in range(ty, MAX_TILE, tile):
+                    k = k0 + kk
+                    if k < inner and col < cols:
+                        b_tile[kk, tx] = b[col, k] if trans_b else b[k, col]
+                    else:
+                        b_tile[kk, tx] = zero
+                cuda.syncthreads()
+                for kk in range(MAX_TILE):
+                    acc += a_tile[ty, kk] * b_tile[kk, tx]
+                cuda.syncthreads()
+            if row < rows and col < cols:
+                if add_bias:
+                    acc += bias[col]
+                out[row, col] = acc
+
+
+@cuda.jit(cache=True)
+def forward_step(x_proj, t, recurrent_kernel, h_cur, h_next, c, mask, has_mask,
+                 dropout, has_dropout, activation, recurrent_activation,
+                 zero_output_for_mask, store, outputs, gates, cells, h_prev):
+    """One timestep ``t`` for every row: recurrent product fused with the gates.
+
+    Parameters
+    ----------
+    x_proj : (B, T, 4H), ``x @ kernel + bias``
+    t : int, the input position processed
+    recurrent_kernel : (H, 4H)
+    h_cur : (B, H), read: the hidden state entering the step
+    h_next : (B, H), written: the hidden state after it (a different buffer than ``h_cur``,
+        since other blocks still read ``h_cur``)
+    c : (B, H), updated in place (each element is read and written by one thread only)
+    mask : bool (B, T), read when ``has_mask``;  dropout : (B, H), read when ``has_dropout``
+    outputs : (B, T, H), written at ``t``
+    gates (B, T, 4H), cells (B, T, H), h_prev (B, T, H) : written at ``t`` when ``store``
+
+    Launch with square blocks ``(tile, tile)``: ``threadIdx.y`` walks the batch rows,
+    ``threadIdx.x`` the units; each thread accumulates the four gate pre-activations of one
+    ``(row, unit)`` over ``MAX_TILE``-wide slices of ``H`` held in shared memory.
+    """
+    tile = cuda.blockDim.x
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    h_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=c.dtype)
+    w_tile = cuda.shared.array((4, MAX_TILE, MAX_TILE), dtype=c.dtype)
+    batch = c.shape[0]
+    units = c.shape[1]
+    zero = c.dtype.type(0)
+    for row0 in range(cuda.blockIdx.y * tile, batch, cuda.gridDim.y * tile):
+        for col0 in range(cuda.blockIdx.x * tile, units, cuda.gridDim.x * tile):
+            b = row0 + ty
+            j = col0 + tx
+            acc_i = zero
+            acc_f = zero
+            acc_g = zero
+            acc_o = zero
+            for k0 in range(0, units, MAX_TILE):
+                for kk in range(tx, MAX_TILE, tile):
+                    k = k0 + kk
+                    if b < batch and k < units:
+                        value = h_cur[b, k]
+                        if has_dropout:
+                            value *= dropout[b, k]
+                        h_tile[ty, kk] = value
+                    else:
+                        h_tile[ty, kk] = zero
+                for kk in range(ty, MAX_TILE, tile):
+                    k = k0 + kk
+                    if k < units and j < units:
+                        for gate in range(4):
+                            w_tile[gate, kk, tx] = recurrent_kernel[k, gate * units + j]
+                    else:
+                        for gate in range(4):
+                            w_tile[gate, kk, tx] = zero
+                cuda.syncthreads()
+                for kk in range(MAX_TILE):
+                    value = h_tile[ty, kk]
+                    acc_i += value * w_tile[0, kk, tx]
+                    acc_f += value * w_tile[1, kk, tx]
+                    acc_g += value * w_tile[2, kk, tx]
+                    acc_o += value * w_tile[3, kk, tx]
+                cuda.syncthreads()
+            if b < batch and j < units:
+                _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur,
+                             h_next, c, mask, has_mask, activation, recurrent_activation,
+                             zero_output_for_mask, store, outputs, gates, cells, h_prev)
+
+
+@cuda.jit(device=True, inline="always")
+def _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_next, c,
+                 mask, has_mask, activation, recurrent_activation, zero_output_for_mask,
+                 store, outputs, gates, cells, h_prev):
+    """The gates, cell update, mask and cache writes of one ``(row b, unit j)`` at step ``t``,
+    given the recurrent product's four sums."""
+    h_old = h_cur[b, j]
+    if store:
+        h_prev[b, t, j] = h_old
+    if has_mask and not mask[b, t]:
+        # The state carries over; the output is the carried h, or zero.
+        h_next[b, j] = h_old
+        outputs[b, t, j] = h_old * 0 if zero_output_for_mask else h_old
+        if store:
+            cells[b, t, j] = c[b, j]
+        return
+    i, f, g, o, c_new, h_new = cell_update(
+        x_proj[b, t, j] + acc_i, x_proj[b, t, units + j] + acc_f,
+        x_proj[b, t, 2 * units + j] + acc_g, x_proj[b, t, 3 * units + j] + acc_o,
+        c[b, j], activation, recurrent_activation)
+    c[b, j] = c_new
+    h_next[b, j] = h_new
+    outputs[b, t, j] = h_new
+    if store:
+        gates[b, t, j] = i
+        gates[b, t, units + j] = f
+        gates[b, t, 2 * units + j] = g
+        gates[b, t, 3 * units + j] = o
+        cells[b, t, j] = c_new
+
+
+@cuda.jit(cache=True)
+def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, dropout,
+                       has_dropout, reverse, activation, recurrent_activation,
+                       zero_output_for_mask, store, outputs, gates, cells, h_prev):
+    """Every timestep in one launch: the persistent small-batch forward.
+
+    Parameters
+    ----------
+    x_proj : (B, T, 4H), ``x @ kernel + bias``
+    recurrent_kernel : (H, 4H)
+    h_buffers : (2, B, H); ``h_buffers[0]`` holds ``h0`` on entry. Step ``s`` reads buffer
+        ``s % 2`` and writes the other, so the final state is in ``h_buffers[T % 2]``.
+    c : (B, H), ``c0`` on entry, the final cell state on exit
+    the rest : as for :func:`forward_step`
+
+    Launch cooperatively with blocks ``(units_per_block, B)`` and ``ceil(H / units_per_block)``
+    blocks, and ``(4 * H * units_per_block + B * H) * itemsize`` bytes of dynamic shared memory.
+    Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``: it copies their
+    columns of all four gates of ``recurrent_kernel`` into shared memory once, then for every
+    step stages ``h_{t-1} * r`` (all rows) in shared memory, computes its units, and waits at a
+    grid-wide barrier until every block has written its part of ``h_t``.
+    """
+    per_block = cuda.blockDim.x
+    jl = cuda.threadIdx.x
+    b = cuda.threadIdx.y
+    nthreads = cuda.blockDim.x * cuda.blockDim.y
+    tid = b * per_block + jl
+    batch = c.shape[0]
+    units = c.shape[1]
+    timesteps = x_proj.shape[1]
+    j0 = cuda.blockIdx.x * per_block
+    j = j0 + jl
+    shared = cuda.shared.array(0, dtype=c.dtype)
+    w_size = 4 * units * per_block
+    zero = c.dtype.type(0)
+    # shared[(k * 4 + gate) * per_block + jl] = recurrent_kernel[k, gate * H + j0 + jl]
+    for index in range(tid, w_size, nthreads):
+        k = index // (4 * per_block)
+        gate = (index // per_block) % 4
+        column = j0 + index % per_block
+        shared[index] = (recurrent_kernel[k, gate * units + column] if column < units
+                         else zero)
+    grid = cuda.cg.this_grid()
+    for step in range(timesteps):
+        t = timesteps - 1 - step if reverse else step
+        h_cur = h_buffers[step % 2]
+        h_next = h_buffers[(step + 1) % 2]
+        for index in range(tid, batch * units, nthreads):
+            row = index // units
+            k = index % units
+            value = h_cur[row, k]
+            if has_dropout:
+                value *= dropout[row, k]
+            shared[w_size + index] = value
+        cuda.syncthreads()
+        if b < batch and j < units:
+            acc_i = zero
+            acc_f = zero
+            acc_g = zero
+            acc_o = zero
+            h_row = w_size + b * units
+            for k in range(units):
+                value = shared[h_row + k]
+                w_row = k * 4 * per_block + jl
+                acc_i += value * shared[w_row]
+                acc_f += value * shared[w_row + per_block]
+                acc_g += value * shared[w_row + 2 * per_block]
+                acc_o += value * shared[w_row + 3 * per_block]
+            _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_next,
+                         c, mask, has_mask, activation, recurrent_activation,
+                         zero_output_for_mask, store, outputs, gates, cells, h_prev)
+        # Every block's part of h_t is written (and the shared h is no longer read) before
+        # any block starts the next step.
+        grid.sync()
+
+
+@cuda.jit(cache=True)
+def backward_step_gates(t, t_before, first, c0, mask, has_mask, zero_output_for_mask,
+                        activation, recurrent_activation, gates, cells, grad_outputs, dh, dc,
+                        dz_all):
+    """The gate derivatives of step ``t`` for every ``(row, unit)`` (grid-stride, 1-D).
+
+    ``dh``, ``dc`` (B, H): on entry the gradients reaching the states after step ``t`` from
+    later steps; ``grad_outputs[:, t]`` is added here. On exit: at a masked ``(b, t)``, ``dh``
+    holds the carried gradient and ``dz_all[b, t]`` is zero; otherwise ``dz_all[b, t]`` holds
+    the pre-activation gradients and ``dc`` the gradient of the previous cell state (``dh`` of
+    such rows is then replaced by :func:`backward_step_recurrent`). ``t_before`` is the step
+    processed just before ``t``; ``first`` says that there is none (use ``c0``).
+    """
+    batch = dh.shape[0]
+    units = dh.shape[1]
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for index in range(start, batch * units, stride):
+        b = index // units
+        j = index % units
+        grad_out = grad_outputs[b, t, j]
+        if has_mask and not mask[b, t]:
+            if not zero_output_for_mask:
+                dh[b, j] += grad_out
+            for gate in range(4):
+                dz_all[b, t, gate * units + j] = grad_out * 0
+            continue
+        c_prev = c0[b, j] if first else cells[b, t_before, j]
+        dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
+            gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
+            gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
+            dc[b, j], activation, recurrent_activation)
+        dz_all[b, t, j] = dzi
+        dz_all[b, t, units + j] = dzf
+        dz_all[b, t, 2 * units + j] = dzg
+        dz_all[b, t, 3 * units + j] = dzo
+        dc[b, j] = dc_prev
+
+
+@cuda.jit(cache=True)
+def backward_step_recurrent(t, dz_all, recurrent_kernel, mask, has_mask, dropout, has_dropout,
+                            dh):
+    """``dh[b] = (dz_all[b, t] @ recurrent_kernel.T) * r[b]`` for the rows processed at ``t``
+    (masked rows keep ``dh``). Tiled like :func:`gemm`: square blocks, ``threadIdx.y`` rows,
+    ``threadIdx.x`` hidden units, a reduction over the ``4H`` gate columns."""
+    tile = cuda.blockDim.x
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    dz_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=dh.dtype)
+    w_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=dh.dtype)
+    batch = dh.shape[0]
+    units = dh.shape[1]
+    inner = 4 * units
+    zero = dh.dtype.type(0)
+    for row0 in range(cuda.blockIdx.y * tile, batch, cuda.gridDim.y * tile):
+        for col0 in range(cuda.blockIdx.x * tile, units, cuda.gridDim.x * tile):
+            b = row0 + ty
+            k_out = col0 + tx
+            acc = zero
+            for g0 in range(0, inner, MAX_TILE):
+                for gg in range(tx, MAX_TILE, tile):
+                    g = g0 + gg
+                    dz_tile[ty, gg] = dz_all[b, t, g] if b < batch and g < inner else zero
+                for gg in range(ty, MAX_TILE, tile):
+                    g = g0 + gg
+                    w_tile[gg, tx] = (recurrent_kernel[k_out, g] if g < inner and k_out < units
+                                      else zero)
+                cuda.syncthreads()
+                for gg in range(MAX_TILE):
+                    acc += dz_tile[ty, gg] * w_tile[gg, tx]
+                cuda.syncthreads()
+            if b < batch and k_out < units and not (has_mask and not mask[b, t]):
+                if has_dropout:
+                    acc *= dropout[b, k_out]
+                dh[b, k_out] = acc
+
+
+@cuda.jit(cache=True)
+def scale_rows(values, scale, out):
+    """``out[b, t, j] = values[b, t, j] * scale[b, j]`` (the dropout-masked hidden states)."""
+    batch, timesteps, units = values.shape
+    for index in range(cuda.grid(1), batch * timesteps * units, cuda.gridsize(1)):
+        b = index // (timesteps * units)
+        t = (index // units) % timesteps
+        j = index % units
+        out[b, t, j] = values[b, t, j] * scale[b, j]
+
+
+@cuda.jit(cache=True)
+def column_sums(values, out):
+    """``out[j] = values[:, j].sum()`` for a 2-D ``values``; one thread per column."""
+    rows, cols = values.shape
+    for j in range(cuda.grid(1), cols, cuda.gridsize(1)):
+        acc = out.dtype.type(0)
+        for i in range(rows):
+            acc += values[i, j]
+        out[j] = acc
+
+
+@cuda.jit(cache=True)
+def copy_1d(source, out):
+    """``out[...] = source`` for arrays of any strides (to make device inputs contiguous)."""
+    for index in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        out[index] = source[index]
+
+
+@cuda.jit(cache=True)
+def copy_2d(source, out):
+    """``out[...] = source`` for 2-D arrays of any strides."""
+    rows, cols = out.shape
+    for index in range(cuda.grid(1), rows * cols, cuda.gridsize(1)):
+        out[index // cols, index % cols] = source[index // cols, index % cols]
+
+
+@cuda.jit(cache=True)
+def copy_3d(source, out):
+    """``out[...] = source`` for 3-D arrays of any strides."""
+    n0, n1, n2 = out.shape
+    for index in range(cuda.grid(1), n0 * n1 * n2, cuda.gridsize(1)):
+        i = index // (n1 * n2)
+        j = (index // n2) % n1
+        k = index % n2
+        out[i, j, k] = source[i, j, k]

@@ -1,0 +1,238 @@
+"""The ``cuda`` backend beyond the shared parity suite: both forward paths, the persistent
+kernel declining visibly, device arrays in and out, ``lstm_step``, launch sizes, and the
+registry's answers. Runs in Numba's CUDA simulator on a machine without a GPU (see conftest)
+and on the device where there is one.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import numlstm
+from numlstm import BackendUnavailableError
+from numlstm.activations import ACTIVATION_CODES
+
+from conftest import CUDA_SIMULATOR, make_problem, relative_norm_error
+
+STATUS = numlstm.available_backends()["cuda"]
+pytestmark = pytest.mark.skipif(not STATUS.available,
+                                reason=f"cuda backend not usable here: {STATUS.reason}")
+
+
+@pytest.fixture
+def cuda_backend(monkeypatch):
+    """The backend, with the persistent kernel tried up to its real batch limit (conftest
+    lowers it for the parity suite)."""
+    from numlstm.backends import cuda_backend as launch
+    monkeypatch.setattr(launch, "PERSISTENT_MAX_BATCH", 8)
+    backend = numlstm.get_backend("cuda")
+    yield backend
+    backend.persistent = "auto"
+
+
+def _compare(result, reference, dtype):
+    for name, expected in reference.items():
+        if dtype == np.float64:
+            np.testing.assert_allclose(result[name], expected, rtol=0, atol=1e-10, err_msg=name)
+        elif name in ("outputs", "h", "c"):
+            np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-5,
+                                       err_msg=name)
+        else:
+            assert relative_norm_error(result[name], expected) <= 1e-5, name
+
+
+PATH_CASES = {  # (batch, timesteps, features, units), options
+    "holes-reverse": ((3, 5, 2, 3), dict(mask="holes", reverse=True)),
+    "dropout-zero-output": ((2, 4, 3, 5), dict(mask="random", dropout=True,
+                                               zero_output_for_mask=True)),
+    "batch1-hard-sigmoid": ((1, 6, 3, 7), dict(recurrent_activation="hard_sigmoid_keras2",
+                                               activation="relu")),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", list(PATH_CASES))
+def test_persistent_and_per_step_paths_both_match_the_reference(cuda_backend, case, dtype,
+                                                                monkeypatch):
+    from numlstm.backends import cuda_backend as launch
+    monkeypatch.setattr(launch, "PERSISTENT_MAX_THREADS", 64)
+    shape, options = PATH_CASES[case]
+    problem = make_problem(*shape, seed=3, **options)
+    reference = problem.run("numpy")
+    for mode, path in (("auto", "persistent"), ("never", "per-step")):
+        cuda_backend.persistent = mode
+        if dtype == np.float64:
+            result = problem.run("cuda")
+        else:
+            result = problem.astype(np.float32).run("cuda")
+        assert cuda_backend.last_path == path, cuda_backend.last_path_note
+        _compare(result, reference, dtype)
+
+
+def test_persistent_path_declines_visibly(cuda_backend, monkeypatch):
+    from numlstm.backends import cuda_backend as launch
+    monkeypatch.setattr(launch, "PERSISTENT_MAX_THREADS", 1024)
+    x = np.ones((9, 2, 3), np.float32)
+    kernel, recurrent = np.ones((3, 8), np.float32), np.ones((2, 8), np.float32)
+    numlstm.functional.lstm_forward(x, kernel, recurrent, backend="cuda")
+    assert cuda_backend.last_path == "per-step"
+    assert "batch 9 > 8" in cuda_backend.last_path_note
+
+    numlstm.functional.lstm_forward(x[:2], kernel, recurrent, backend="cuda")
+    assert cuda_backend.last_path == "persistent"
+    assert ("1 block(s) of 2 units x 2 rows" if CUDA_SIMULATOR else "units x 2 rows") in \
+        cuda_backend.last_path_note
+
+    # Too many units for one block's shared memory: on a GPU several blocks share them, the
+    # simulator (which cannot synchronise a grid) declines.
+    monkeypatch.setattr(launch, "PERSISTENT_SHARED_BYTES", 60)
+    numlstm.functional.lstm_forward(x[:2], kernel, recurrent, backend="cuda")
+    if CUDA_SIMULATOR:
+        assert cuda_backend.last_path == "per-step"
+        assert "cannot synchronise a grid" in cuda_backend.last_path_note
+    monkeypatch.setattr(launch, "PERSISTENT_SHARED_BYTES", 40)
+    numlstm.functional.lstm_forward(x[:2], kernel, recurrent, backend="cuda")
+    assert cuda_backend.last_path == "per-step"
+    assert "does not fit in 40 bytes of shared memory" in cuda_backend.last_path_note
+
+
+@pytest.mark.skipif(CUDA_SIMULATOR, reason="the CUDA simulator runs one block at a time and "
+                    "cannot synchronise a grid; the multi-block persistent kernel is proven on "
+                    "a GPU")
+def test_persistent_kernel_across_several_blocks_on_the_device(cuda_backend):
+    problem = make_problem(4, 6, 5, 300, mask="holes", dropout=True, seed=4)
+    reference = problem.run("numpy")
+    result = problem.run("cuda")
+    assert cuda_backend.last_path == "persistent", cuda_backend.last_path_note
+    assert "1 block(s)" not in cuda_backend.last_path_note
+    _compare(result, reference, np.float64)
+
+
+def test_device_arrays_in_give_device_arrays_out(cuda_backend):
+    from numba import cuda
+    problem = make_problem(2, 4, 3, 3, mask="random", dropout=True, seed=6)
+    reference = problem.run("numpy")
+    args = {k: v for k, v in vars(problem).items() if isinstance(v, np.ndarray)}
+    on_device = {k: cuda.to_device(v) for k, v in args.items()}
+    for arrays, is_device in ((args, False), (on_device, True)):
+        forward = cuda_backend.lstm_forward(
+            arrays["x"], arrays["kernel"], arrays["recurrent_kernel"], arrays["bias"],
+            h0=arrays["h0"], c0=arrays["c0"], mask=arrays["mask"],
+            recurrent_dropout_mask=arrays["recurrent_dropout_mask"], reverse=False,
+            activation=0, recurrent_activation=1, zero_output_for_mask=False,
+            return_cache=True)
+        grads = cuda_backend.lstm_backward(forward.cache, grad_outputs=arrays["grad_outputs"],
+                                           grad_h=arrays["grad_h"], grad_c=arrays["grad_c"])
+        results = {"outputs": forward.outputs, "h": forward.h, "c": forward.c,
+                   **{f"d_{n}": getattr(grads, n) for n in
+                      ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")}}
+        for name, value in results.items():
+            assert bool(getattr(value, "__cuda_ndarray__", False)) == is_device, name
+            assert isinstance(value, np.ndarray) != is_device, name
+            np.testing.assert_allclose(cuda_backend.to_numpy(value), reference[name],
+                                       rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_strided_device_arrays_are_made_contiguous(cuda_backend):
+    from numba import cuda
+    problem = make_problem(2, 3, 4, 3, seed=9)
+    wide = np.repeat(problem.x, 2, axis=-1)
+    strided = cuda.to_device(wide)[:, :, ::2]
+    assert not strided.is_c_contiguous()
+    forward = numlstm.get_backend("numpy").lstm_forward(
+        problem.x, problem.kernel, problem.recurrent_kernel, problem.bias, h0=problem.h0,
+        c0=problem.c0, mask=None, recurrent_dropout_mask=None, reverse=False, activation=0,
+        recurrent_activation=1, zero_output_for_mask=False, return_cache=False)
+    result = cuda_backend.lstm_forward(
+        strided, problem.kernel, problem.recurrent_kernel, problem.bias, h0=problem.h0,
+        c0=problem.c0, mask=None, recurrent_dropout_mask=None, reverse=False, activation=0,
+        recurrent_activation=1, zero_output_for_mask=False, return_cache=False)
+    np.testing.assert_allclose(result.outputs.copy_to_host(), forward.outputs, atol=1e-12)
+
+
+@pytest.mark.parametrize("out", ["new", "host", "device"])
+def test_lstm_step_matches_the_reference(cuda_backend, out):
+    from numba import cuda
+    problem = make_problem(3, 1, 4, 5, seed=12)
+    x_t = problem.x[:, 0]
+    codes = dict(activation=ACTIVATION_CODES["tanh"],
+                 recurrent_activation=ACTIVATION_CODES["sigmoid"])
+    expected = numlstm.get_backend("numpy").lstm_step(
+        x_t, problem.kernel, problem.recurrent_kernel, problem.bias, problem.h0, problem.c0,
+        **codes)
+    if out == "new":
+        h, c = cuda_backend.lstm_step(x_t, problem.kernel, problem.recurrent_kernel,
+                                      problem.bias, problem.h0, problem.c0, **codes)
+    elif out == "host":
+        h, c = problem.h0.copy(), problem.c0.copy()
+        result = cuda_backend.lstm_step(x_t, problem.kernel, problem.recurrent_kernel,
+                                        problem.bias, h, c, **codes, out_h=h, out_c=c)
+        assert result[0] is h and result[1] is c
+    else:
+        h, c = cuda.to_device(problem.h0), cuda.to_device(problem.c0)
+        result = cuda_backend.lstm_step(cuda.to_device(x_t), problem.kernel,
+                                        problem.recurrent_kernel, problem.bias, h, c, **codes,
+                                        out_h=h, out_c=c)
+        assert result[0] is h and result[1] is c
+        h, c = h.copy_to_host(), c.copy_to_host()
+    np.testing.assert_allclose(h, expected[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(c, expected[1], rtol=0, atol=1e-12)
+
+
+def test_every_kernel_spans_several_blocks_and_grid_stride_loops(cuda_backend, monkeypatch):
+    """The test launch configuration (conftest) really splits a small problem: every kernel
+    runs on more than one block, and at least one grid is smaller than its work."""
+    from numlstm.backends import cuda_backend as launch
+    launches = []
+    original = launch._blocks
+
+    def recording(count, per_block):
+        blocks = original(count, per_block)
+        launches.append((count, per_block, blocks))
+        return blocks
+
+    monkeypatch.setattr(launch, "_blocks", recording)
+    cuda_backend.persistent = "never"
+    make_problem(3, 3, 3, 5, mask="holes", dropout=True, seed=1).run("cuda")
+    assert launches
+    assert all(blocks * per_block < count or blocks > 1 for count, per_block, blocks in launches
+               if count > per_block)
+    assert any(blocks * per_block < count for count, per_block, blocks in launches)
+    assert all(per_block <= 4 for _, per_block, _ in launches)
+
+
+def test_describe_names_the_simulator_or_the_device(cuda_backend):
+    text = cuda_backend.describe()
+    if CUDA_SIMULATOR:
+        assert "simulator" in text and "simulator" in STATUS.note
+    else:
+        assert "compute capability" in text
+
+
+def test_simulator_set_after_numba_import_is_reported():
+    code = ("import os, numba; os.environ['NUMBA_ENABLE_CUDASIM'] = '1'; import numlstm\n"
+            "try:\n    numlstm.get_backend('cuda')\nexcept numlstm.BackendUnavailableError as e:"
+            "\n    print(e)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    if not CUDA_SIMULATOR:
+        pytest.skip("a GPU is present: numba.cuda is usable whatever the variable says")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True)
+    assert "NUMBA_ENABLE_CUDASIM=1 is set but" in done.stdout
+    assert "before importing numba" in done.stdout
+
+
+def test_without_a_gpu_choosing_cuda_or_cupy_raises_the_unavailable_error(monkeypatch):
+    import numlstm.backends as registry
+    monkeypatch.delenv("NUMBA_ENABLE_CUDASIM", raising=False)
+    monkeypatch.setattr(registry, "_nvidia_driver_missing", lambda: True)
+    monkeypatch.setattr(registry, "_instances", {})
+    for name in ("cuda", "cupy"):
+        status = numlstm.available_backends()[name]
+        assert not status.available and status.reason and status.fix
+        with pytest.raises(BackendUnavailableError) as info:
+            numlstm.get_backend(name)
+        assert status.reason in str(info.value)
