@@ -14,8 +14,9 @@ process are held at one thread (:func:`blas_single_thread`) and restored afterwa
 
 ``set_num_threads(n)`` also limits the process's BLAS libraries to ``n`` threads (through
 ``threadpoolctl``), so the ``numpy`` reference backend and the user's own NumPy/SciPy code
-honour the same setting. Numba's own thread pool (for ``prange``) is left alone: numlstm's
-kernels do not use it, and starting it (GNU OpenMP) would make a later ``fork()`` unsafe.
+honour the same setting, and Numba's own thread count (for ``prange`` code, in the calling
+thread) once Numba's thread pool is running. numlstm never starts that pool itself: its kernels
+do not use it, and starting it (GNU OpenMP) would make a later ``fork()`` unsafe.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ def set_num_threads(n: int) -> None:
     n = V.check_positive_int(n, "n")
     _requested = n
     _blas_controller().limit(limits=n, user_api="blas")
+    numba_threads = _running_numba()
+    if numba_threads is not None:
+        numba_threads.set_num_threads(min(n, numba_threads.config.NUMBA_NUM_THREADS))
+
+
+def _running_numba():
+    """The ``numba`` module when Numba's parallel thread pool has been started in this
+    process, else None (so that numlstm never starts it)."""
+    import sys
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is None or not getattr(parallel, "_is_initialized", False):
+        return None
+    return sys.modules["numba"]
 
 
 @contextlib.contextmanager
@@ -64,6 +78,8 @@ def num_threads(n: int):
     global _requested
     n = V.check_positive_int(n, "n")
     previous = _requested
+    numba_module = _running_numba()
+    previous_numba = None if numba_module is None else numba_module.get_num_threads()
     controller = _blas_controller()
     previous_blas = [(lib, lib.get_num_threads()) for lib in controller.lib_controllers
                      if lib.user_api == "blas"]
@@ -72,6 +88,8 @@ def num_threads(n: int):
         yield
     finally:
         _requested = previous
+        if previous_numba is not None:
+            numba_module.set_num_threads(previous_numba)
         for lib, count in previous_blas:
             lib.set_num_threads(count)
 

@@ -47,6 +47,18 @@ def test_set_num_threads_sets_numlstm_and_blas():
     assert numlstm.get_num_threads() == MAX_THREADS
 
 
+def test_numba_threads_follow_once_numbas_pool_runs_and_are_never_started_by_numlstm():
+    import subprocess
+    import sys
+    code = ("import numlstm, sys; numlstm.set_num_threads(1); "
+            "from numlstm.threads import _running_numba; print(_running_numba() is None); "
+            "import numba; numba.get_num_threads(); numlstm.set_num_threads(1); "
+            "print(numba.get_num_threads())")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert output == ["True", "1"]
+
+
 def test_num_threads_context_restores_every_setting():
     numlstm.set_num_threads(MAX_THREADS)
     before_blas = blas_thread_counts()
