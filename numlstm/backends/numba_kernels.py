@@ -353,18 +353,8 @@ def lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
         for b in range(batch):
             z = z_all[b]
             _copy(z, bias)
-            x_b = x_t[b]
-            for k in range(features):
-                xk = x_b[k]
-                kernel_k = kernel[k]
-                for j in range(width):
-                    z[j] += xk * kernel_k[j]
-            h_b = h[b]
-            for k in range(units):
-                hk = h_b[k]
-                recurrent_k = recurrent_kernel[k]
-                for j in range(width):
-                    z[j] += hk * recurrent_k[j]
+            _vec_mat_add(x_t[b], kernel, z)
+            _vec_mat_add(h[b], recurrent_kernel, z)
     for b in range(batch):
         # The new cell state lands in out_c (possibly c itself, where this copy is a no-op).
         out_c_b = out_c[b]
