@@ -16,6 +16,7 @@ from .errors import BackendUnavailableError
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input, Masking
 from .models import Sequential, load_model
 from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "Bidirectional", "Dense",
     "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations", "archive",
     "available_backends", "callbacks", "current_backend_name", "datasets", "functional",
-    "get_backend", "initializers", "load_model", "losses", "metrics", "optimizers", "set_default_backend",
+    "get_backend", "get_num_threads", "initializers", "load_model", "losses", "metrics",
+    "num_threads", "optimizers", "set_default_backend", "set_num_threads",
     "use_backend", "__version__",
 ]
