@@ -270,3 +270,76 @@ def check_upstream_gradient(value, argument: str, shape: tuple, meaning: str, dt
     if value is None:
         return np.zeros(shape, dtype)
     return check_shape(as_float_array(value, argument, dtype), argument, shape, meaning)
+
+
+# -- front-end layers and models ---------------------------------------------------------------
+
+def check_rate(value, argument) -> float:
+    """A dropout rate: a real number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{argument} must be a float in [0, 1); got {type(value).__name__} "
+                        f"{value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{argument} must be in [0, 1); got {argument}={value}")
+    return float(value)
+
+
+def check_token_ids(x, input_dim, argument) -> np.ndarray:
+    """Integer (or integral float) token ids in ``[0, input_dim)``, as int64."""
+    array = np.asarray(x)
+    if array.dtype.kind == "f":
+        if array.size and (not np.isfinite(array).all() or (array != np.round(array)).any()):
+            raise ValueError(f"{argument} must be integer token ids; got non-integer values")
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iu":
+        raise TypeError(f"{argument} must be integer token ids; got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{argument} must be 2-D (batch, timesteps); got shape {array.shape}")
+    if array.size and (array.min() < 0 or array.max() >= input_dim):
+        raise ValueError(f"{argument} ids must be in [0, input_dim) = [0, {input_dim}); got "
+                         f"values from {array.min()} to {array.max()}")
+    return array.astype(np.int64, copy=False)
+
+
+def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argument="y"):
+    """Check training targets for ``n`` samples and a model output of ``output_shape``.
+
+    ``sparse``: integer class indices of shape ``output_shape[:-1]`` (or with a trailing 1), in
+    ``[0, output_shape[-1])``; otherwise finite floats of ``output_shape`` (``(n,)`` is accepted
+    for an output of one unit). Returns int64 labels or an array of ``dtype``.
+    """
+    out = tuple(output_shape)
+    if sparse:
+        labels = np.asarray(y)
+        if labels.dtype.kind == "f":
+            if labels.size and not np.isfinite(labels).all():
+                raise ValueError(f"{argument} must contain only finite values (class "
+                                 "indices); got NaN or inf")
+            if (labels != np.round(labels)).any():
+                raise ValueError(f"{argument} must be integer class indices for "
+                                 "sparse_categorical_crossentropy; got non-integer values")
+        elif labels.dtype.kind not in "iu":
+            raise TypeError(f"{argument} must be integer class indices; got dtype "
+                            f"{labels.dtype}")
+        if labels.shape[:1] != (n,):
+            raise ValueError(f"x and {argument} must have the same number of samples; got "
+                             f"{n} and {labels.shape[0] if labels.ndim else 'a scalar'}")
+        if labels.shape not in (out[:-1], out[:-1] + (1,)):
+            raise ValueError(f"{argument} must have shape {out[:-1]} (class indices for an "
+                             f"output of shape {out}); got shape {labels.shape}")
+        classes = out[-1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"{argument} class indices must be in [0, {classes}) for an "
+                             f"output of {classes} classes; got values from "
+                             f"{labels.min()} to {labels.max()}")
+        return labels.astype(np.int64)
+    target = as_float_array(y, argument, dtype)
+    if target.shape[:1] != (n,):
+        raise ValueError(f"x and {argument} must have the same number of samples; got {n} "
+                         f"and {target.shape[0] if target.ndim else 'a scalar'}")
+    if target.shape != out:
+        if target.shape == out[:-1] and out[-1] == 1:
+            return target[..., None]
+        raise ValueError(f"{argument} must have the model's output shape {out}; got "
+                         f"shape {target.shape}")
+    return target

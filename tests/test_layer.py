@@ -24,7 +24,8 @@ def test_defaults_are_keras_defaults():
         "kernel_initializer": "glorot_uniform", "recurrent_initializer": "orthogonal",
         "bias_initializer": "zeros", "unit_forget_bias": True, "return_sequences": False,
         "return_state": False, "go_backwards": False, "zero_output_for_mask": False,
-        "seed": None, "backend": None, "dtype": "float32", "name": None}
+        "seed": None, "backend": None, "dtype": "float32", "name": None, "dropout": 0.0,
+        "recurrent_dropout": 0.0, "stateful": False, "batch_size": None}
 
 
 def test_lazy_build_weights_and_param_count():

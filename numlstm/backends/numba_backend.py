@@ -1,35 +1,126 @@
 """The ``numba`` backend: JIT-compiled CPU loops (the default backend).
 
-This module prepares arrays (contiguity, output buffers, placeholders for absent options) and
-calls the ``@njit`` loops in :mod:`numlstm.backends.numba_kernels`. Kernels are compiled on
-first use per dtype (float32, float64) and cached on disk (``cache=True``).
+This module prepares arrays (contiguity, output buffers, placeholders for absent options),
+decides how many threads a call uses, and calls the ``@njit`` loops in
+:mod:`numlstm.backends.numba_kernels`. Kernels are compiled on first use per dtype (float32,
+float64) and cached on disk (``cache=True``).
+
+Scratch buffers that do not outlive a call (the inference gate buffer, the backward pass's
+gate gradients, per-step buffers) are kept between calls, per Python thread, and reused when
+the next call has the same shapes: fresh large arrays cost page faults on every call
+(DESIGN §5). :meth:`NumbaBackend.clear_workspace` releases them.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 
+from .. import threads
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .numba_kernels import lstm_backward_kernel, lstm_forward_kernel
+from .numba_kernels import backward_rows, forward_rows, lstm_step_kernel
+
+#: Below this many multiply-adds per call, one thread does the whole batch: starting the
+#: thread team costs more than it saves.
+_PARALLEL_MIN_WORK = 1 << 20
 
 
 def _kernel_array(array) -> np.ndarray:
     """C-contiguous and writeable: Numba compiles a separate specialisation for every
     read-only/writeable combination of arguments, so read-only inputs (e.g. memory-mapped
     files) are copied rather than paid for in compile time."""
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array
     return np.require(array, requirements=("C", "W"))
 
 
-def _placeholder(dtype) -> np.ndarray:
-    """An empty 2-D array standing in for an absent optional input (keeps kernel types fixed)."""
-    return np.empty((0, 0), dtype=dtype)
+_PLACEHOLDERS: dict = {}
+
+
+def _placeholder(dtype, ndim=2) -> np.ndarray:
+    """An empty array standing in for an absent optional input (keeps kernel types fixed)."""
+    key = (np.dtype(dtype), ndim)
+    array = _PLACEHOLDERS.get(key)
+    if array is None:
+        array = _PLACEHOLDERS[key] = np.empty((0,) * ndim, dtype=dtype)
+    return array
+
+
+_pool = None
+_pool_pid = None
+_pool_lock = threading.Lock()
+
+
+def _thread_pool():
+    """The worker threads that run row ranges beside the calling thread (created on first
+    parallel call; the kernels release the GIL, so they run truly in parallel)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        # A forked child inherits the pool object but not its threads: make a new one there.
+        if _pool is None or _pool_pid != os.getpid() or \
+                _pool._max_workers < threads.max_threads() - 1:
+            from concurrent.futures import ThreadPoolExecutor
+            _pool = ThreadPoolExecutor(max_workers=max(1, threads.max_threads() - 1),
+                                       thread_name_prefix="numlstm")
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _run_row_ranges(kernel, batch: int, n_chunks: int, args_of_chunk) -> None:
+    """Run ``kernel(row_start, row_stop, *args_of_chunk(k))`` over ``n_chunks`` equal row
+    ranges: range 0 on the calling thread, the others on the pool, with every BLAS held at one
+    thread meanwhile."""
+    bounds = [(k * batch // n_chunks, (k + 1) * batch // n_chunks) for k in range(n_chunks)]
+    threads._enter_single_thread()
+    try:
+        if n_chunks == 1:
+            kernel(0, batch, *args_of_chunk(0))
+            return
+        pool = _thread_pool()
+        futures = [pool.submit(kernel, start, stop, *args_of_chunk(k))
+                   for k, (start, stop) in enumerate(bounds) if k > 0]
+        try:
+            kernel(bounds[0][0], bounds[0][1], *args_of_chunk(0))
+        finally:
+            for future in futures:
+                future.result()
+    finally:
+        threads._exit_single_thread()
+
+
+def _chunks(batch: int, timesteps: int, features: int, units: int) -> int:
+    """How many row chunks (= threads) a call over this problem uses."""
+    n = threads.get_num_threads()
+    if n <= 1 or batch < 2 or batch * timesteps * 4 * units * (features + units) < \
+            _PARALLEL_MIN_WORK:
+        return 1
+    return min(n, batch)
+
+
+class _Workspace(threading.local):
+    """Per-thread scratch arrays by name, reused while their shape and dtype match."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, name, shape, dtype) -> np.ndarray:
+        array = self.arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self.arrays[name] = np.empty(shape, dtype)
+        return array
 
 
 class NumbaBackend(Backend):
-    """``@njit`` loops on the CPU; float32 and float64."""
+    """``@njit`` loops on the CPU; float32 and float64; threads per
+    :func:`numlstm.set_num_threads`."""
 
     name = "numba"
     xp = np
+
+    def __init__(self):
+        self._workspace = _Workspace()
 
     def asarray(self, array, dtype=None):
         return np.asarray(array, dtype=dtype)
@@ -39,12 +130,16 @@ class NumbaBackend(Backend):
 
     def describe(self) -> str:
         import numba
-        return f"CPU (Numba {numba.__version__} JIT loops)"
+        return f"CPU (Numba {numba.__version__} JIT loops, {threads.get_num_threads()} threads)"
+
+    def clear_workspace(self) -> None:
+        """Release the scratch buffers this thread keeps between calls."""
+        self._workspace.arrays.clear()
 
     def lstm_forward(self, x, kernel, recurrent_kernel, bias, *, h0, c0, mask,
                      recurrent_dropout_mask, reverse, activation, recurrent_activation,
                      zero_output_for_mask, return_cache):
-        batch, timesteps, _ = x.shape
+        batch, timesteps, features = x.shape
         units = recurrent_kernel.shape[0]
         dtype = x.dtype
         x, kernel, recurrent_kernel, bias, h0, c0 = (
@@ -53,28 +148,32 @@ class NumbaBackend(Backend):
             mask = _kernel_array(mask)
         if recurrent_dropout_mask is not None:
             recurrent_dropout_mask = _kernel_array(recurrent_dropout_mask)
-        outputs = np.zeros((batch, timesteps, units), dtype)
+        outputs = np.empty((batch, timesteps, units), dtype)
         h = h0.copy()
         c = c0.copy()
+        space = self._workspace
         if return_cache:
-            gates = np.zeros((batch, timesteps, 4 * units), dtype)
-            cells = np.zeros((batch, timesteps, units), dtype)
-            h_prev = np.zeros((batch, timesteps, units), dtype)
+            gates = np.empty((batch, timesteps, 4 * units), dtype)
+            cells = np.empty((batch, timesteps, units), dtype)
+            h_prev = np.empty((batch, timesteps, units), dtype)
         else:
-            gates = np.empty((0, 0, 0), dtype)
-            cells = h_prev = np.empty((0, 0, 0), dtype)
+            gates = space.get("gates", (batch, timesteps, 4 * units), dtype)
+            cells = h_prev = _placeholder(dtype, 3)
 
         # Zero-sized GEMMs are legal but pointless; the answer is already in the buffers.
         if batch > 0 and timesteps > 0:
-            lstm_forward_kernel(
-                x, kernel, recurrent_kernel, bias, h0, c0,
-                mask if mask is not None else _placeholder(np.bool_), mask is not None,
-                (recurrent_dropout_mask if recurrent_dropout_mask is not None
-                 else _placeholder(dtype)),
-                recurrent_dropout_mask is not None,
-                bool(reverse), int(activation), int(recurrent_activation),
-                bool(zero_output_for_mask), bool(return_cache),
-                outputs, h, c, gates, cells, h_prev)
+            args = (x, kernel, recurrent_kernel, bias,
+                    mask if mask is not None else _placeholder(np.bool_), mask is not None,
+                    (recurrent_dropout_mask if recurrent_dropout_mask is not None
+                     else _placeholder(dtype)),
+                    recurrent_dropout_mask is not None,
+                    bool(reverse), int(activation), int(recurrent_activation),
+                    bool(zero_output_for_mask), bool(return_cache),
+                    outputs, h, c, gates, cells, h_prev,
+                    space.get("recurrent", (batch, 4 * units), dtype),
+                    space.get("h_in", (batch, units), dtype))
+            _run_row_ranges(forward_rows, batch, _chunks(batch, timesteps, features, units),
+                            lambda k: args)
 
         cache = None
         if return_cache:
@@ -90,23 +189,66 @@ class NumbaBackend(Backend):
         x = cache.x
         batch, timesteps, features = x.shape
         units = cache.recurrent_kernel.shape[0]
+        width = 4 * units
         dtype = x.dtype
-        dx = np.zeros_like(x)
-        dkernel = np.zeros((features, 4 * units), dtype)
-        drecurrent_kernel = np.zeros((units, 4 * units), dtype)
-        dbias = np.zeros(4 * units, dtype)
         dh = np.array(grad_h, dtype=dtype, copy=True)
         dc = np.array(grad_c, dtype=dtype, copy=True)
-        if batch > 0 and timesteps > 0:
-            mask = cache.mask
-            dropout = cache.recurrent_dropout_mask
-            lstm_backward_kernel(
-                x, cache.kernel, cache.recurrent_kernel, cache.c0,
+        if batch == 0 or timesteps == 0:
+            return Gradients(x=np.zeros_like(x), kernel=np.zeros((features, width), dtype),
+                             recurrent_kernel=np.zeros((units, width), dtype),
+                             bias=np.zeros(width, dtype), h0=dh, c0=dc)
+        dx = np.empty_like(x)
+        dkernel = np.empty((features, width), dtype)
+        drecurrent_kernel = np.empty((units, width), dtype)
+        dbias = np.empty(width, dtype)
+        mask = cache.mask
+        dropout = cache.recurrent_dropout_mask
+        space = self._workspace
+        args = (x, cache.kernel, cache.recurrent_kernel, cache.c0,
                 mask if mask is not None else _placeholder(np.bool_), mask is not None,
                 dropout if dropout is not None else _placeholder(dtype), dropout is not None,
                 cache.reverse, cache.activation, cache.recurrent_activation,
                 cache.zero_output_for_mask, cache.gates, cache.cells, cache.h_prev,
-                _kernel_array(grad_outputs), _kernel_array(grad_h), _kernel_array(grad_c),
-                dx, dkernel, drecurrent_kernel, dbias, dh, dc)
+                _kernel_array(grad_outputs), dh, dc,
+                space.get("dz_all", (batch, timesteps, width), dtype),
+                space.get("dz_step", (batch, width), dtype),
+                space.get("dh_step", (batch, units), dtype),
+                (space.get("h_in_all", (batch, timesteps, units), dtype)
+                 if dropout is not None else _placeholder(dtype, 3)),
+                dx)
+        n_chunks = _chunks(batch, timesteps, features, units)
+        if n_chunks > 1:
+            dkernel_parts = space.get("dkernel_parts", (n_chunks - 1, features, width), dtype)
+            drecurrent_parts = space.get("drecurrent_kernel_parts",
+                                         (n_chunks - 1, units, width), dtype)
+            dbias_parts = space.get("dbias_parts", (n_chunks - 1, width), dtype)
+
+        def args_of_chunk(k):
+            # Range 0 writes its share of the weight gradients into the results, range k > 0
+            # into its own buffers, summed below.
+            if k == 0:
+                return args + (dkernel, drecurrent_kernel, dbias)
+            return args + (dkernel_parts[k - 1], drecurrent_parts[k - 1], dbias_parts[k - 1])
+
+        _run_row_ranges(backward_rows, batch, n_chunks, args_of_chunk)
+        for k in range(n_chunks - 1):
+            dkernel += dkernel_parts[k]
+            drecurrent_kernel += drecurrent_parts[k]
+            dbias += dbias_parts[k]
         return Gradients(x=dx, kernel=dkernel, recurrent_kernel=drecurrent_kernel, bias=dbias,
                          h0=dh, c0=dc)
+
+    def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation,
+                  recurrent_activation, out_h=None, out_c=None):
+        # Per-call inputs may be views (x[:, t] of a batch-major sequence): only those that are
+        # not C-contiguous are copied, so the usual streaming loop does no Python-side work.
+        # (The front-end keeps the weights C-contiguous.)
+        if not (x_t.flags.c_contiguous and h.flags.c_contiguous and c.flags.c_contiguous):
+            x_t, h, c = (np.ascontiguousarray(a) for a in (x_t, h, c))
+        if out_h is None:
+            out_h = np.empty_like(h)
+        if out_c is None:
+            out_c = np.empty_like(c)
+        lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
+                         recurrent_activation, out_h, out_c)
+        return out_h, out_c

@@ -1,19 +1,35 @@
 """The ``@njit`` loops of the ``numba`` backend.
 
 Layout: batch-major, as the user's arrays are, so no transposes are needed:
-``x (B, T, D)``, ``outputs (B, T, H)``, per-step gate buffers ``(B, 4H)``.
+``x (B, T, D)``, ``outputs (B, T, H)``, gate buffers ``(B, T, 4H)``.
 
-Structure (the shape a fast CPU LSTM takes):
+Structure (the shape a fast CPU LSTM takes on a few cores, DESIGN §5):
 
-* forward: one GEMM projects every timestep's input at once, ``x (B·T, D) @ kernel``; the time
-  loop then does one ``(B, H) @ (H, 4H)`` GEMM per step into a reused buffer, followed by a
-  fused scalar loop for the gates and the cell update;
-* backward: the time loop back-propagates the gates and does one ``(B, 4H) @ (4H, H)`` GEMM
-  per step for the recurrent path; the weight and input gradients are then three large GEMMs
-  over the whole sequence.
+* :func:`forward_rows` and :func:`backward_rows` work on one contiguous range of batch rows
+  and release the GIL; the caller splits the batch into one range per thread and runs the
+  ranges on Python threads, each thread running the *whole* time loop for its rows (rows are
+  independent through time, so the threads never wait for each other). Inside a range every
+  matrix product is a single-threaded BLAS call: the caller keeps BLAS at one thread while
+  these loops run, which is what avoids oversubscribing the cores with BLAS's own threads.
+  (Python threads rather than ``prange``: the same compiled function serves one thread and
+  many, so nothing extra is compiled; a ``parallel=True`` wrapper cost 20-30 s of cold
+  compilation here.)
+* forward, per chunk: one GEMM projects every timestep's input at once,
+  ``x (rows·T, D) @ kernel``, into the gate buffer; the time loop then does one
+  ``(rows, H) @ (H, 4H)`` GEMM per step, followed by a fused gate loop over the units.
+* backward, per chunk: the time loop back-propagates through the gates and does one
+  ``(rows, 4H) @ (4H, H)`` GEMM per step for the recurrent path; then the input gradient and
+  the chunk's share of the weight gradients are large GEMMs over all its rows and timesteps,
+  summed over chunks at the end.
+* The gate loops for the default activations (sigmoid gates, tanh) call the vectorisable
+  float32 math of :mod:`.gate_math` (``fast_sigmoid``/``fast_tanh``), so LLVM emits packed
+  vector code; ``error_model="numpy"`` drops the division-by-zero checks that would otherwise
+  block vectorisation (IEEE results instead of exceptions; no division here can be by zero).
+  Other activations take a scalar loop over :func:`.gate_math.cell_update`.
 
-Optional inputs arrive as empty ``(0, 0)`` placeholders plus a flag, so that one compiled
-specialisation per dtype serves every combination of options.
+Optional inputs arrive as empty placeholders plus a flag, and activations as integer codes, so
+one compiled specialisation per dtype serves every combination of options. Nothing is
+allocated per timestep: every buffer is passed in.
 """
 
 from __future__ import annotations
@@ -21,149 +37,327 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .gate_math import cell_update, cell_update_backward
+from ..activations import SIGMOID, TANH
+from .gate_math import cell_update, cell_update_backward, fast_sigmoid, fast_tanh, one_like
+
+#: Compile options shared by every loop here (see the module docstring for error_model).
+#: The small helpers are inlined into the few kernels called from Python (``inline="always"``),
+#: so that only those kernels are compiled and cached: each cached function costs time to
+#: load in every new process.
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
-@njit(cache=True)
-def lstm_forward_kernel(x, kernel, recurrent_kernel, bias, h0, c0, mask, has_mask,
-                        recurrent_dropout_mask, has_dropout, reverse, activation,
-                        recurrent_activation, zero_output_for_mask, store,
-                        outputs, h, c, gates, cells, h_prev):
-    """Run the recurrence; results are written into the output arguments.
+@njit(inline="always", **_JIT)
+def _copy(dst, src):
+    """dst[:] = src for 1-D arrays, as a plain loop (no overlap check, no temporary)."""
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(inline="always", **_JIT)
+def _fill(dst, value):
+    for j in range(dst.shape[0]):
+        dst[j] = value
+
+
+#: Chunks of at most this many rows do their per-step products with the loops below instead
+#: of a BLAS call: at one or two rows a GEMM call costs more than the arithmetic.
+SMALL_ROWS = 2
+
+
+@njit(inline="always", **_JIT)
+def _vec_mat_add(v, matrix, out):
+    """out += v @ matrix for a vector ``v (K,)`` and ``matrix (K, N)``: vectorised
+    multiply-adds over rows of ``matrix``, four rows per pass over ``out`` so that ``out`` is
+    loaded and stored once per four multiply-adds (the right shape for one or two rows)."""
+    depth = matrix.shape[0]
+    width = out.shape[0]
+    # (A counted for-loop here: LLVM did not vectorise the same body under a while-loop.)
+    for quad in range(depth // 4):
+        k = 4 * quad
+        v0, v1, v2, v3 = v[k], v[k + 1], v[k + 2], v[k + 3]
+        r0, r1, r2, r3 = matrix[k], matrix[k + 1], matrix[k + 2], matrix[k + 3]
+        for j in range(width):
+            out[j] += v0 * r0[j] + v1 * r1[j] + v2 * r2[j] + v3 * r3[j]
+    for k in range(depth - depth % 4, depth):
+        vk = v[k]
+        row = matrix[k]
+        for j in range(width):
+            out[j] += vk * row[j]
+
+
+@njit(inline="always", **_JIT)
+def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
+    """One row's step, in place: ``z (4H,)`` holds the pre-activations and leaves holding the
+    activated gates ``[i, f, g, o]``; ``c`` and ``h (H,)`` go from the previous to the new
+    states."""
+    if activation == TANH and recurrent_activation == SIGMOID:
+        for j in range(units):
+            i = fast_sigmoid(z[j])
+            f = fast_sigmoid(z[units + j])
+            g = fast_tanh(z[2 * units + j])
+            o = fast_sigmoid(z[3 * units + j])
+            c_new = f * c[j] + i * g
+            z[j] = i
+            z[units + j] = f
+            z[2 * units + j] = g
+            z[3 * units + j] = o
+            c[j] = c_new
+            h[j] = o * fast_tanh(c_new)
+    else:
+        for j in range(units):
+            i, f, g, o, c_new, h_new = cell_update(
+                z[j], z[units + j], z[2 * units + j], z[3 * units + j], c[j], activation,
+                recurrent_activation)
+            z[j] = i
+            z[units + j] = f
+            z[2 * units + j] = g
+            z[3 * units + j] = o
+            c[j] = c_new
+            h[j] = h_new
+
+
+@njit(**_JIT)
+def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, has_mask,
+                 recurrent_dropout_mask, has_dropout, reverse, activation,
+                 recurrent_activation, zero_output_for_mask, store, outputs, h, c, gates,
+                 cells, h_prev, recurrent, h_in):
+    """Run the recurrence for batch rows ``row_start:row_stop``; results go into the outputs.
 
     Parameters
     ----------
     x : (B, T, D) C-contiguous;  kernel : (D, 4H);  recurrent_kernel : (H, 4H);  bias : (4H,)
-    h0, c0 : (B, H)
     mask : bool (B, T), read only when ``has_mask``
     recurrent_dropout_mask : (B, H), read only when ``has_dropout``
     store : bool
-        Whether to fill ``gates (B, T, 4H)``, ``cells (B, T, H)`` and ``h_prev (B, T, H)`` for
-        the backward pass (they may be empty placeholders when False).
+        Whether to fill ``cells (B, T, H)`` and ``h_prev (B, T, H)`` for the backward pass
+        (they may be empty placeholders when False).
     outputs : (B, T, H), written
-    h, c : (B, H), written with the final states
+    h, c : (B, H)
+        Hold the initial states on entry and the final states on exit.
+    gates : (B, T, 4H), written
+        Scratch for the pre-activations; holds the activated gates ``[i, f, g, o]`` of every
+        unmasked step on exit (the backward pass reads them when ``store``).
+    recurrent : (B, 4H) and h_in : (B, H)
+        Scratch.
     """
     batch, timesteps, features = x.shape
-    units = h0.shape[1]
-    # Input projection of every timestep in one GEMM, with the bias folded in.
-    x_proj = np.dot(x.reshape(batch * timesteps, features), kernel).reshape(
-        batch, timesteps, 4 * units)
-    x_proj += bias
+    units = h.shape[1]
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    width = 4 * units
+    # Input projection of all of this chunk's timesteps in one GEMM, then the bias.
+    z_chunk = gates[row_start:row_stop].reshape(rows * timesteps, width)
+    np.dot(x[row_start:row_stop].reshape(rows * timesteps, features), kernel, z_chunk)
+    for r in range(rows * timesteps):
+        zr = z_chunk[r]
+        for j in range(width):
+            zr[j] += bias[j]
 
-    h[:, :] = h0
-    c[:, :] = c0
-    h_in = np.empty_like(h0)
-    recurrent = np.empty((batch, 4 * units), dtype=x.dtype)
-
+    h_rows = h[row_start:row_stop]
+    rec_rows = recurrent[row_start:row_stop]
+    h_in_rows = h_in[row_start:row_stop]
     for step in range(timesteps):
         t = timesteps - 1 - step if reverse else step
         if has_dropout:
-            for b in range(batch):
+            for b in range(row_start, row_stop):
                 for j in range(units):
                     h_in[b, j] = h[b, j] * recurrent_dropout_mask[b, j]
-            np.dot(h_in, recurrent_kernel, recurrent)
+            source = h_in_rows
         else:
-            np.dot(h, recurrent_kernel, recurrent)
+            source = h_rows
+        if rows <= SMALL_ROWS:
+            for b in range(rows):
+                _fill(rec_rows[b], 0.0)
+                _vec_mat_add(source[b], recurrent_kernel, rec_rows[b])
+        else:
+            np.dot(source, recurrent_kernel, rec_rows)
 
-        for b in range(batch):
+        for b in range(row_start, row_stop):
+            h_b = h[b]
+            c_b = c[b]
+            out_b = outputs[b, t]
             if store:
-                for j in range(units):
-                    h_prev[b, t, j] = h[b, j]
+                _copy(h_prev[b, t], h_b)
             if has_mask and not mask[b, t]:
                 # The state carries over; the output is the carried h, or zero.
-                for j in range(units):
-                    outputs[b, t, j] = 0.0 if zero_output_for_mask else h[b, j]
-                    if store:
-                        cells[b, t, j] = c[b, j]
-                continue
-            for j in range(units):
-                i, f, g, o, c_new, h_new = cell_update(
-                    x_proj[b, t, j] + recurrent[b, j],
-                    x_proj[b, t, units + j] + recurrent[b, units + j],
-                    x_proj[b, t, 2 * units + j] + recurrent[b, 2 * units + j],
-                    x_proj[b, t, 3 * units + j] + recurrent[b, 3 * units + j],
-                    c[b, j], activation, recurrent_activation)
-                c[b, j] = c_new
-                h[b, j] = h_new
-                outputs[b, t, j] = h_new
+                if zero_output_for_mask:
+                    _fill(out_b, 0.0)
+                else:
+                    _copy(out_b, h_b)
                 if store:
-                    gates[b, t, j] = i
-                    gates[b, t, units + j] = f
-                    gates[b, t, 2 * units + j] = g
-                    gates[b, t, 3 * units + j] = o
-                    cells[b, t, j] = c_new
+                    _copy(cells[b, t], c_b)
+                continue
+            z = gates[b, t]
+            rec_b = recurrent[b]
+            for j in range(width):
+                z[j] += rec_b[j]
+            _gates_forward_row(z, c_b, h_b, units, activation, recurrent_activation)
+            _copy(out_b, h_b)
+            if store:
+                _copy(cells[b, t], c_b)
 
 
-@njit(cache=True)
-def lstm_backward_kernel(x, kernel, recurrent_kernel, c0, mask, has_mask,
-                         recurrent_dropout_mask, has_dropout, reverse, activation,
-                         recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
-                         grad_outputs, grad_h, grad_c,
-                         dx, dkernel, drecurrent_kernel, dbias, dh, dc):
-    """Back-propagate through a sequence recorded by :func:`lstm_forward_kernel`.
+@njit(inline="always", **_JIT)
+def _gates_backward_row(i_f_g_o, c_t, c_prev, dh, dc, dz, units, activation,
+                        recurrent_activation):
+    """One row's step backward, in place: from the activated gates ``(4H,)``, the cell states
+    after and before the step and the gradients ``dh``/``dc (H,)`` reaching this step's
+    ``h``/``c``, write the pre-activation gradients into ``dz (4H,)`` and turn ``dc`` into the
+    gradient of the previous cell state."""
+    if activation == TANH and recurrent_activation == SIGMOID:
+        one = one_like(c_t[0])
+        for j in range(units):
+            i = i_f_g_o[j]
+            f = i_f_g_o[units + j]
+            g = i_f_g_o[2 * units + j]
+            o = i_f_g_o[3 * units + j]
+            act_c = fast_tanh(c_t[j])
+            dh_j = dh[j]
+            dc_total = dc[j] + dh_j * o * (one - act_c * act_c)
+            dz[j] = dc_total * g * i * (one - i)
+            dz[units + j] = dc_total * c_prev[j] * f * (one - f)
+            dz[2 * units + j] = dc_total * i * (one - g * g)
+            dz[3 * units + j] = dh_j * act_c * o * (one - o)
+            dc[j] = dc_total * f
+    else:
+        for j in range(units):
+            dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
+                i_f_g_o[j], i_f_g_o[units + j], i_f_g_o[2 * units + j],
+                i_f_g_o[3 * units + j], c_t[j], c_prev[j], dh[j], dc[j], activation,
+                recurrent_activation)
+            dz[j] = dzi
+            dz[units + j] = dzf
+            dz[2 * units + j] = dzg
+            dz[3 * units + j] = dzo
+            dc[j] = dc_prev
 
-    Parameters mirror the forward's; ``grad_outputs (B, T, H)``, ``grad_h``, ``grad_c (B, H)``
-    are the upstream gradients. Written: ``dx (B, T, D)``, ``dkernel (D, 4H)``,
-    ``drecurrent_kernel (H, 4H)``, ``dbias (4H,)``, ``dh``/``dc (B, H)`` (the gradients of the
-    initial states).
+
+@njit(**_JIT)
+def backward_rows(row_start, row_stop, x, kernel, recurrent_kernel, c0, mask, has_mask,
+                  recurrent_dropout_mask, has_dropout, reverse, activation,
+                  recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
+                  grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
+                  dx, dkernel, drecurrent_kernel, dbias):
+    """Back-propagate batch rows ``row_start:row_stop`` through a sequence recorded by
+    :func:`forward_rows`.
+
+    Parameters mirror the forward's; ``grad_outputs (B, T, H)`` is the upstream gradient of
+    the outputs. ``dh``/``dc (B, H)`` hold the upstream gradients of the final states on
+    entry and the gradients of the initial states on exit. Scratch: ``dz_all (B, T, 4H)``,
+    ``dz_step (B, 4H)``, ``dh_step (B, H)``, ``h_in_all (B, T, H)`` (used with dropout only).
+    Written: this chunk's rows of ``dx (B, T, D)``, and this chunk's *share* of
+    ``dkernel (D, 4H)``, ``drecurrent_kernel (H, 4H)``, ``dbias (4H,)`` (the caller sums the
+    shares of all chunks).
     """
     batch, timesteps, features = x.shape
     units = c0.shape[1]
-    dz_all = np.zeros((batch, timesteps, 4 * units), dtype=x.dtype)
-    dz_step = np.zeros((batch, 4 * units), dtype=x.dtype)
-    dh_recurrent = np.empty((batch, units), dtype=x.dtype)
+    width = 4 * units
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    dz_rows = dz_step[row_start:row_stop]
+    dh_rows = dh_step[row_start:row_stop]
     recurrent_kernel_t = recurrent_kernel.T
-    dh[:, :] = grad_h
-    dc[:, :] = grad_c
-
+    if rows <= SMALL_ROWS:
+        # (4H, H) contiguous, so the per-step product is row-wise multiply-adds as well.
+        recurrent_kernel_t_copy = np.ascontiguousarray(recurrent_kernel_t)
+    else:
+        recurrent_kernel_t_copy = recurrent_kernel[:0]
     for step in range(timesteps - 1, -1, -1):
         t = timesteps - 1 - step if reverse else step
         t_before = t + 1 if reverse else t - 1       # the step processed just before t
-        for b in range(batch):
+        for b in range(row_start, row_stop):
+            dh_b = dh[b]
+            go_b = grad_outputs[b, t]
             if has_mask and not mask[b, t]:
                 # The output here is the carried h (or zero): its gradient joins dh.
                 if not zero_output_for_mask:
                     for j in range(units):
-                        dh[b, j] += grad_outputs[b, t, j]
-                for j in range(4 * units):
-                    dz_step[b, j] = 0.0
+                        dh_b[j] += go_b[j]
+                _fill(dz_step[b], 0.0)
+                _fill(dz_all[b, t], 0.0)
                 continue
             for j in range(units):
-                c_prev = c0[b, j] if step == 0 else cells[b, t_before, j]
-                dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
-                    gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
-                    gates[b, t, 3 * units + j], cells[b, t, j], c_prev,
-                    dh[b, j] + grad_outputs[b, t, j], dc[b, j], activation,
-                    recurrent_activation)
-                dz_step[b, j] = dzi
-                dz_step[b, units + j] = dzf
-                dz_step[b, 2 * units + j] = dzg
-                dz_step[b, 3 * units + j] = dzo
-                dc[b, j] = dc_prev
-            for j in range(4 * units):
-                dz_all[b, t, j] = dz_step[b, j]
+                dh_b[j] += go_b[j]
+            c_prev = c0[b] if step == 0 else cells[b, t_before]
+            _gates_backward_row(gates[b, t], cells[b, t], c_prev, dh_b, dc[b], dz_step[b],
+                                units, activation, recurrent_activation)
+            _copy(dz_all[b, t], dz_step[b])
 
-        np.dot(dz_step, recurrent_kernel_t, dh_recurrent)
-        for b in range(batch):
+        if rows <= SMALL_ROWS:
+            for b in range(rows):
+                _fill(dh_rows[b], 0.0)
+                _vec_mat_add(dz_rows[b], recurrent_kernel_t_copy, dh_rows[b])
+        else:
+            np.dot(dz_rows, recurrent_kernel_t, dh_rows)
+        for b in range(row_start, row_stop):
             if has_mask and not mask[b, t]:
                 continue   # dh carries over to the state this row held before
-            for j in range(units):
-                if has_dropout:
-                    dh[b, j] = dh_recurrent[b, j] * recurrent_dropout_mask[b, j]
-                else:
-                    dh[b, j] = dh_recurrent[b, j]
-
-    # Whole-sequence GEMMs for the input and weight gradients.
-    dz_flat = dz_all.reshape(batch * timesteps, 4 * units)
-    np.dot(dz_flat, kernel.T, dx.reshape(batch * timesteps, features))
-    np.dot(x.reshape(batch * timesteps, features).T, dz_flat, dkernel)
-    if has_dropout:
-        h_in = np.empty_like(h_prev)
-        for b in range(batch):
-            for t in range(timesteps):
+            dh_b = dh[b]
+            new_b = dh_step[b]
+            if has_dropout:
+                r_b = recurrent_dropout_mask[b]
                 for j in range(units):
-                    h_in[b, t, j] = h_prev[b, t, j] * recurrent_dropout_mask[b, j]
-        np.dot(h_in.reshape(batch * timesteps, units).T, dz_flat, drecurrent_kernel)
+                    dh_b[j] = new_b[j] * r_b[j]
+            else:
+                _copy(dh_b, new_b)
+
+    # Input and weight gradients: GEMMs over all of this chunk's rows and timesteps.
+    n = rows * timesteps
+    dz_flat = dz_all[row_start:row_stop].reshape(n, width)
+    np.dot(dz_flat, kernel.T, dx[row_start:row_stop].reshape(n, features))
+    np.dot(x[row_start:row_stop].reshape(n, features).T, dz_flat, dkernel)
+    if has_dropout:
+        for b in range(row_start, row_stop):
+            r_b = recurrent_dropout_mask[b]
+            for t in range(timesteps):
+                src = h_prev[b, t]
+                dst = h_in_all[b, t]
+                for j in range(units):
+                    dst[j] = src[j] * r_b[j]
+        h_in_flat = h_in_all[row_start:row_stop].reshape(n, units)
     else:
-        np.dot(h_prev.reshape(batch * timesteps, units).T, dz_flat, drecurrent_kernel)
-    dbias[:] = dz_flat.sum(axis=0)
+        h_in_flat = h_prev[row_start:row_stop].reshape(n, units)
+    np.dot(h_in_flat.T, dz_flat, drecurrent_kernel)
+    _fill(dbias, 0.0)
+    for r in range(n):
+        dz_r = dz_flat[r]
+        for j in range(width):
+            dbias[j] += dz_r[j]
+
+
+@njit(**_JIT)
+def lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
+                     recurrent_activation, out_h, out_c):
+    """One timestep for every row: ``(x_t (B, D), h, c (B, H)) -> out_h, out_c (B, H)``.
+
+    ``out_h``/``out_c`` may be ``h``/``c`` themselves: each row's pre-activations are complete
+    before any of its states is written, and unit ``j`` of the cell update reads only unit
+    ``j`` of ``c``. A few rows use register-friendly loops (no BLAS call overhead, which
+    dominates at batch 1); larger batches use two GEMMs.
+    """
+    batch, features = x_t.shape
+    units = h.shape[1]
+    width = 4 * units
+    if batch >= 8:
+        z_all = np.dot(x_t, kernel)
+        z_all += np.dot(h, recurrent_kernel)
+        for b in range(batch):
+            z = z_all[b]
+            for j in range(width):
+                z[j] += bias[j]
+    else:
+        z_all = np.empty((batch, width), dtype=h.dtype)
+        for b in range(batch):
+            z = z_all[b]
+            _copy(z, bias)
+            _vec_mat_add(x_t[b], kernel, z)
+            _vec_mat_add(h[b], recurrent_kernel, z)
+    for b in range(batch):
+        # The new cell state lands in out_c (possibly c itself, where this copy is a no-op).
+        out_c_b = out_c[b]
+        _copy(out_c_b, c[b])
+        _gates_forward_row(z_all[b], out_c_b, out_h[b], units, activation,
+                           recurrent_activation)

@@ -7,11 +7,13 @@ import numpy as np
 from .. import initializers
 from .. import validation as V
 from ..activations import ACTIVATION_NAMES
+from .. import backends as _registry
 from ..backends import BACKEND_NAMES, get_backend
 from ..functional import run_forward
+from .base import Layer, to_xp
 
 
-class LSTM:
+class LSTM(Layer):
     """Long Short-Term Memory layer (Hochreiter & Schmidhuber, 1997), Keras's semantics.
 
     For each timestep ``t`` of an input ``x`` of shape (batch, timesteps, features)::
@@ -51,6 +53,19 @@ class LSTM:
         processing order (reversed with respect to the input).
     zero_output_for_mask : bool, default False
         Output zeros at masked timesteps instead of the carried-over hidden state.
+    dropout : float in [0, 1), default 0
+        Fraction of the input features dropped in training. As in Keras, one Bernoulli mask
+        per sequence (per batch row and feature), the same at every timestep, with the kept
+        values scaled by ``1/(1 - dropout)``.
+    recurrent_dropout : float in [0, 1), default 0
+        The same for ``h_{t-1}`` where it enters the recurrent product (one mask per batch row
+        and unit); applied inside the backend's fused kernel.
+    stateful : bool, default False
+        Carry the final states of one call (or training batch) over as the initial states of
+        the next; :meth:`reset_states` zeroes them. Needs a fixed batch size, given by
+        ``Input(shape, batch_size=...)`` in a model or ``batch_size`` here.
+    batch_size : int, optional
+        The fixed batch size of a stateful layer used on its own.
     seed : int ≥ 0, optional
         Seed for the initializers: the same seed gives the same weights.
     backend : str, optional
@@ -91,11 +106,26 @@ class LSTM:
     (4, 10, 32)
     """
 
+    _weight_names = ("kernel", "recurrent_kernel", "bias")
+
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, return_sequences=False,
                  return_state=False, go_backwards=False, zero_output_for_mask=False, seed=None,
-                 backend=None, dtype="float32", name=None):
+                 backend=None, dtype="float32", name=None, dropout=0.0, recurrent_dropout=0.0,
+                 stateful=False, batch_size=None):
+        self.dropout = V.check_rate(dropout, "dropout")
+        self.recurrent_dropout = V.check_rate(recurrent_dropout, "recurrent_dropout")
+        self.stateful = V.check_bool(stateful, "stateful")
+        self.batch_size = None if batch_size is None else V.check_positive_int(batch_size,
+                                                                               "batch_size")
+        self._states = None
+        self._step_cache = None
+        self._step_last = None
+        # Bidirectional's backward copy runs reversed but keeps outputs aligned with the input.
+        self._aligned = False
+        self.input_shape = None
+        self.grads = []
         self.units = V.check_positive_int(units, "units")
         self._activation_code = V.check_activation(activation, "activation")
         self._recurrent_activation_code = V.check_activation(recurrent_activation,
@@ -199,11 +229,22 @@ class LSTM:
         self.input_features = features
         self._assign(V.check_lstm_weights(weights, features, units, dtype, self.use_bias,
                                           argument="initialized weights"))
+        self.input_shape = tuple(input_shape)
+        if self.stateful and self.batch_size is None and input_shape[0] is not None:
+            self.batch_size = V.check_positive_int(input_shape[0], "batch size")
         self.built = True
 
     def _assign(self, weights) -> None:
+        # C order: the optimizers update the arrays in place and the kernels read them as is.
+        weights = [np.ascontiguousarray(w) for w in weights]
         self._kernel, self._recurrent_kernel = weights[0], weights[1]
         self._bias = weights[2] if self.use_bias else None
+        self._step_cache = None
+        self._step_last = None
+
+    def _weights_changed(self) -> None:
+        self._step_cache = None
+        self._step_last = None
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel, recurrent_kernel, bias]`` (Keras layout, gate order i, f, c, o); copies."""
@@ -232,6 +273,8 @@ class LSTM:
                                        self.use_bias)
         self.input_features = features
         self._assign([w.copy() for w in checked])
+        if self.input_shape is None:
+            self.input_shape = (self.batch_size, None, features)
         self.built = True
 
     def count_params(self) -> int:
@@ -256,6 +299,8 @@ class LSTM:
             "go_backwards": self.go_backwards,
             "zero_output_for_mask": self.zero_output_for_mask, "seed": self.seed,
             "backend": self.backend, "dtype": self.dtype.name, "name": self.name,
+            "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+            "stateful": self.stateful, "batch_size": self.batch_size,
         }
 
     # -- the call -------------------------------------------------------------------------------
@@ -266,7 +311,12 @@ class LSTM:
         if not self.built:
             self.build((None, None, features))
         mask = V.check_mask(mask, batch, timesteps)
-        h0, c0 = V.check_initial_state(initial_state, batch, self.units, self.dtype)
+        if self.stateful and initial_state is None:
+            backend = get_backend(self.backend)
+            h0, c0 = self._stateful_states(batch, backend)
+            h0, c0 = backend.to_numpy(h0), backend.to_numpy(c0)
+        else:
+            h0, c0 = V.check_initial_state(initial_state, batch, self.units, self.dtype)
         bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
         backend = get_backend(self.backend)
         result = run_forward(
@@ -279,6 +329,8 @@ class LSTM:
 
         outputs = backend.to_numpy(result.outputs)
         h, c = backend.to_numpy(result.h), backend.to_numpy(result.c)
+        if self.stateful:
+            self._states = [backend.asarray(h.copy()), backend.asarray(c.copy())]
         if self.go_backwards:
             # Kernel outputs are aligned with the input; Keras returns processing order.
             outputs = np.ascontiguousarray(outputs[:, ::-1])
@@ -288,3 +340,274 @@ class LSTM:
             # The output of the last processed step; with no step at all, the initial h.
             output = outputs[:, -1] if timesteps else h.copy()
         return [output, h, c] if self.return_state else output
+
+    # -- the model protocol (training) ----------------------------------------------------------
+    def compute_output_shape(self, input_shape) -> tuple:
+        batch, timesteps = tuple(input_shape)[:2]
+        if self.return_sequences:
+            return (batch, timesteps, self.units)
+        return (batch, self.units)
+
+    def compute_mask(self, mask):
+        """A sequence output keeps the incoming mask; a last-step output has none."""
+        return mask if self.return_sequences else None
+
+    def _stateful_states(self, batch, backend):
+        """The carried ``[h, c]`` of a stateful layer (zeros at first), on ``backend``."""
+        if self.batch_size is None:
+            raise ValueError(f"stateful LSTM {self.name!r} needs a fixed batch size: give the "
+                             "model Input(shape, batch_size=...) or the layer batch_size=...")
+        if batch != self.batch_size:
+            raise ValueError(f"stateful LSTM {self.name!r} was built for batch size "
+                             f"{self.batch_size}; got a batch of {batch} (stateful layers "
+                             "need every batch to have the same size)")
+        states = self._states
+        if states is None or not isinstance(states[0], type(backend.asarray(np.zeros(0)))):
+            if states is None:
+                states = [np.zeros((batch, self.units), self.dtype) for _ in range(2)]
+            states = [backend.asarray(backend.to_numpy(s) if hasattr(s, "shape") else s)
+                      for s in states]
+            self._states = states
+        return states
+
+    @property
+    def states(self):
+        """The carried ``[h, c]`` of a stateful layer as NumPy arrays (None before any call)."""
+        if self._states is None:
+            return None
+        backend = get_backend(self.backend)
+        return [np.array(backend.to_numpy(s)) for s in self._states]
+
+    def reset_states(self, states=None) -> None:
+        """Zero the carried states of a stateful layer, or set them to ``states=[h, c]``
+        (arrays of shape (batch_size, units))."""
+        if not self.stateful:
+            raise ValueError(f"layer {self.name!r} is not stateful: reset_states() needs "
+                             "LSTM(..., stateful=True)")
+        if states is None:
+            self._states = None
+            return
+        if self.batch_size is None:
+            raise ValueError(f"stateful LSTM {self.name!r} has no fixed batch size yet")
+        h, c = V.check_initial_state(states, self.batch_size, self.units, self.dtype)
+        self._states = [h.copy(), c.copy()]
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        """Run on backend arrays ``x (batch, timesteps, features)``; keeps what
+        :meth:`backward` needs when ``training``. Dropout masks are drawn from ``rng``."""
+        if self.return_state:
+            raise ValueError(f"LSTM {self.name!r} has return_state=True, which a Sequential "
+                             "model cannot pass on; use return_state=False in a model")
+        xp = backend.xp
+        batch, timesteps, features = x.shape
+        dtype, units = self.dtype, self.units
+        input_keep = recurrent_keep = None
+        if training and self.dropout > 0:
+            keep = (rng.random((batch, features)) >= self.dropout) / (1.0 - self.dropout)
+            input_keep = to_xp(backend, keep.astype(dtype))
+            x = x * input_keep[:, None, :]
+        if training and self.recurrent_dropout > 0:
+            keep = (rng.random((batch, units)) >= self.recurrent_dropout) / \
+                (1.0 - self.recurrent_dropout)
+            recurrent_keep = backend.asarray(keep.astype(dtype))
+        if self.stateful:
+            h0, c0 = self._stateful_states(batch, backend)
+        else:
+            h0 = backend.asarray(np.zeros((batch, units), dtype))
+            c0 = backend.asarray(np.zeros((batch, units), dtype))
+        bias = self._bias if self.use_bias else np.zeros(4 * units, dtype)
+        # The kernel gets the backend's own arrays; its results come back into xp.
+        result = backend.lstm_forward(
+            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(self._kernel),
+            backend.asarray(self._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
+            mask=None if mask is None else backend.asarray(mask),
+            recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
+            activation=self._activation_code,
+            recurrent_activation=self._recurrent_activation_code,
+            zero_output_for_mask=self.zero_output_for_mask, return_cache=bool(training))
+        self.last_backend = result.backend
+        if self.stateful:
+            self._states = [result.h, result.c]
+        self._cache = (result.cache, input_keep, backend, x.shape) if training else None
+        outputs = to_xp(backend, result.outputs)
+        if self.return_sequences:
+            return outputs[:, ::-1] if self.go_backwards and not self._aligned else outputs
+        if timesteps == 0:
+            return to_xp(backend, result.h)
+        # The output of the last *processed* step: position 0 when going backwards.
+        return outputs[:, 0] if self.go_backwards else outputs[:, -1]
+
+    def backward(self, grad):
+        """dL/dx from dL/d(output); fills ``grads`` = [kernel, recurrent_kernel(, bias)]."""
+        cache, input_keep, backend, (batch, timesteps, _) = self._cache
+        xp = backend.xp
+        dtype, units = self.dtype, self.units
+        if self.return_sequences:
+            if self.go_backwards and not self._aligned:
+                grad = grad[:, ::-1]
+            grad_outputs = xp.ascontiguousarray(grad, dtype=dtype)
+        else:
+            grad_outputs = xp.zeros((batch, timesteps, units), dtype)
+            if timesteps:
+                grad_outputs[:, 0 if self.go_backwards else -1] = grad
+        zeros = np.zeros((batch, units), dtype)
+        grads = backend.lstm_backward(cache, grad_outputs=backend.asarray(grad_outputs),
+                                      grad_h=backend.asarray(zeros),
+                                      grad_c=backend.asarray(zeros.copy()))
+        dx = to_xp(backend, grads.x)
+        if input_keep is not None:
+            dx = dx * input_keep[:, None, :]
+        self.grads = [backend.to_numpy(grads.kernel), backend.to_numpy(grads.recurrent_kernel)]
+        if self.use_bias:
+            self.grads.append(backend.to_numpy(grads.bias))
+        self._cache = None
+        return dx
+
+    # -- streaming ------------------------------------------------------------------------------
+    def _prepare_step(self):
+        """Resolve the backend and move the weights there once; ``step`` reuses the result
+        until the weights or the backend change."""
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet: call build((batch, "
+                             "timesteps, features)) or run it on a sequence before step()")
+        # What decides the backend of a layer without one: read once here, compared per call.
+        # (A change of the NUMLSTM_BACKEND environment variable mid-stream is not seen.)
+        key = None if self.backend is not None else (_registry._scoped_name.get(),
+                                                     _registry._default_name)
+        backend = get_backend(self.backend)
+        bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
+        array_type = type(backend.asarray(np.zeros(1, self.dtype)))
+        self._step_cache = (
+            backend, backend.asarray(np.ascontiguousarray(self._kernel)),
+            backend.asarray(np.ascontiguousarray(self._recurrent_kernel)),
+            backend.asarray(np.ascontiguousarray(bias)), self._activation_code,
+            self._recurrent_activation_code, array_type, self.dtype, self.input_features,
+            self.units, key, self.backend)
+        self._step_last = None
+        return self._step_cache
+
+    def _step_cache_valid(self, cache) -> bool:
+        if cache[11] is not self.backend:
+            return False
+        key = cache[10]
+        return key is None or (key[0] is _registry._scoped_name.get()
+                               and key[1] is _registry._default_name)
+
+    def _check_step_array(self, value, argument, shape, meaning, backend, array_type):
+        if type(value) is array_type and value.dtype == self.dtype and value.shape == shape \
+                and value.flags.c_contiguous:
+            return value
+        if type(value) is array_type and array_type is not np.ndarray:
+            value = backend.to_numpy(value)
+        host = V.check_shape(V.as_float_array(value, argument, self.dtype), argument, shape,
+                             meaning)
+        return backend.asarray(np.ascontiguousarray(host))
+
+    def step(self, x_t, states=None, out=None):
+        """Advance by one timestep: ``(x_t, [h, c]) -> (h_t, [h_t, c_t])``, any batch size.
+
+        Parameters
+        ----------
+        x_t : array (batch, features)
+        states : list [h, c] of arrays (batch, units), optional
+            The states entering the step; zeros when None (for a stateful layer: its carried
+            states, which are then updated).
+        out : list [h_out, c_out] of arrays (batch, units), optional
+            Where to write the new states; may be ``states`` itself. With ``out`` given (and
+            arrays of the layer's dtype), a step allocates no arrays::
+
+                states = [np.zeros((1, 64), np.float32), np.zeros((1, 64), np.float32)]
+                for x_t in stream:
+                    h, _ = layer.step(x_t, states, out=states)
+
+        Returns
+        -------
+        (h_t, [h_t, c_t])
+
+        The first call validates everything and moves the weights to the backend; later calls
+        with arrays of the same kind only compare shapes. Dropout never applies.
+        """
+        # The fast path: the same state and output arrays as the previous (validated) call,
+        # an input of the same kind and shape -- only identity and a tuple compare are checked.
+        last = self._step_last
+        if last is not None and out is not None and states is not None:
+            cache = self._step_cache
+            if (cache is not None and states[0] is last[0] and states[1] is last[1] and out[0] is last[2]
+                    and out[1] is last[3] and type(x_t) is cache[6] and x_t.dtype is cache[7]
+                    and x_t.shape == last[4] and cache[11] is self.backend
+                    and (cache[10] is None or (cache[10][0] is _registry._scoped_name.get()
+                                               and cache[10][1] is _registry._default_name))):
+                h_new, c_new = cache[0].lstm_step(
+                    x_t, cache[1], cache[2], cache[3], last[0], last[1], activation=cache[4],
+                    recurrent_activation=cache[5], out_h=last[2], out_c=last[3])
+                return h_new, [h_new, c_new]
+        return self._step_checked(x_t, states, out)
+
+    def _step_checked(self, x_t, states, out):
+        """``step`` with every argument validated (and converted where needed)."""
+        cache = self._step_cache
+        if cache is None or not self._step_cache_valid(cache):
+            cache = self._prepare_step()
+        backend, kernel, recurrent_kernel, bias, act, ract, array_type, dtype, features, \
+            units = cache[:10]
+        if type(x_t) is not array_type or x_t.dtype is not dtype or x_t.ndim != 2 \
+                or x_t.shape[1] != features:
+            x_t = self._check_step_input(x_t, backend, array_type)
+        shape = (x_t.shape[0], units)
+        carried = False
+        if states is None:
+            if self.stateful:
+                h, c = self._stateful_states(x_t.shape[0], backend)
+                carried = True
+            else:
+                h = backend.xp.zeros(shape, dtype)
+                c = backend.xp.zeros(shape, dtype)
+        else:
+            if type(states) not in (list, tuple) or len(states) != 2:
+                raise TypeError("states must be a list [h, c] of two arrays of shape (batch, "
+                                f"units) = {shape}; got {type(states).__name__}")
+            h, c = states
+            if type(h) is not array_type or h.dtype is not dtype or h.shape != shape:
+                h = self._check_step_array(h, "states[0] (h)", shape, "(batch, units)",
+                                           backend, array_type)
+            if type(c) is not array_type or c.dtype is not dtype or c.shape != shape:
+                c = self._check_step_array(c, "states[1] (c)", shape, "(batch, units)",
+                                           backend, array_type)
+        out_h = out_c = None
+        copy_back = False                  # host buffers for a backend with device arrays
+        if out is not None:
+            if type(out) not in (list, tuple) or len(out) != 2:
+                raise TypeError("out must be a list [h_out, c_out] of two arrays of shape "
+                                f"(batch, units) = {shape}; got {type(out).__name__}")
+            out_h, out_c = out
+            for value, argument in ((out_h, "out[0]"), (out_c, "out[1]")):
+                if type(value) not in (array_type, np.ndarray) or value.dtype != dtype or \
+                        value.shape != shape or not value.flags.c_contiguous:
+                    raise ValueError(f"{argument} must be a C-contiguous {dtype} array of "
+                                     f"shape (batch, units) = {shape} to be written in place; "
+                                     f"got {type(value).__name__} of shape "
+                                     f"{getattr(value, 'shape', None)}")
+            copy_back = type(out_h) is not array_type or type(out_c) is not array_type
+        if copy_back:
+            h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
+                                             activation=act, recurrent_activation=ract)
+            out_h[...] = backend.to_numpy(h_new)
+            out_c[...] = backend.to_numpy(c_new)
+            return out_h, [out_h, out_c]
+        h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
+                                         activation=act, recurrent_activation=ract,
+                                         out_h=out_h, out_c=out_c)
+        if carried:
+            self._states = [h_new, c_new]
+        elif out is not None and h is states[0] and c is states[1]:
+            self._step_last = (h, c, out_h, out_c, x_t.shape)
+        return h_new, [h_new, c_new]
+
+    def _check_step_input(self, x_t, backend, array_type):
+        if type(x_t) is not np.ndarray and type(x_t) is array_type:
+            x_t = backend.to_numpy(x_t)
+        x_t = V.as_float_array(x_t, "step input x_t", self.dtype)
+        if x_t.ndim != 2 or x_t.shape[1] != self.input_features:
+            raise ValueError(f"step input x_t must be 2-D (batch, features) = (batch, "
+                             f"{self.input_features}); got shape {x_t.shape}")
+        return backend.asarray(np.ascontiguousarray(x_t))

@@ -1,0 +1,167 @@
+"""``Bidirectional``: an LSTM run forwards and a copy run backwards, outputs merged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import validation as V
+from .base import Layer
+from .lstm import LSTM
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class Bidirectional(Layer):
+    """Run ``layer`` over the sequence forwards and a fresh copy of it backwards.
+
+    The backward copy has the same configuration with ``go_backwards`` flipped and its own
+    weights (as in Keras). With ``return_sequences`` its outputs are aligned with the input
+    positions before merging, so ``y[:, t]`` combines both directions' outputs at ``x[:, t]``;
+    without it the backward copy's output is the one after it has read the whole sequence
+    (i.e. at position 0). The incoming mask goes to both directions.
+
+    Parameters
+    ----------
+    layer : LSTM
+        The forward layer (``return_state`` must be False; ``stateful`` is not supported).
+    merge_mode : {"concat", "sum", "mul", "ave", None}, default "concat"
+        How the two outputs combine; None returns a list ``[forward, backward]`` (only usable
+        as the last layer of a model, or on its own).
+
+    Weights: the forward layer's three arrays, then the backward layer's.
+    """
+
+    def __init__(self, layer, merge_mode="concat", name=None, backend=None, backward_layer=None):
+        if not isinstance(layer, LSTM):
+            raise TypeError(f"layer must be an LSTM layer; got {type(layer).__name__}")
+        if layer.return_state or layer.stateful:
+            raise ValueError("Bidirectional needs an LSTM with return_state=False and "
+                             "stateful=False")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {list(MERGE_MODES)}; got "
+                             f"{merge_mode!r}")
+        super().__init__(name=name if name is not None else f"bidirectional_{layer.name}",
+                         dtype=layer.dtype.name, seed=layer.seed, backend=backend)
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        if backward_layer is None:
+            config = layer.get_config()
+            config["go_backwards"] = not layer.go_backwards
+            config["name"] = f"backward_{layer.name}"
+            if config["seed"] is not None:
+                config["seed"] = config["seed"] + 1
+            backward_layer = LSTM(**config)
+        self.backward_layer = backward_layer
+        self.backward_layer._aligned = True
+        self.forward_layer._aligned = True
+
+    @property
+    def return_sequences(self) -> bool:
+        return self.forward_layer.return_sequences
+
+    def _assign_seed(self, seed: int) -> None:
+        """Give both directions seeds derived from one (used by models for unseeded layers)."""
+        self.seed = seed
+        self.forward_layer.seed = seed
+        self.backward_layer.seed = seed + 1
+
+    @property
+    def trainable_weights(self):
+        return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
+
+    def build(self, input_shape) -> None:
+        self.forward_layer.build(input_shape)
+        self.backward_layer.build(input_shape)
+        super().build(input_shape)
+
+    def set_weights(self, weights) -> None:
+        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be a list of arrays; got {type(weights).__name__}")
+        n = len(self.forward_layer.trainable_weights) if self.built else \
+            2 + int(self.forward_layer.use_bias)
+        if len(weights) != 2 * n:
+            raise ValueError(f"Bidirectional {self.name!r} needs {2 * n} weight arrays "
+                             f"(forward then backward); got {len(weights)}")
+        self.forward_layer.set_weights(list(weights[:n]))
+        self.backward_layer.set_weights(list(weights[n:]))
+        if not self.built:
+            super().build((None, None, self.forward_layer.input_features))
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        single = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode == "concat":
+            return tuple(single[:-1]) + (2 * single[-1],)
+        return single
+
+    def compute_mask(self, mask):
+        return mask if self.return_sequences else None
+
+    def _check_input(self, x):
+        return V.check_sequence_input(x, dtype=self.dtype,
+                                      features=self.forward_layer.input_features,
+                                      argument="Bidirectional input")
+
+    def __call__(self, x, mask=None, training=False):
+        if self.merge_mode is not None:
+            return super().__call__(x, mask=mask, training=training)
+        self.merge_mode = "concat"       # run merged, then split: one code path for the checks
+        try:
+            out = super().__call__(x, mask=mask, training=training)
+        finally:
+            self.merge_mode = None
+        units = self.forward_layer.units
+        return [out[..., :units].copy(), out[..., units:].copy()]
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        xp = backend.xp
+        y_f = self.forward_layer.forward(x, mask=mask, training=training, backend=backend,
+                                         rng=rng)
+        y_b = self.backward_layer.forward(x, mask=mask, training=training, backend=backend,
+                                          rng=rng)
+        self._cache = (y_f, y_b)
+        mode = self.merge_mode
+        if mode == "concat":
+            return xp.concatenate([y_f, y_b], axis=-1)
+        if mode == "sum":
+            return y_f + y_b
+        if mode == "mul":
+            return y_f * y_b
+        if mode == "ave":
+            return (y_f + y_b) / 2
+        return [y_f, y_b]
+
+    def backward(self, grad):
+        y_f, y_b = self._cache
+        mode = self.merge_mode
+        if mode == "concat":
+            units = y_f.shape[-1]
+            g_f, g_b = grad[..., :units], grad[..., units:]
+        elif mode == "sum":
+            g_f = g_b = grad
+        elif mode == "mul":
+            g_f, g_b = grad * y_b, grad * y_f
+        elif mode == "ave":
+            g_f = g_b = grad / 2
+        else:
+            g_f, g_b = grad
+        dx = self.forward_layer.backward(g_f) + self.backward_layer.backward(g_b)
+        self.grads = self.forward_layer.grads + self.backward_layer.grads
+        self._cache = None
+        return dx
+
+    def _weights_changed(self) -> None:
+        self.forward_layer._weights_changed()
+        self.backward_layer._weights_changed()
+
+    def get_config(self) -> dict:
+        return {"layer": {"class_name": "LSTM", "config": self.forward_layer.get_config()},
+                "backward_layer": {"class_name": "LSTM",
+                                   "config": self.backward_layer.get_config()},
+                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        layer = LSTM(**config.pop("layer")["config"])
+        backward = LSTM(**config.pop("backward_layer")["config"])
+        return cls(layer, backward_layer=backward, **config)

@@ -1,0 +1,265 @@
+"""Non-recurrent layers: ``Dense``, ``Dropout``, ``Masking`` and ``Embedding``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers
+from .. import validation as V
+from .base import Layer, to_xp
+
+#: Activations a Dense layer accepts (None means "linear").
+DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+
+
+def _activate(xp, name, z):
+    if name == "linear":
+        return z
+    if name == "relu":
+        return xp.maximum(z, 0)
+    if name == "sigmoid":
+        # 1/(1 + e^-z) without overflow for large |z|.
+        return xp.exp(-xp.logaddexp(xp.zeros_like(z), -z))
+    if name == "tanh":
+        return xp.tanh(z)
+    shifted = z - z.max(axis=-1, keepdims=True)          # softmax, stable
+    e = xp.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _activation_backward(xp, name, y, grad):
+    """dL/dz from dL/dy, through ``y = act(z)`` (expressed with the output ``y``)."""
+    if name == "linear":
+        return grad
+    if name == "relu":
+        return grad * (y > 0)
+    if name == "sigmoid":
+        return grad * y * (1 - y)
+    if name == "tanh":
+        return grad * (1 - y * y)
+    # softmax Jacobian-vector product: y * (g - <g, y>)
+    return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
+
+
+class Dense(Layer):
+    """Fully connected layer on the last axis: ``y = act(x @ kernel + bias)``.
+
+    Works on 2-D ``(batch, features)`` input and per timestep on 3-D ``(batch, timesteps,
+    features)`` input (the incoming mask is passed on unchanged).
+
+    Parameters
+    ----------
+    units : int
+    activation : {"linear", "relu", "sigmoid", "tanh", "softmax"} or None (linear)
+    use_bias : bool, default True
+    kernel_initializer : str, default "glorot_uniform"; bias_initializer : default "zeros"
+    seed, dtype, name, backend : as for every layer
+
+    Weights: ``kernel (features, units)``, ``bias (units,)``.
+    """
+
+    _weight_names = ("kernel", "bias")
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", seed=None,
+                 dtype="float32", name=None, backend=None):
+        super().__init__(name=name if name is not None else "dense", dtype=dtype, seed=seed,
+                         backend=backend)
+        self.units = V.check_positive_int(units, "units")
+        activation = "linear" if activation is None else activation
+        self.activation = V.check_name(activation, "activation", DENSE_ACTIVATIONS)
+        self.use_bias = V.check_bool(use_bias, "use_bias")
+        if not isinstance(kernel_initializer, str) or not isinstance(bias_initializer, str):
+            raise TypeError("kernel_initializer and bias_initializer must be initializer names")
+        self._kernel_init = initializers.resolve(kernel_initializer, "kernel_initializer")
+        self._bias_init = initializers.resolve(bias_initializer, "bias_initializer")
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self._kernel = self._bias = None
+
+    @property
+    def kernel(self):
+        return self._kernel
+
+    @property
+    def bias(self):
+        return self._bias
+
+    def build(self, input_shape) -> None:
+        input_shape = tuple(input_shape)
+        if len(input_shape) not in (2, 3):
+            raise ValueError(f"Dense input must be 2-D (batch, features) or 3-D (batch, "
+                             f"timesteps, features); got shape {input_shape}")
+        features = V.check_positive_int(input_shape[-1], "Dense input features")
+        rng = self._rng()
+        self._kernel = np.asarray(self._kernel_init((features, self.units), self.dtype, rng),
+                                  self.dtype)
+        self._bias = (np.asarray(self._bias_init((self.units,), self.dtype, rng), self.dtype)
+                      if self.use_bias else None)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        xp = backend.xp
+        z = x @ to_xp(backend, self._kernel)
+        if self.use_bias:
+            z = z + to_xp(backend, self._bias)
+        y = _activate(xp, self.activation, z)
+        self._cache = (x, y, backend)
+        return y
+
+    def backward(self, grad):
+        x, y, backend = self._cache
+        xp = backend.xp
+        dz = _activation_backward(xp, self.activation, y, grad)
+        flat_x = x.reshape(-1, x.shape[-1])
+        flat_dz = dz.reshape(-1, self.units)
+        self.grads = [backend.to_numpy(flat_x.T @ flat_dz)]
+        if self.use_bias:
+            self.grads.append(backend.to_numpy(flat_dz.sum(axis=0)))
+        self._cache = None
+        return dz @ to_xp(backend, self._kernel).T
+
+    def get_config(self) -> dict:
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer, **super().get_config()}
+
+
+class Dropout(Layer):
+    """Sets each input element to zero with probability ``rate`` in training and scales the
+    rest by ``1/(1 - rate)``; the identity at inference. Passes the mask on.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    """
+
+    def __init__(self, rate, seed=None, dtype="float32", name=None, backend=None):
+        super().__init__(name=name if name is not None else "dropout", dtype=dtype, seed=seed,
+                         backend=backend)
+        self.rate = V.check_rate(rate, "rate")
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        if not training or self.rate == 0.0:
+            self._keep = None
+            return x
+        keep = (rng.random(tuple(x.shape)) >= self.rate) / (1.0 - self.rate)
+        self._keep = to_xp(backend, keep.astype(x.dtype))
+        return x * self._keep
+
+    def backward(self, grad):
+        self.grads = []
+        return grad if self._keep is None else grad * self._keep
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, **super().get_config()}
+
+
+class Masking(Layer):
+    """Masks timesteps whose features all equal ``mask_value``: the following recurrent layers
+    skip them (states carry over). Masked timesteps are zeroed in the output, as in Keras.
+
+    Input (batch, timesteps, features); the mask it produces is ``(batch, timesteps)`` bool.
+    """
+
+    def __init__(self, mask_value=0.0, dtype="float32", name=None, backend=None):
+        super().__init__(name=name if name is not None else "masking", dtype=dtype,
+                         backend=backend)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+            raise TypeError(f"mask_value must be a number; got {mask_value!r}")
+        self.mask_value = float(mask_value)
+
+    def build(self, input_shape) -> None:
+        if len(tuple(input_shape)) != 3:
+            raise ValueError("Masking input must be 3-D (batch, timesteps, features); got "
+                             f"shape {tuple(input_shape)}")
+        super().build(input_shape)
+
+    def _mask_of(self, x):
+        return (x != self.mask_value).any(axis=-1)
+
+    def compute_mask(self, mask):
+        return self._last_mask
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        own = self._mask_of(x)
+        if mask is not None:
+            own = own & mask
+        self._last_mask = own
+        self._keep = own[..., None].astype(x.dtype)
+        return x * self._keep
+
+    def backward(self, grad):
+        self.grads = []
+        return grad * self._keep
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("seed")
+        return {"mask_value": self.mask_value, **config}
+
+
+class Embedding(Layer):
+    """Maps integer token ids ``(batch, timesteps)`` to vectors ``(batch, timesteps,
+    output_dim)`` by looking up rows of ``embeddings (input_dim, output_dim)``.
+
+    With ``mask_zero=True`` id 0 is padding: the layer produces the mask ``ids != 0`` for the
+    recurrent layers after it (and ``input_dim`` must leave room for it, as in Keras).
+    Initial embeddings are uniform in [-0.05, 0.05] (Keras's default).
+    """
+
+    _weight_names = ("embeddings",)
+
+    def __init__(self, input_dim, output_dim, mask_zero=False, seed=None, dtype="float32",
+                 name=None, backend=None):
+        super().__init__(name=name if name is not None else "embedding", dtype=dtype,
+                         seed=seed, backend=backend)
+        self.input_dim = V.check_positive_int(input_dim, "input_dim")
+        self.output_dim = V.check_positive_int(output_dim, "output_dim")
+        self.mask_zero = V.check_bool(mask_zero, "mask_zero")
+        self._embeddings = None
+
+    @property
+    def embeddings(self):
+        return self._embeddings
+
+    def build(self, input_shape) -> None:
+        if len(tuple(input_shape)) != 2:
+            raise ValueError("Embedding input must be 2-D (batch, timesteps) token ids; got "
+                             f"shape {tuple(input_shape)}")
+        self._embeddings = initializers.random_uniform((self.input_dim, self.output_dim),
+                                                       self.dtype, self._rng())
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, mask):
+        return self._last_mask
+
+    def _check_input(self, x):
+        return V.check_token_ids(x, self.input_dim, "Embedding input")
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        ids = x.astype("int64", copy=False)
+        own = (ids != 0) if self.mask_zero else None
+        if mask is not None:
+            own = mask if own is None else own & mask
+        self._last_mask = own
+        self._cache = (ids, backend)
+        return to_xp(backend, self._embeddings)[ids]
+
+    def backward(self, grad):
+        ids, backend = self._cache
+        flat = backend.to_numpy(grad).reshape(-1, self.output_dim)
+        g = np.zeros_like(self._embeddings)
+        np.add.at(g, backend.to_numpy(ids).reshape(-1), flat)
+        self.grads = [g]
+        self._cache = None
+        return None                               # no gradient flows into integer ids
+
+    def get_config(self) -> dict:
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero, **super().get_config()}

@@ -1,0 +1,634 @@
+"""``Sequential`` models: a stack of layers with Keras's compile / fit / evaluate / predict,
+saving and loading.
+
+The model owns the training loop: each batch runs every layer's ``forward`` (keeping what the
+backward pass needs), the loss's value and gradient, every layer's ``backward`` in reverse, and
+one optimizer update of all weights. One backend runs the whole model (``backend=``, or the
+backend in use at call time); the weights live on the host, so :meth:`Sequential.set_backend`
+moves a trained model to another backend with identical weights.
+
+Reproducibility: the model's ``seed`` seeds every layer that has none (layer ``i`` gets a seed
+derived from ``(seed, i)``) and the generator that shuffles batches and draws dropout masks.
+The same seed on the same backend gives the same weights and the same training run; the
+generator's state is saved with the model, so training resumed from a file continues exactly
+as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+
+import numpy as np
+
+from . import callbacks as C
+from . import losses as L
+from . import metrics as M
+from . import optimizers as O
+from . import validation as V
+from .backends import BACKEND_NAMES, current_backend_name, get_backend
+from .layers import LAYER_CLASSES, Bidirectional, Embedding, Input, Layer, LSTM
+from .layers.base import to_xp
+from .progress import EpochProgress
+
+#: The name and version of the saved-model format (inside a numlstm archive).
+MODEL_FORMAT = "numlstm.sequential"
+MODEL_FORMAT_VERSION = 1
+
+
+def _check_int(value, argument, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise (TypeError if not isinstance(value, numbers.Integral) or isinstance(value, bool)
+               else ValueError)(f"{argument} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Parameters
+    ----------
+    layers : list, optional
+        Optionally an :class:`~numlstm.layers.Input` first, then layers.
+    backend : str, optional
+        The backend that runs the model; None: the one in use at call time.
+    seed : int ≥ 0, optional
+        Seeds unseeded layers' weights and the training generator (shuffling, dropout).
+        None draws a random seed.
+    name : str, default "sequential"
+
+    Examples
+    --------
+    >>> model = Sequential([Input((8, 8)), LSTM(64), Dense(10, activation="softmax")], seed=0)
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> history = model.fit(x, y, epochs=5, validation_split=0.1)
+    """
+
+    def __init__(self, layers=None, backend=None, seed=None, name="sequential"):
+        self._backend_name = None if backend is None else V.check_name(backend, "backend",
+                                                                       BACKEND_NAMES)
+        self.seed = V.check_seed(seed)
+        self._seed = self.seed if self.seed is not None else int(
+            np.random.SeedSequence().generate_state(1)[0])
+        self._train_rng = np.random.default_rng([self._seed, 1])
+        self.name = name
+        self.layers: list[Layer] = []
+        self._input: Input | None = None
+        self.built = False
+        self.compiled = False
+        self.optimizer = self.loss = None
+        self.metrics: list[M.Metric] = []
+        self._compile_config = None
+        self.stop_training = False
+        self.history = None
+        if layers is not None:
+            if not isinstance(layers, (list, tuple)):
+                raise TypeError(f"layers must be a list of layers; got {type(layers).__name__}")
+            for layer in layers:
+                self.add(layer)
+
+    # -- structure ----------------------------------------------------------------------------
+    def add(self, layer) -> None:
+        """Append a layer (or set the ``Input``, which must come first)."""
+        if isinstance(layer, Input):
+            if self._input is not None or self.layers:
+                raise ValueError("Input must be the first element of the model, and only one")
+            self._input = layer
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
+                            f"{type(layer).__name__}")
+        if any(existing is layer for existing in self.layers):
+            raise ValueError(f"layer {layer.name!r} is already in the model")
+        if isinstance(layer, Embedding) and self.layers:
+            raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
+        if isinstance(layer, LSTM) and layer.return_state:
+            raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
+                             "model cannot pass on; use return_state=False in a model")
+        if isinstance(layer, Bidirectional) and layer.merge_mode is None:
+            raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
+                             "Sequential model cannot pass on; use concat, sum, mul or ave")
+        self.layers.append(layer)
+        self.built = False
+
+    def _seed_layers(self) -> None:
+        for index, layer in enumerate(self.layers):
+            if layer.seed is None and not layer.built:
+                seed = int(np.random.SeedSequence([self._seed, index]).generate_state(1)[0])
+                if isinstance(layer, Bidirectional):
+                    layer._assign_seed(seed)
+                else:
+                    layer.seed = seed
+
+    def build(self, input_shape=None) -> None:
+        """Build every layer for ``input_shape`` (with the batch axis, None for any size)."""
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        if input_shape is None:
+            if self._input is None:
+                raise ValueError("the model has no Input: give Input(shape) as its first "
+                                 "element, call build(input_shape), or call fit/predict")
+            input_shape = self._input.batch_shape
+        shape = tuple(input_shape)
+        self._batch_shape = shape
+        self._seed_layers()
+        for layer in self.layers:
+            if isinstance(layer, LSTM) and layer.stateful and layer.batch_size is None:
+                if shape[0] is None:
+                    raise ValueError(f"stateful LSTM {layer.name!r} needs a fixed batch size: "
+                                     "give the model Input(shape, batch_size=...)")
+                layer.batch_size = shape[0]
+            if isinstance(layer, (LSTM, Bidirectional)) and len(shape) != 3:
+                raise ValueError(f"layer {layer.name!r} needs 3-D input (batch, timesteps, "
+                                 f"features); the layer before it gives shape {shape}")
+            if not layer.built:
+                layer.build(shape)
+            else:
+                self._check_built_layer(layer, shape)
+            shape = tuple(layer.compute_output_shape(shape))
+        self._output_shape = shape
+        self.built = True
+
+    @staticmethod
+    def _check_built_layer(layer, shape):
+        weights = layer.trainable_weights
+        if weights and shape[-1] is not None and not isinstance(layer, Embedding) \
+                and weights[0].shape[0] != shape[-1]:
+            raise ValueError(f"layer {layer.name!r} was built for {weights[0].shape[0]} "
+                             f"input features; the layer before it gives shape {shape}")
+        if layer.input_shape is None or isinstance(layer, LSTM):
+            layer.input_shape = shape
+
+    @property
+    def input_shape(self) -> tuple:
+        self._require_built()
+        return self._batch_shape
+
+    @property
+    def output_shape(self) -> tuple:
+        self._require_built()
+        return self._output_shape
+
+    def _require_built(self):
+        if not self.built:
+            if self._input is not None:
+                self.build()
+            else:
+                raise ValueError("the model is not built yet: give it an Input(shape) first, "
+                                 "or call build(input_shape), fit or predict")
+
+    # -- backends -----------------------------------------------------------------------------
+    @property
+    def backend_name(self) -> str:
+        """The backend the model runs on."""
+        return self._backend_name if self._backend_name is not None else current_backend_name()
+
+    def set_backend(self, name) -> None:
+        """Run the model on backend ``name`` from now on (None: the one in use at call time);
+        the weights are unchanged."""
+        if name is not None:
+            V.check_name(name, "backend", BACKEND_NAMES)
+            get_backend(name)                        # raises if it cannot run here
+        self._backend_name = name
+        for layer in self._all_layers():
+            layer.backend = name
+            layer._weights_changed()
+
+    def _all_layers(self):
+        for layer in self.layers:
+            yield layer
+            if isinstance(layer, Bidirectional):
+                yield layer.forward_layer
+                yield layer.backward_layer
+
+    # -- weights ------------------------------------------------------------------------------
+    def _weights(self) -> list[np.ndarray]:
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight array, layer by layer."""
+        self._require_built()
+        return [w.copy() for w in self._weights()]
+
+    def set_weights(self, weights) -> None:
+        self._require_built()
+        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be a list of arrays; got {type(weights).__name__}")
+        expected = sum(len(layer.trainable_weights) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"the model has {expected} weight arrays; got {len(weights)}")
+        position = 0
+        for layer in self.layers:
+            n = len(layer.trainable_weights)
+            if n:
+                layer.set_weights(list(weights[position:position + n]))
+            position += n
+
+    def count_params(self) -> int:
+        self._require_built()
+        return sum(layer.count_params() for layer in self.layers)
+
+    def reset_states(self) -> None:
+        """Zero the carried states of every stateful layer."""
+        for layer in self.layers:
+            if isinstance(layer, LSTM) and layer.stateful:
+                layer.reset_states()
+
+    # -- compile ------------------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
+        """Choose the optimizer (name or object), the loss (name or object) and metrics
+        (names); see :mod:`numlstm.optimizers`, :mod:`numlstm.losses`, :mod:`numlstm.metrics`."""
+        if loss is None:
+            raise ValueError(f"loss is required: one of {sorted(L.LOSSES)} or a Loss object")
+        optimizer = O.get(optimizer)
+        loss = L.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of names such as ['accuracy']; got "
+                            f"{metrics!r}")
+        self._metric_names = list(metrics)
+        self.optimizer, self.loss = optimizer, loss
+        self._resolve_metrics()
+        self.compiled = True
+
+    def _resolve_metrics(self):
+        units = None
+        if self.built:
+            units = self._output_shape[-1]
+        elif self.layers and hasattr(self.layers[-1], "units"):
+            units = self.layers[-1].units
+        self.metrics = [M.get(name, self.loss, units or 0) for name in self._metric_names]
+
+    def _check_compiled(self):
+        if not self.compiled:
+            raise ValueError("the model must be compiled before training or evaluating: call "
+                             "model.compile(optimizer=..., loss=...)")
+
+    # -- input checks -------------------------------------------------------------------------
+    def _check_x(self, x, argument="x"):
+        """Validate ``x`` against the model's input (building the model from it if needed);
+        returns an array of the first layer's dtype (int64 ids for an Embedding)."""
+        first = self.layers[0] if self.layers else None
+        if first is None:
+            raise ValueError("the model has no layers")
+        if isinstance(first, Embedding):
+            array = V.check_token_ids(x, first.input_dim, argument)
+        else:
+            array = V.as_float_array(x, argument, first.dtype)
+        if not self.built:
+            if self._input is not None:
+                self.build()
+            else:
+                if array.ndim == 3 or isinstance(first, Embedding):
+                    shape = (None, None) + tuple(array.shape[2:])
+                else:
+                    shape = (None,) + tuple(array.shape[1:])
+                self.build(shape)
+        expected = self._batch_shape
+        if array.ndim != len(expected):
+            raise ValueError(f"{argument} must be {len(expected)}-D with shape "
+                             f"{self._describe_shape(expected)}; got shape {array.shape}")
+        for axis in range(1, len(expected)):
+            if expected[axis] is not None and array.shape[axis] != expected[axis]:
+                raise ValueError(f"{argument} must have shape {self._describe_shape(expected)};"
+                                 f" got shape {array.shape}")
+        return array
+
+    @staticmethod
+    def _describe_shape(shape):
+        names = ["batch", "timesteps", "features"] if len(shape) == 3 else \
+            ["batch", "timesteps"] if len(shape) == 2 else [f"axis{i}" for i in
+                                                            range(len(shape))]
+        return "(" + ", ".join(n if d is None else f"{n}={d}" for n, d in zip(names, shape)) \
+            + ")"
+
+    def _check_y(self, y, n, argument="y"):
+        """Validate targets for the compiled loss and the model's output."""
+        return V.check_targets(
+            y, n, (n,) + tuple(self._output_shape[1:]),
+            sparse=isinstance(self.loss, L.SparseCategoricalCrossentropy),
+            dtype=self.layers[-1].dtype, argument=argument)
+
+    def _check_xy(self, x, y, names=("x", "y")):
+        x = self._check_x(x, names[0])
+        if y is None:
+            raise ValueError(f"{names[1]} is required")
+        try:
+            length = len(y)
+        except TypeError:
+            raise TypeError(f"{names[1]} must be an array of targets; got "
+                            f"{type(y).__name__}") from None
+        if length != len(x):
+            raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples; "
+                             f"got {len(x)} and {length}")
+        return x, self._check_y(y, len(x), names[1])
+
+    def _check_batch_size(self, batch_size, n):
+        batch_size = _check_int(batch_size, "batch_size")
+        fixed = [layer.batch_size for layer in self.layers
+                 if isinstance(layer, LSTM) and layer.stateful]
+        if fixed:
+            if batch_size != fixed[0]:
+                raise ValueError(f"batch_size must be {fixed[0]}, the fixed batch size of the "
+                                 f"stateful layers; got batch_size={batch_size}")
+            if n % batch_size:
+                raise ValueError(f"with stateful layers the number of samples must be a "
+                                 f"multiple of the batch size {batch_size}; got {n}")
+        return batch_size
+
+    # -- running ------------------------------------------------------------------------------
+    def _backend(self):
+        return get_backend(self._backend_name)
+
+    def _forward(self, x, training, backend, rng=None):
+        """Run every layer; the output's mask (if any) is kept in ``_output_mask`` as a host
+        array for the loss and metrics."""
+        mask = None
+        out = to_xp(backend, x)
+        for layer in self.layers:
+            out = layer.forward(out, mask=mask, training=training, backend=backend, rng=rng)
+            mask = layer.compute_mask(mask)
+        self._output_mask = None
+        if mask is not None and out.ndim == 3 and tuple(mask.shape) == tuple(out.shape[:2]):
+            self._output_mask = np.asarray(backend.to_numpy(mask), dtype=bool)
+        return out
+
+    def _backward(self, grad):
+        """Back-propagate dL/d(output) through every layer (filling their ``grads``); returns
+        dL/dx (None for token ids)."""
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def _train_step(self, xb, yb, backend):
+        pred = backend.to_numpy(self._forward(xb, True, backend, self._train_rng))
+        mask = self._output_mask
+        loss, grad = self.loss.value_and_grad(yb, pred, mask)
+        self._backward(to_xp(backend, np.ascontiguousarray(grad, dtype=pred.dtype)))
+        grads = [g for layer in self.layers for g in layer.grads]
+        self.optimizer.apply_gradients(grads, self._weights())
+        for layer in self._all_layers():
+            layer._weights_changed()
+        return loss, pred, mask
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True):
+        """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
+
+        ``validation_split`` holds out the *last* fraction of the samples (before shuffling,
+        as Keras does); ``validation_data=(x_val, y_val)`` gives them explicitly. Every input
+        is checked before the first training step.
+        """
+        self._check_compiled()
+        x, y = self._check_xy(x, y)
+        self._resolve_metrics()
+        epochs = _check_int(epochs, "epochs", 0)
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+        V.check_bool(shuffle, "shuffle")
+        if isinstance(validation_split, bool) or not isinstance(validation_split,
+                                                                numbers.Real) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be a number in [0, 1); got "
+                             f"{validation_split!r}")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a tuple (x_val, y_val)")
+            val = self._check_xy(*validation_data, names=("validation_data x",
+                                                          "validation_data y"))
+        elif validation_split:
+            split_at = int(len(x) * (1.0 - validation_split))
+            if split_at == 0 or split_at == len(x):
+                raise ValueError(f"validation_split={validation_split} leaves "
+                                 f"{split_at} training and {len(x) - split_at} validation "
+                                 f"samples of {len(x)}; both must be at least 1")
+            x, val = x[:split_at], (x[split_at:], y[split_at:])
+            y = y[:split_at]
+        if len(x) == 0:
+            raise ValueError("x must contain at least one sample")
+        batch_size = self._check_batch_size(batch_size, len(x))
+        if callbacks is None:
+            callbacks = []
+        if not isinstance(callbacks, (list, tuple)) or not all(
+                isinstance(c, C.Callback) for c in callbacks):
+            raise TypeError("callbacks must be a list of numlstm.callbacks.Callback objects")
+        history = C.History()
+        all_callbacks = [history, *callbacks]
+        for callback in all_callbacks:
+            callback.set_model(self)
+            callback.on_train_begin()
+        backend = self._backend()
+        n = len(x)
+        steps = -(-n // batch_size)
+        self.stop_training = False
+        for epoch in range(epochs):
+            for callback in all_callbacks:
+                callback.on_epoch_begin(epoch)
+            order = self._train_rng.permutation(n) if shuffle else np.arange(n)
+            progress = EpochProgress(verbose, epoch, epochs, steps)
+            totals = np.zeros(1 + len(self.metrics))
+            seen = 0
+            for step in range(steps):
+                index = order[step * batch_size:(step + 1) * batch_size]
+                yb = y[index]
+                loss, pred, mask = self._train_step(x[index], yb, backend)
+                size = len(index)
+                totals += size * np.array([loss] + [m(yb, pred, mask) for m in self.metrics])
+                seen += size
+                logs = self._logs(totals / seen)
+                progress.update(step + 1, logs)
+                for callback in all_callbacks:
+                    callback.on_batch_end(step, logs)
+            logs = self._logs(totals / seen)
+            if val is not None:
+                values = self._evaluate_arrays(val[0], val[1], batch_size, backend)
+                logs.update({f"val_{k}": v for k, v in self._logs(values).items()})
+            progress.close(logs)
+            for callback in all_callbacks:
+                callback.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for callback in all_callbacks:
+            callback.on_train_end()
+        self.history = history
+        return history
+
+    def _logs(self, values) -> dict:
+        names = ["loss"] + [m.name for m in self.metrics]
+        return {name: float(v) for name, v in zip(names, values)}
+
+    def _evaluate_arrays(self, x, y, batch_size, backend):
+        totals = np.zeros(1 + len(self.metrics))
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            pred = backend.to_numpy(self._forward(xb, False, backend))
+            mask = self._output_mask
+            loss, _ = self.loss.value_and_grad(yb, pred, mask)
+            totals += len(xb) * np.array([loss] + [m(yb, pred, mask) for m in self.metrics])
+        return totals / max(len(x), 1)
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
+        """The loss (and metrics) on ``(x, y)``: a float without metrics, else ``[loss,
+        metric, ...]``; a dict with ``return_dict=True``."""
+        self._check_compiled()
+        x, y = self._check_xy(x, y)
+        self._resolve_metrics()
+        batch_size = self._check_batch_size(batch_size, len(x))
+        logs = self._logs(self._evaluate_arrays(x, y, batch_size, self._backend()))
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """The model's outputs for ``x``, computed ``batch_size`` samples at a time (a NumPy
+        array)."""
+        x = self._check_x(x)
+        batch_size = self._check_batch_size(batch_size, len(x))
+        backend = self._backend()
+        start_time = time.perf_counter()
+        parts = [backend.to_numpy(self._forward(x[s:s + batch_size], False, backend))
+                 for s in range(0, len(x), batch_size)]
+        if verbose:
+            print(f"predicted {len(x)} samples in {time.perf_counter() - start_time:.2f}s")
+        if not parts:
+            return np.zeros((0,) + tuple(self._output_shape[1:]), self.layers[-1].dtype)
+        return np.concatenate(parts, axis=0)
+
+    def __call__(self, x, training=False):
+        """The outputs for ``x`` in one batch (with ``training=True``: dropout active, masks
+        drawn from the model's training generator)."""
+        x = self._check_x(x)
+        if not V.check_bool(training, "training"):
+            return self.predict(x, batch_size=max(len(x), 1))
+        backend = self._backend()
+        return backend.to_numpy(self._forward(x, True, backend, self._train_rng))
+
+    # -- summary ------------------------------------------------------------------------------
+    def summary(self, print_fn=None) -> None:
+        """Print a table of the layers, their output shapes and parameter counts."""
+        self._require_built()
+        print_fn = print_fn or print
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        shape = self._batch_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(tuple(shape)),
+                         f"{layer.count_params():,}"))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        print_fn(f'Model: "{self.name}"  (backend: {self.backend_name})')
+        print_fn(line)
+        for i, row in enumerate(rows):
+            print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            print_fn("=" * sum(widths) if i == 0 else line)
+        print_fn(f"Total params: {self.count_params():,}")
+
+    # -- saving -------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        self._require_built()
+        return {"name": self.name, "seed": self._seed, "backend": self._backend_name,
+                "input": None if self._input is None else self._input.get_config(),
+                "batch_shape": list(self._batch_shape),
+                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers]}
+
+    def save(self, path):
+        """Write the model to ``path`` (one file, atomically): its configuration, weights,
+        compile settings, optimizer state and training-generator state; see
+        :func:`load_model`. Returns the path written."""
+        from . import __version__
+        from .archive import save_archive
+        config = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+                  "numlstm_version": __version__, "model": self.get_config(),
+                  "compile": None, "optimizer_iterations": 0,
+                  "train_rng": _jsonable_rng_state(self._train_rng)}
+        arrays = {f"weights/{i}": w for i, w in enumerate(self._weights())}
+        if self.compiled:
+            config["compile"] = {"optimizer": self.optimizer.get_config(),
+                                 "loss": self.loss.get_config(),
+                                 "metrics": list(self._metric_names)}
+            iterations, slots = self.optimizer.get_state()
+            config["optimizer_iterations"] = iterations
+            arrays.update({f"optimizer/{k}": v for k, v in slots.items()})
+        return save_archive(path, config, arrays)
+
+
+def _jsonable_rng_state(rng) -> dict:
+    state = rng.bit_generator.state
+    # PCG64's 128-bit integers are written as decimal strings (JSON readers differ on big ints).
+    return {"bit_generator": state["bit_generator"],
+            "state": {k: str(v) for k, v in state["state"].items()},
+            "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
+
+
+def _restore_rng(data) -> np.random.Generator:
+    if data.get("bit_generator") != "PCG64":
+        raise ValueError(f"unknown bit generator {data.get('bit_generator')!r}")
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = {"bit_generator": "PCG64",
+                               "state": {k: int(v) for k, v in data["state"].items()},
+                               "has_uint32": int(data["has_uint32"]),
+                               "uinteger": int(data["uinteger"])}
+    return rng
+
+
+def load_model(path, backend=None) -> Sequential:
+    """Rebuild a model written by :meth:`Sequential.save`: layers, weights, compile settings,
+    optimizer state. ``backend`` overrides the saved backend choice (e.g. a model trained on
+    ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and nothing in the
+    file is executed. A missing, truncated, tampered or foreign file raises
+    :class:`numlstm.errors.ModelFileError` naming the file."""
+    from .archive import load_archive
+    from .errors import ModelFileError
+    config, arrays = load_archive(path)
+    try:
+        return _model_from_archive(config, arrays, backend)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        raise ModelFileError(path, f"not a valid numlstm model ({type(error).__name__}: "
+                                   f"{error})") from None
+
+
+def _model_from_archive(config, arrays, backend):
+    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+        raise ValueError(f"the file holds no numlstm model (format "
+                         f"{config.get('format') if isinstance(config, dict) else None!r})")
+    if config.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(f"unsupported model format version {config.get('format_version')!r}")
+    model_config = config["model"]
+    layers = []
+    for entry in model_config["layers"]:
+        class_name = entry["class_name"]
+        if class_name not in LAYER_CLASSES:
+            raise ValueError(f"the file names an unknown layer class {class_name!r}; known: "
+                             f"{sorted(LAYER_CLASSES)}")
+        layers.append(LAYER_CLASSES[class_name].from_config(dict(entry["config"])))
+    items = list(layers)
+    if model_config.get("input") is not None:
+        spec = dict(model_config["input"])
+        items.insert(0, Input(tuple(spec.pop("shape")), **spec))
+    model = Sequential(items, backend=backend if backend is not None else
+                       model_config.get("backend"), seed=model_config["seed"],
+                       name=model_config.get("name", "sequential"))
+    model.build(tuple(model_config["batch_shape"]))
+    if backend is not None:
+        model.set_backend(backend)           # the layers' own backend settings follow too
+    n = len(model._weights())
+    weights = [arrays[f"weights/{i}"] for i in range(n)]
+    if f"weights/{n}" in arrays:
+        raise ValueError("the file holds more weight arrays than its layers need")
+    model.set_weights(weights)
+    model._train_rng = _restore_rng(config["train_rng"])
+    compile_config = config.get("compile")
+    if compile_config is not None:
+        model.compile(optimizer=O.get(compile_config["optimizer"]),
+                      loss=L.get(compile_config["loss"]), metrics=compile_config["metrics"])
+        slots = {k[len("optimizer/"):]: v for k, v in arrays.items()
+                 if k.startswith("optimizer/")}
+        model.optimizer.set_state(config["optimizer_iterations"], slots, model._weights())
+    return model
