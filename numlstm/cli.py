@@ -422,3 +422,217 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
     if usable:
         console.print(f"all {len(usable)} backend(s) agree with the reference")
 
+
+# -- models: train, evaluate, predict, summary ---------------------------------------------------
+# These use the Keras-like front-end (numlstm.Sequential, numlstm.load_model) and the built-in
+# datasets (numlstm.datasets).
+
+TASKS = ("digits", "adding", "sine")
+
+
+def _load_npz(path, names=("x", "y")) -> tuple:
+    """Arrays ``names`` of a user's ``.npz`` (never unpickled); a usage error when unreadable
+    or when one is missing."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [n for n in names if n not in data.files]
+            if missing:
+                raise UsageFailure(f"{path}: missing array(s) {', '.join(missing)} (found: "
+                                   f"{', '.join(data.files) or 'none'})")
+            return tuple(np.asarray(data[n]) for n in names)
+    except UsageFailure:
+        raise
+    except Exception as error:
+        raise UsageFailure(f"{path}: not a readable .npz file ({type(error).__name__}: "
+                           f"{error})") from None
+
+
+def _load_array(path) -> np.ndarray:
+    """A ``.npy`` array, or the ``x`` of an ``.npz``."""
+    if str(path).endswith(".npz"):
+        return _load_npz(path, ("x",))[0]
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise UsageFailure(f"{path}: not a readable .npy file ({type(error).__name__}: "
+                           f"{error})") from None
+
+
+def _task_data(task: str, *, samples: int, timesteps: int | None, seed: int, test: bool):
+    """``(x, y)`` of a built-in task: the training split, or the test split with ``test``."""
+    from . import datasets
+    if task == "digits":
+        (x_train, y_train), (x_test, y_test) = datasets.digits(seed=seed)
+        return (x_test, y_test) if test else (x_train, y_train)
+    # a different seed gives the test set fresh sequences of the same distribution
+    seed = seed + 1 if test else seed
+    n = max(1, samples // 4) if test else samples
+    if task == "adding":
+        return datasets.adding_problem(n, timesteps=timesteps or 50, seed=seed)
+    return datasets.sine_waves(n, timesteps=timesteps or 50, seed=seed)
+
+
+def _head(y: np.ndarray) -> tuple:
+    """The output layer, loss and metrics that fit targets ``y``: integer class labels get a
+    softmax and sparse cross-entropy, real targets a linear layer and mean squared error."""
+    if np.issubdtype(y.dtype, np.integer):
+        if y.ndim != 1 or y.size == 0 or y.min() < 0:
+            raise UsageFailure("y: integer class labels must be a 1-D array of labels >= 0; got "
+                               f"shape {y.shape}")
+        return int(y.max()) + 1, "softmax", "sparse_categorical_crossentropy", ["accuracy"]
+    if not np.issubdtype(y.dtype, np.floating) or y.ndim not in (1, 2):
+        raise UsageFailure(f"y must hold integer class labels (1-D) or real targets (1-D or "
+                           f"2-D); got dtype {y.dtype}, shape {y.shape}")
+    return (1 if y.ndim == 1 else y.shape[1]), None, "mse", ["mae"]
+
+
+def _print_logs(console, title: str, logs: dict) -> None:
+    from rich.table import Table
+    console.print(title)
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in logs.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+
+
+def _load_model(path, backend=None):
+    from .models import load_model
+    return load_model(path, backend=backend)
+
+
+_backend_choice = click.Choice(BACKEND_NAMES)
+
+
+@main.command()
+@click.argument("task", metavar="TASK|DATA.npz")
+@click.option("--backend", type=_backend_choice, default=None,
+              help="Backend to train on (default: the one in use, normally numba).")
+@click.option("--units", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Stacked LSTM layers.")
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=0.005,
+              show_default=True, help="Adam's learning rate.")
+@click.option("--samples", type=click.IntRange(min=2), default=2000, show_default=True,
+              help="Training sequences of the adding and sine tasks.")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None,
+              help="Sequence length of the adding and sine tasks (default 50).")
+@click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Fraction of a DATA.npz held out for validation.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="model.npz",
+              show_default=True, help="Where to save the trained model.")
+def train(task, backend, units, layers, epochs, batch_size, learning_rate, samples, timesteps,
+          validation_split, seed, out):
+    """Train an LSTM on a built-in task (digits, adding, sine) or on DATA.npz (arrays x of
+    shape (samples, timesteps, features) and y), then save it to --out.
+
+    digits: scikit-learn's 8x8 digits read as 8 rows of 8 pixels, 10 classes (needs
+    numlstm[datasets]). adding: the adding problem (regression). sine: next value of a sine
+    wave. For DATA.npz, integer y means class labels (softmax, cross-entropy, accuracy), real y
+    regression (mean squared error).
+    """
+    from . import optimizers
+    from .layers import LSTM, Dense, Input
+    from .models import Sequential
+    if not Path(out).resolve().parent.is_dir():
+        raise UsageFailure(f"--out: the folder of {out!r} does not exist")
+    if backend is not None:
+        get_backend(backend)        # a backend that cannot run here fails before any work
+    console = _console()
+    if task in TASKS:
+        x, y = _task_data(task, samples=samples, timesteps=timesteps, seed=seed, test=False)
+        test_data = _task_data(task, samples=samples, timesteps=timesteps, seed=seed,
+                               test=True)
+        split = 0.0
+    elif task.endswith(".npz") or Path(task).exists():
+        if not Path(task).is_file():
+            raise UsageFailure(f"{task}: no such file")
+        x, y = _load_npz(task)
+        test_data, split = None, validation_split
+    else:
+        raise click.BadParameter(f"unknown task {task!r}: choose one of {', '.join(TASKS)} or "
+                                 "give a .npz file with arrays x and y", param_hint="TASK")
+    if x.ndim != 3:
+        raise UsageFailure(f"x must be 3-D (samples, timesteps, features); got shape {x.shape}")
+    outputs, activation, loss, metrics = _head(y)
+    stack = [Input(x.shape[1:])]
+    stack += [LSTM(units, return_sequences=i < layers - 1) for i in range(layers)]
+    stack.append(Dense(outputs, activation=activation))
+    model = Sequential(stack, backend=backend, seed=seed)
+    model.compile(optimizer=optimizers.Adam(learning_rate=learning_rate), loss=loss,
+                  metrics=metrics)
+    console.print(f"training on {task}: {len(x)} sequences of shape {x.shape[1:]}, "
+                  f"{layers} LSTM layer(s) of {units} units, backend {model.backend_name}")
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_split=split,
+              verbose=1 if sys.stdout.isatty() else 2)
+    if test_data is not None:
+        logs = model.evaluate(*test_data, batch_size=batch_size, return_dict=True)
+        _print_logs(console, f"{task}: {len(test_data[0])} test sequences", logs)
+    saved = model.save(out)
+    console.print(f"saved the model to {saved}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", metavar="TASK|DATA.npz")
+@click.option("--backend", type=_backend_choice, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--samples", type=click.IntRange(min=2), default=2000, show_default=True,
+              help="For the adding and sine tasks: evaluate on samples/4 fresh sequences.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The seed the model was trained with (selects the held-out test split).")
+def evaluate(model_path, data, backend, batch_size, samples, seed):
+    """The loss and metrics of a saved MODEL on DATA.npz (arrays x, y) or on the test split of
+    a built-in task (digits, adding, sine)."""
+    if backend is not None:
+        get_backend(backend)
+    model = _load_model(model_path, backend)
+    if not getattr(model, "compiled", False):
+        raise UsageFailure(f"{model_path}: the model was saved without compile settings, so it "
+                           "has no loss to evaluate")
+    if data in TASKS:
+        x, y = _task_data(data, samples=samples, timesteps=model.input_shape[1], seed=seed,
+                          test=True)
+    elif Path(data).is_file():
+        x, y = _load_npz(data)
+    else:
+        raise click.BadParameter(f"{data!r} is neither a task ({', '.join(TASKS)}) nor a file",
+                                 param_hint="DATA")
+    logs = model.evaluate(x, y, batch_size=batch_size, return_dict=True)
+    _print_logs(_console(), f"{Path(model_path).name} on {data} ({len(x)} sequences, "
+                            f"backend {model.backend_name})", logs)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_path", metavar="INPUT.npy", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the predictions (.npy).")
+@click.option("--backend", type=_backend_choice, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+def predict(model_path, input_path, out, backend, batch_size):
+    """Run a saved MODEL on INPUT.npy (samples, timesteps, features) -- or the x of an .npz --
+    and write its outputs to --out."""
+    if not Path(out).resolve().parent.is_dir():
+        raise UsageFailure(f"--out: the folder of {out!r} does not exist")
+    if backend is not None:
+        get_backend(backend)
+    model = _load_model(model_path, backend)
+    x = _load_array(input_path)
+    outputs = model.predict(x, batch_size=batch_size)
+    np.save(out, outputs)
+    _console().print(f"predicted {len(x)} sequences on {model.backend_name}: outputs "
+                     f"{outputs.shape} {outputs.dtype} written to {out}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+def summary(model_path):
+    """The layers, output shapes and parameter counts of a saved MODEL."""
+    model = _load_model(model_path)
+    console = _console()
+    model.summary(print_fn=console.print)
