@@ -361,3 +361,17 @@ def test_bench_does_not_time_a_backend_that_fails_its_check(monkeypatch):
     assert numba_entry["status"] == "check_failed"
     assert numba_entry["timing"] is None and "outputs" in numba_entry["note"]
     assert report["results"][0]["timing"] is not None
+
+
+def test_peer_module_runs_as_python_dash_m_and_reports_missing_torch(tmp_path):
+    """`python -m numlstm.peers.torch_lstm` is the documented entry point too; without torch
+    it exits with its own status 3, which run_torch_peer turns into the note."""
+    import os
+    (tmp_path / "torch.py").write_text("raise ImportError('hidden for this test')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path)] + sys.path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "numlstm.peers.torch_lstm", "--in", "x.npz", "--settings",
+         "s.json", "--out", "r.json"], capture_output=True, text=True, env=env)
+    assert completed.returncode == 3, completed.stderr
+    assert "torch is not importable" in completed.stderr
