@@ -144,6 +144,14 @@ def _positive(name: str):
                         help=f"{name.capitalize()} (overrides --config).")
 
 
+def _flop_text(flops: int) -> str:
+    """``143 MFLOP``, ``32.7 GFLOP``: three significant digits in a unit that fits."""
+    for scale, unit in ((1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "kFLOP")):
+        if flops >= scale:
+            return f"{flops / scale:.3g} {unit}"
+    return f"{flops} FLOP"
+
+
 def _fmt(value, digits=2) -> str:
     if value is None:
         return "-"
@@ -225,7 +233,7 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
     requested = names if names is not None else usable
     console.print(f"shape: {shape.describe()} ({label and f'config {label}' or 'custom'}), "
                   f"{mode}, {dtype}, {threads} thread(s), {repeats} repeats after {warmup} "
-                  f"warm-up; {shape.flops(mode) / 1e6:.3g} MFLOP per call")
+                  f"warm-up; {_flop_text(shape.flops(mode))} per call")
     with err.status("benchmarking") as status:
         report = B.bench(shape, backends=requested, mode=mode, dtype=dtype, repeats=repeats,
                          warmup=warmup, threads=threads, peer=peer, peer_python=peer_python,

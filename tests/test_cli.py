@@ -65,6 +65,7 @@ def test_bench_checks_then_times_and_writes_the_json_report(tmp_path):
                  "--threads", "1", "--json", str(path))
     assert result.exit_code == 0, result.output
     assert "B2 T3 D2 H3" in result.output and "reference" in result.output
+    assert "2.16 kFLOP per call" in result.output      # 3 * 2*3*2*4*3*(2+3) = 2160
     for column in ("check", "max |diff|", "first call ms", "median ms", "GFLOP/s",
                    "x fastest"):
         assert column in result.output
@@ -90,6 +91,13 @@ def test_bench_named_config_with_an_override():
                  "--backends", "numba", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "x2 layers" in result.output
+
+
+def test_flop_text_picks_a_unit():
+    from numlstm.cli import _flop_text
+    assert _flop_text(B.lstm_flops(B.CONFIGS["b"])) == "143 MFLOP"
+    assert _flop_text(B.lstm_flops(B.CONFIGS["e"], "train")) == "32.7 GFLOP"
+    assert _flop_text(1500) == "1.5 kFLOP" and _flop_text(12) == "12 FLOP"
 
 
 def test_bench_default_backends_skip_unusable_ones_with_a_note():
