@@ -70,7 +70,6 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from . import validation as V
-from .activations import SIGMOID, TANH
 from .backends import BACKEND_NAMES, available_backends, get_backend
 
 __all__ = [
@@ -157,6 +156,8 @@ class Problem:
     mask : bool array (batch, timesteps) or None
     reverse : bool
         Every layer processes the timesteps last to first.
+    activation, recurrent_activation : str
+        Activation names (:mod:`numlstm.activations`) of every layer.
     """
 
     shape: Shape
@@ -165,6 +166,8 @@ class Problem:
     grad_outputs: np.ndarray
     mask: np.ndarray | None = None
     reverse: bool = False
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
 
     @property
     def dtype(self) -> np.dtype:
@@ -174,11 +177,13 @@ class Problem:
         dtype = np.dtype(dtype)
         return Problem(self.shape, self.x.astype(dtype),
                        [tuple(w.astype(dtype) for w in layer) for layer in self.weights],
-                       self.grad_outputs.astype(dtype), self.mask, self.reverse)
+                       self.grad_outputs.astype(dtype), self.mask, self.reverse,
+                       self.activation, self.recurrent_activation)
 
 
 def make_problem(shape: Shape, dtype="float32", *, seed: int = 0, mask: bool = False,
-                 reverse: bool = False) -> Problem:
+                 reverse: bool = False, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid") -> Problem:
     """Random inputs for ``shape``: weights ``U(-1/√H, 1/√H)`` as ``torch.nn.LSTM`` initialises
     them, inputs and upstream gradients standard normal. Made in float64, then cast, so the
     float32 and float64 problems of one seed hold the same numbers (to rounding).
@@ -201,7 +206,10 @@ def make_problem(shape: Shape, dtype="float32", *, seed: int = 0, mask: bool = F
         mask_array = rng.random((shape.batch, shape.timesteps)) > 0.25
         if shape.batch > 1:
             mask_array[0] = False
-    return Problem(shape, x, weights, grad_outputs, mask_array, bool(reverse))
+    V.check_activation(activation, "activation")
+    V.check_activation(recurrent_activation, "recurrent_activation")
+    return Problem(shape, x, weights, grad_outputs, mask_array, bool(reverse), activation,
+                   recurrent_activation)
 
 
 # -- running a stack on one backend ------------------------------------------------------------
@@ -220,6 +228,9 @@ def _to_backend(backend, problem: Problem) -> dict:
         "grad_outputs": backend.asarray(problem.grad_outputs),
         "grad_h": zeros(), "grad_c": zeros(),
         "reverse": problem.reverse,
+        "activation": V.check_activation(problem.activation, "activation"),
+        "recurrent_activation": V.check_activation(problem.recurrent_activation,
+                                                   "recurrent_activation"),
     }
 
 
@@ -234,7 +245,8 @@ def stack_forward(backend, arrays: dict, *, return_cache: bool = False) -> list:
         result = backend.lstm_forward(
             inputs, kernel, recurrent_kernel, bias, h0=arrays["h0"], c0=arrays["c0"],
             mask=arrays["mask"], recurrent_dropout_mask=None, reverse=arrays["reverse"],
-            activation=TANH, recurrent_activation=SIGMOID,
+            activation=arrays["activation"],
+            recurrent_activation=arrays["recurrent_activation"],
             zero_output_for_mask=False, return_cache=return_cache)
         results.append(result)
         inputs = result.outputs
@@ -654,17 +666,20 @@ def run_torch_peer(problem: Problem, mode: str = "forward", *, repeats: int = 10
     (:mod:`numlstm.peers.torch_lstm`, run by file path so the interpreter needs only torch and
     NumPy) sets ``torch.set_num_threads(threads)`` (and ``OMP_NUM_THREADS``), times the same
     way as :func:`time_backend` (training: ``outputs.backward(grad_outputs)``; forward under
-    ``torch.inference_mode()``), and writes a JSON result plus its outputs. Masks and reverse
-    are not sent: the peer times plain sequences only.
+    ``torch.inference_mode()``), and writes a JSON result plus its outputs. Masks, reverse and
+    other activations than tanh/sigmoid are refused (``ValueError``): torch.nn.LSTM has no
+    such options.
 
     Never raises for a missing torch, a crashing child or a timeout: returns
     ``PeerResult(available=False, note=...)`` instead.
     """
     from .convert import to_torch
     V.check_name(mode, "mode", MODES)
-    if problem.mask is not None or problem.reverse:
-        raise ValueError("the torch peer times unmasked forward-direction sequences only; got "
-                         "a problem with a mask or reverse=True")
+    if problem.mask is not None or problem.reverse or (
+            problem.activation, problem.recurrent_activation) != ("tanh", "sigmoid"):
+        raise ValueError("the torch peer times unmasked forward-direction sequences with tanh "
+                         "and sigmoid only (torch.nn.LSTM's one form); got a problem with a "
+                         "mask, reverse=True or other activations")
     interpreter = torch_peer_python(python)
     with tempfile.TemporaryDirectory(prefix="numlstm-peer-") as folder:
         folder = Path(folder)

@@ -344,12 +344,14 @@ def _plot(report: dict, path) -> None:
 
 # -- numlstm check ------------------------------------------------------------------------------
 
-CHECK_CASES = (  # (label, mask, reverse, layers)
-    ("plain", False, False, 1),
-    ("mask", True, False, 1),
-    ("go_backwards", False, True, 1),
-    ("mask + go_backwards", True, True, 1),
-    ("2 layers + mask", True, False, 2),
+CHECK_CASES = (  # (label, mask, reverse, layers, activation, recurrent_activation)
+    ("plain", False, False, 1, "tanh", "sigmoid"),
+    ("mask", True, False, 1, "tanh", "sigmoid"),
+    ("go_backwards", False, True, 1, "tanh", "sigmoid"),
+    ("mask + go_backwards", True, True, 1, "tanh", "sigmoid"),
+    ("2 layers + mask", True, False, 2, "tanh", "sigmoid"),
+    ("relu + hard_sigmoid", True, False, 1, "relu", "hard_sigmoid"),
+    ("linear + hard_sigmoid_keras2", False, True, 1, "linear", "hard_sigmoid_keras2"),
 )
 
 
@@ -367,7 +369,8 @@ CHECK_CASES = (  # (label, mask, reverse, layers)
               default=None, help="Write every comparison as JSON.")
 def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_path):
     """Every usable backend against the numpy reference: outputs, final states and all
-    gradients, with masks, go_backwards and a two-layer stack, in float32 and float64.
+    gradients, with masks, go_backwards, a two-layer stack and other activations (relu,
+    linear, both hard sigmoids), in float32 and float64.
 
     Exit status 1 if any backend disagrees beyond the tolerances of DESIGN §4 (float64:
     1e-10; float32: 1e-5 on outputs and states, gradients by relative norm 1e-5 against a
@@ -391,9 +394,10 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
         table.add_column(column, justify="left" if column in ("backend", "case") else "right")
     records, failed = [], False
     for dtype in dtypes:
-        for label, mask, reverse, layers in CHECK_CASES:
+        for label, mask, reverse, layers, activation, recurrent in CHECK_CASES:
             shape = B.Shape(batch, timesteps, features, units, layers)
-            problem = B.make_problem(shape, dtype, seed=seed, mask=mask, reverse=reverse)
+            problem = B.make_problem(shape, dtype, seed=seed, mask=mask, reverse=reverse,
+                                     activation=activation, recurrent_activation=recurrent)
             reference = B._run_all("numpy", problem)
             reference64 = (None if dtype == "float64" else
                            B._run_all("numpy", problem.astype(np.float64)))

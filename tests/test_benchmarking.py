@@ -73,6 +73,25 @@ def test_numba_passes_parity(dtype, shape):
         assert set(result.rel_norm_diff) == {n for n in names if n.startswith("d_")}
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_parity_with_other_activations(dtype):
+    problem = B.make_problem(TINY, dtype, activation="relu",
+                             recurrent_activation="hard_sigmoid_keras2", seed=4)
+    assert B.check_parity("numba", problem).passed
+    # the activation really reaches the kernels: the tanh/sigmoid outputs differ
+    plain = B._run_all("numpy", B.make_problem(TINY, dtype, seed=4))
+    assert not np.allclose(B._run_all("numpy", problem)["outputs"], plain["outputs"])
+
+
+def test_make_problem_and_torch_peer_check_the_options():
+    with pytest.raises(ValueError, match="activation"):
+        B.make_problem(TINY, activation="softplus")
+    for problem in (B.make_problem(TINY, mask=True), B.make_problem(TINY, reverse=True),
+                    B.make_problem(TINY, recurrent_activation="hard_sigmoid")):
+        with pytest.raises(ValueError, match="torch peer"):
+            B.run_torch_peer(problem)
+
+
 class _Broken:
     """Wraps a backend and perturbs one of its results (for failing-check tests)."""
 

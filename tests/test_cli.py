@@ -181,7 +181,8 @@ def test_check_reports_every_case_and_passes():
     result = run("check", "--batch", "3", "--timesteps", "3", "--features", "2", "--units",
                  "2")
     assert result.exit_code == 0, result.output
-    for case in ("plain", "mask", "go_backwards", "mask + go_backwards", "2 layers + mask"):
+    for case in ("plain", "mask", "go_backwards", "mask + go_backwards", "2 layers + mask",
+                 "relu + hard_sigmoid", "linear + hard_sigmoid_keras2"):
         assert case in result.output
     assert "float32" in result.output and "float64" in result.output
     assert "agree with the reference" in result.output
@@ -199,7 +200,7 @@ def test_check_exits_1_when_a_backend_disagrees(monkeypatch, tmp_path):
     data = json.loads(path.read_text())
     assert data["schema"] == "numlstm.check/1" and data["passed"] is False
     numba_results = [r for r in data["results"] if r["backend"] == "numba"]
-    assert len(numba_results) == 5            # one per case, float64 only
+    assert len(numba_results) == 7            # one per case, float64 only
     assert all(any(f.startswith("d_bias") for f in r["failures"]) for r in numba_results)
     assert all(r["passed"] for r in data["results"] if r["backend"] != "numba")
 
