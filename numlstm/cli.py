@@ -7,7 +7,8 @@
     numlstm predict model.npz inputs.npy --out outputs.npy
 
 Exit status: 0 on success, 1 when a check fails (``check``, or a backend that ``bench``
-refused to time), 2 for a bad argument (one line on stderr, no traceback).
+refused to time), 2 for a bad argument (one line on stderr, no traceback), including a
+``--backends`` selection that leaves nothing usable to time or check.
 """
 
 from __future__ import annotations
@@ -223,6 +224,10 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
             else (os.cpu_count() or 1)
     console, err = _console(), _console(stderr=True)
     usable = _split_usable(names, console)
+    if not usable:
+        raise UsageFailure(f"--backends: none of {', '.join(names or BACKEND_NAMES)} can run "
+                           "here, so there is nothing to time; `numlstm backends` says which "
+                           "can and why not")
     if names is None:
         # Numba's CUDA simulator runs kernels in Python: usable for checks, not for timing
         for name in list(usable):
@@ -385,7 +390,11 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
     console = _console()
     usable = [n for n in _split_usable(names, console) if n != "numpy"]
     if not usable:
-        console.print("nothing to check: no usable backend other than the numpy reference")
+        # numpy is the reference itself: a selection without another usable backend checks
+        # nothing, which is a usage error rather than a silent pass
+        raise UsageFailure("nothing to check: no usable backend other than the numpy reference "
+                           f"among {', '.join(names or BACKEND_NAMES)}; `numlstm backends` says "
+                           "which can run here and why not")
     dtypes = dtypes or ("float32", "float64")
     table = Table(title=f"numlstm check against the numpy reference (B{batch} T{timesteps} "
                         f"D{features} H{units})")
