@@ -520,7 +520,15 @@ def _print_logs(console, title: str, logs: dict) -> None:
 
 def _load_model(path, backend=None):
     from .models import load_model
-    return load_model(path, backend=backend)
+    try:
+        return load_model(path, backend=backend)
+    except BackendUnavailableError as error:
+        if backend is not None:
+            raise
+        # the model was saved for a backend this machine lacks: name the option that fixes it
+        raise UsageFailure(f"{path}: the model was saved to run on {error.backend!r}, which "
+                           f"is not usable here ({error.reason}); "
+                           "pick one that is with --backend, e.g. --backend numba") from None
 
 
 _backend_choice = click.Choice(BACKEND_NAMES)
@@ -652,8 +660,12 @@ def predict(model_path, input_path, out, backend, batch_size):
 
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-def summary(model_path):
+@click.option("--backend", type=_backend_choice, default=None,
+              help="Load the model for this backend (default: the one it was saved for).")
+def summary(model_path, backend):
     """The layers, output shapes and parameter counts of a saved MODEL."""
-    model = _load_model(model_path)
+    if backend is not None:
+        get_backend(backend)
+    model = _load_model(model_path, backend)
     console = _console()
     model.summary(print_fn=console.print)

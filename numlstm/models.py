@@ -26,7 +26,7 @@ from . import losses as L
 from . import metrics as M
 from . import optimizers as O
 from . import validation as V
-from .backends import BACKEND_NAMES, current_backend_name, get_backend
+from .backends import BACKEND_NAMES, backend_status, current_backend_name, get_backend
 from .layers import LAYER_CLASSES, Bidirectional, Embedding, Input, Layer, LSTM
 from .layers.base import to_xp
 from .progress import EpochProgress
@@ -583,15 +583,46 @@ def load_model(path, backend=None) -> Sequential:
     optimizer state. ``backend`` overrides the saved backend choice (e.g. a model trained on
     ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and nothing in the
     file is executed. A missing, truncated, tampered or foreign file raises
-    :class:`numlstm.errors.ModelFileError` naming the file."""
+    :class:`numlstm.errors.ModelFileError` naming the file.
+
+    A bad ``backend`` raises ``ValueError``/``TypeError`` (an unusable one
+    :class:`~numlstm.errors.BackendUnavailableError`) before the file is read. Without
+    ``backend``, a model saved for a backend that cannot run here (e.g. ``cuda`` on a machine
+    without a GPU) raises :class:`~numlstm.errors.BackendUnavailableError` naming the saved
+    backend and the call that loads it on another one, rather than failing later in
+    ``predict``."""
     from .archive import load_archive
     from .errors import ModelFileError
+    if backend is not None:
+        V.check_name(backend, "backend", BACKEND_NAMES)
+        get_backend(backend)                 # an unusable backend fails before any file work
     config, arrays = load_archive(path)
+    model_config = config.get("model") if isinstance(config, dict) else None
+    saved = model_config.get("backend") if isinstance(model_config, dict) else None
+    if backend is None and saved in BACKEND_NAMES:
+        _require_saved_backend(path, saved)
     try:
         return _model_from_archive(config, arrays, backend)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise ModelFileError(path, f"not a valid numlstm model ({type(error).__name__}: "
                                    f"{error})") from None
+
+
+def _require_saved_backend(path, saved: str) -> None:
+    """Raise BackendUnavailableError when the backend a model was saved for cannot run here,
+    with the call that loads it on one that can."""
+    from .errors import BackendUnavailableError
+    status = backend_status(saved)
+    if status.available:
+        return
+    usable = [n for n in ("numba", "numpy") if backend_status(n).available]
+    alternative = usable[0] if usable else "numpy"
+    fix = (f"the model in {str(path)!r} was saved to run on {saved!r}; load it on a backend "
+           f"that runs here with load_model({str(path)!r}, backend={alternative!r}) (a loaded "
+           "model moves with model.set_backend(...))")
+    if status.fix:
+        fix += f", or make {saved!r} usable: {status.fix}"
+    raise BackendUnavailableError(saved, status.reason, fix)
 
 
 def _model_from_archive(config, arrays, backend):
