@@ -309,7 +309,9 @@ class Sequential:
         return V.check_targets(
             y, n, (n,) + tuple(self._output_shape[1:]),
             sparse=isinstance(self.loss, L.SparseCategoricalCrossentropy),
-            dtype=self.layers[-1].dtype, argument=argument)
+            dtype=self.layers[-1].dtype, argument=argument,
+            probabilities=self.loss.name if isinstance(
+                self.loss, (L.BinaryCrossentropy, L.CategoricalCrossentropy)) else None)
 
     def _check_xy(self, x, y, names=("x", "y")):
         x = self._check_x(x, names[0])

@@ -301,12 +301,16 @@ def check_token_ids(x, input_dim, argument) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
-def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argument="y"):
+def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argument="y",
+                  probabilities: str | None = None):
     """Check training targets for ``n`` samples and a model output of ``output_shape``.
 
     ``sparse``: integer class indices of shape ``output_shape[:-1]`` (or with a trailing 1), in
     ``[0, output_shape[-1])``; otherwise finite floats of ``output_shape`` (``(n,)`` is accepted
-    for an output of one unit). Returns int64 labels or an array of ``dtype``.
+    for an output of one unit). ``probabilities``: the name of a cross-entropy loss whose
+    targets are probabilities: integer and boolean targets (one-hot or 0/1 labels, as Keras
+    takes them) are cast to ``dtype``, and every target must lie in ``[0, 1]``. Returns int64
+    labels or an array of ``dtype``.
     """
     out = tuple(output_shape)
     if sparse:
@@ -333,7 +337,18 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
                              f"output of {classes} classes; got values from "
                              f"{labels.min()} to {labels.max()}")
         return labels.astype(np.int64)
+    if probabilities is not None and not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y)
+        except Exception:
+            pass                                  # as_float_array says what is wrong
+    if probabilities is not None and isinstance(y, np.ndarray) and y.dtype.kind in "iub":
+        y = y.astype(dtype)                       # 0/1 labels and one-hot rows, as Keras
     target = as_float_array(y, argument, dtype)
+    if probabilities is not None and target.size and (target.min() < 0 or target.max() > 1):
+        raise ValueError(f"{argument} must hold targets in [0, 1] for {probabilities} "
+                         f"(probabilities, one-hot rows or 0/1 labels); got values from "
+                         f"{target.min()} to {target.max()}")
     if target.shape[:1] != (n,):
         raise ValueError(f"x and {argument} must have the same number of samples; got {n} "
                          f"and {target.shape[0] if target.ndim else 'a scalar'}")

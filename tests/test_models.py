@@ -308,3 +308,51 @@ def test_adding_problem_short_variant_is_learned():
     baseline = float(((y_test - y.mean()) ** 2).mean())
     model.fit(x, y, batch_size=32, epochs=12, verbose=0)
     assert baseline > 0.1 and model.evaluate(x_test, y_test) <= 0.01
+
+
+def _crossentropy_model(loss, units, activation, from_logits=False):
+    model = Sequential([Input((5, 3)), LSTM(4), Dense(units, activation=activation)], seed=3)
+    model.compile(optimizer="adam", loss=numlstm.losses.get(
+        {"name": loss, "from_logits": from_logits}))
+    return model
+
+
+@pytest.mark.parametrize("loss, units, activation, from_logits", [
+    ("categorical_crossentropy", 2, "softmax", False),
+    ("categorical_crossentropy", 2, None, True),
+    ("binary_crossentropy", 1, "sigmoid", False),
+    ("binary_crossentropy", 1, None, True),
+])
+def test_crossentropy_takes_integer_and_boolean_targets_like_keras(loss, units, activation,
+                                                                    from_logits):
+    x, labels = toy()
+    onehot = np.eye(2, dtype=np.int64)[labels] if units == 2 else labels[:, None]
+    reference = _crossentropy_model(loss, units, activation, from_logits)
+    reference.fit(x, onehot.astype(np.float32), epochs=1, batch_size=8, verbose=0)
+    for targets in (onehot, onehot.astype(np.uint8), onehot.astype(bool)):
+        model = _crossentropy_model(loss, units, activation, from_logits)
+        model.fit(x, targets, epochs=1, batch_size=8, verbose=0)
+        for a, b in zip(model.get_weights(), reference.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        assert model.evaluate(x, targets) == reference.evaluate(x, onehot.astype(np.float32))
+
+
+@pytest.mark.parametrize("loss, units, activation, from_logits", [
+    ("categorical_crossentropy", 2, "softmax", False),
+    ("binary_crossentropy", 1, "sigmoid", False),
+    ("binary_crossentropy", 1, None, True),
+])
+@pytest.mark.parametrize("bad", [2, -1, 1.5])
+def test_crossentropy_targets_outside_0_1_fail_before_training(loss, units, activation,
+                                                                from_logits, bad):
+    x, labels = toy()
+    targets = (np.eye(2)[labels] if units == 2 else labels[:, None]).astype(
+        np.int64 if isinstance(bad, int) else np.float32)
+    targets[3, 0] = bad
+    model = _crossentropy_model(loss, units, activation, from_logits)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=rf"y must hold targets in \[0, 1\] for {loss}"):
+        model.fit(x, targets, epochs=1, verbose=0)
+    assert model.optimizer.iterations == 0
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
