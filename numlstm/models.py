@@ -101,6 +101,14 @@ class Sequential:
                             f"{type(layer).__name__}")
         if any(existing is layer for existing in self.layers):
             raise ValueError(f"layer {layer.name!r} is already in the model")
+        taken = {existing.name for existing in self.layers}
+        if layer.name in taken:
+            if getattr(layer, "_name_given", True):
+                raise ValueError(f"layer names must be unique within a model: name "
+                                 f"{layer.name!r} is already used by another layer of "
+                                 f"{self.name!r}; give this {type(layer).__name__} another "
+                                 "name=")
+            layer.name = _unique_name(layer.name, taken)
         if isinstance(layer, Embedding) and self.layers:
             raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
         if isinstance(layer, LSTM) and layer.return_state:
@@ -561,6 +569,15 @@ class Sequential:
         return save_archive(path, config, arrays)
 
 
+def _unique_name(base: str, taken) -> str:
+    """``base_1``, ``base_2``, ...: the first not in ``taken`` (Keras's naming of repeated
+    layers)."""
+    index = 1
+    while f"{base}_{index}" in taken:
+        index += 1
+    return f"{base}_{index}"
+
+
 def _jsonable_rng_state(rng) -> dict:
     state = rng.bit_generator.state
     # PCG64's 128-bit integers are written as decimal strings (JSON readers differ on big ints).
@@ -640,7 +657,10 @@ def _model_from_archive(config, arrays, backend):
         if class_name not in LAYER_CLASSES:
             raise ValueError(f"the file names an unknown layer class {class_name!r}; known: "
                              f"{sorted(LAYER_CLASSES)}")
-        layers.append(LAYER_CLASSES[class_name].from_config(dict(entry["config"])))
+        layer = LAYER_CLASSES[class_name].from_config(dict(entry["config"]))
+        if any(layer.name == earlier.name for earlier in layers):
+            layer._name_given = False        # a file written before names were unique
+        layers.append(layer)
     items = list(layers)
     if model_config.get("input") is not None:
         spec = dict(model_config["input"])

@@ -356,3 +356,34 @@ def test_crossentropy_targets_outside_0_1_fail_before_training(loss, units, acti
     assert model.optimizer.iterations == 0
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_generated_layer_names_are_unique_and_survive_save_and_load(tmp_path):
+    model = Sequential([Input((5, 3)), LSTM(4, return_sequences=True),
+                        LSTM(4, return_sequences=True),
+                        numlstm.Bidirectional(LSTM(2, return_sequences=True)),
+                        numlstm.Bidirectional(LSTM(2)), Dense(3, name="head"), Dense(2),
+                        Dense(2)], seed=0)
+    names = [layer.name for layer in model.layers]
+    assert names == ["lstm", "lstm_1", "bidirectional_lstm", "bidirectional_lstm_1", "head",
+                     "dense", "dense_1"]
+    loaded = numlstm.load_model(model.save(tmp_path / "m.npz"))
+    assert [layer.name for layer in loaded.layers] == names
+    lines = []
+    loaded.summary(print_fn=lines.append)
+    assert any(line.startswith("lstm_1 (LSTM)") for line in lines)
+    # a file written when repeated layers shared a name loads with unique names
+    model.layers[1].name = "lstm"
+    old = numlstm.load_model(model.save(tmp_path / "old.npz"))
+    assert [layer.name for layer in old.layers] == names
+
+
+def test_duplicate_chosen_layer_names_are_refused():
+    with pytest.raises(ValueError, match="name 'enc' is already used"):
+        Sequential([Input((5, 3)), LSTM(4, return_sequences=True, name="enc"),
+                    LSTM(4, name="enc")])
+    with pytest.raises(ValueError, match="name 'head' is already used"):
+        Sequential([LSTM(4), Dense(2, name="head"), Dense(2, name="head")])
+    # a chosen name may equal another layer's generated one only when they differ
+    model = Sequential([LSTM(4, return_sequences=True), LSTM(4, name="lstm_1"), Dense(1)])
+    assert [layer.name for layer in model.layers] == ["lstm", "lstm_1", "dense"]
