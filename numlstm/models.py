@@ -537,7 +537,13 @@ class Sequential:
         for i, row in enumerate(rows):
             print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
             print_fn("=" * sum(widths) if i == 0 else line)
-        print_fn(f"Total params: {self.count_params():,}")
+        total = self.count_params()
+        # every numlstm weight is trained (there is no layer freezing), so the non-trainable
+        # count is always 0; the line is kept so that the summary reads like Keras's
+        trainable = sum(w.size for w in self._weights())
+        print_fn(f"Total params: {total:,}")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {total - trainable:,}")
 
     # -- saving -------------------------------------------------------------------------------
     def get_config(self) -> dict:
