@@ -198,7 +198,11 @@ def check_recurrent_kernel(value, dtype, argument: str = "recurrent_kernel") -> 
 
 
 def check_mask(mask, batch: int, timesteps: int, argument: str = "mask"):
-    """Check a boolean ``(batch, timesteps)`` mask; None passes through."""
+    """Check a ``(batch, timesteps)`` mask; None passes through.
+
+    Boolean masks, and integer masks holding only 0 and 1 (as Keras takes them), are
+    accepted; an integer mask is returned as a boolean array. Other dtypes raise
+    ``TypeError``, other integer values ``ValueError``."""
     if mask is None:
         return None
     try:
@@ -207,9 +211,18 @@ def check_mask(mask, batch: int, timesteps: int, argument: str = "mask"):
         raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
                         f"{(batch, timesteps)}; could not convert {type(mask).__name__} to an "
                         f"array ({error})") from None
+    if array.dtype.kind in "iu":
+        check_shape(array, argument, (batch, timesteps), "(batch, timesteps)")
+        outside = (array != 0) & (array != 1)
+        if outside.any():
+            bad = tuple(int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(f"{argument} must hold only 0 and 1 when it is an integer array "
+                             f"(1 keeps a timestep, 0 skips it); got {array[bad]} at index "
+                             f"{bad}")
+        return array.astype(np.bool_)
     if array.dtype != np.bool_:
-        raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
-                        f"{(batch, timesteps)}; got dtype {array.dtype} "
+        raise TypeError(f"{argument} must be a boolean array (or integer 0/1) of shape "
+                        f"(batch, timesteps) = {(batch, timesteps)}; got dtype {array.dtype} "
                         f"(convert it with .astype(bool))")
     return check_shape(array, argument, (batch, timesteps), "(batch, timesteps)")
 
