@@ -16,7 +16,6 @@ as an uninterrupted run would.
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
@@ -34,13 +33,6 @@ from .progress import EpochProgress
 #: The name and version of the saved-model format (inside a numlstm archive).
 MODEL_FORMAT = "numlstm.sequential"
 MODEL_FORMAT_VERSION = 1
-
-
-def _check_int(value, argument, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise (TypeError if not isinstance(value, numbers.Integral) or isinstance(value, bool)
-               else ValueError)(f"{argument} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 class Sequential:
@@ -83,9 +75,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         if layers is not None:
-            if not isinstance(layers, (list, tuple)):
-                raise TypeError(f"layers must be a list of layers; got {type(layers).__name__}")
-            for layer in layers:
+            for layer in V.check_layer_list(layers):
                 self.add(layer)
 
     # -- structure ----------------------------------------------------------------------------
@@ -221,11 +211,8 @@ class Sequential:
 
     def set_weights(self, weights) -> None:
         self._require_built()
-        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
-            raise TypeError(f"weights must be a list of arrays; got {type(weights).__name__}")
-        expected = sum(len(layer.trainable_weights) for layer in self.layers)
-        if len(weights) != expected:
-            raise ValueError(f"the model has {expected} weight arrays; got {len(weights)}")
+        weights = V.check_weight_list(
+            weights, sum(len(layer.trainable_weights) for layer in self.layers))
         position = 0
         for layer in self.layers:
             n = len(layer.trainable_weights)
@@ -251,12 +238,7 @@ class Sequential:
             raise ValueError(f"loss is required: one of {sorted(L.LOSSES)} or a Loss object")
         optimizer = O.get(optimizer)
         loss = L.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of names such as ['accuracy']; got "
-                            f"{metrics!r}")
-        self._metric_names = list(metrics)
+        self._metric_names = V.check_metric_names(metrics)
         self.optimizer, self.loss = optimizer, loss
         self._resolve_metrics()
         self.compiled = True
@@ -294,15 +276,8 @@ class Sequential:
                 else:
                     shape = (None,) + tuple(array.shape[1:])
                 self.build(shape)
-        expected = self._batch_shape
-        if array.ndim != len(expected):
-            raise ValueError(f"{argument} must be {len(expected)}-D with shape "
-                             f"{self._describe_shape(expected)}; got shape {array.shape}")
-        for axis in range(1, len(expected)):
-            if expected[axis] is not None and array.shape[axis] != expected[axis]:
-                raise ValueError(f"{argument} must have shape {self._describe_shape(expected)};"
-                                 f" got shape {array.shape}")
-        return array
+        return V.check_model_input_shape(array, self._batch_shape,
+                                         self._describe_shape(self._batch_shape), argument)
 
     @staticmethod
     def _describe_shape(shape):
@@ -323,30 +298,14 @@ class Sequential:
 
     def _check_xy(self, x, y, names=("x", "y")):
         x = self._check_x(x, names[0])
-        if y is None:
-            raise ValueError(f"{names[1]} is required")
-        try:
-            length = len(y)
-        except TypeError:
-            raise TypeError(f"{names[1]} must be an array of targets; got "
-                            f"{type(y).__name__}") from None
-        if length != len(x):
-            raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples; "
-                             f"got {len(x)} and {length}")
+        V.check_targets_given(y, len(x), names)
         return x, self._check_y(y, len(x), names[1])
 
     def _check_batch_size(self, batch_size, n):
-        batch_size = _check_int(batch_size, "batch_size")
+        batch_size = V.check_int_at_least(batch_size, "batch_size", 1)
         fixed = [layer.batch_size for layer in self.layers
                  if isinstance(layer, LSTM) and layer.stateful]
-        if fixed:
-            if batch_size != fixed[0]:
-                raise ValueError(f"batch_size must be {fixed[0]}, the fixed batch size of the "
-                                 f"stateful layers; got batch_size={batch_size}")
-            if n % batch_size:
-                raise ValueError(f"with stateful layers the number of samples must be a "
-                                 f"multiple of the batch size {batch_size}; got {n}")
-        return batch_size
+        return V.check_stateful_batch_size(batch_size, fixed[0] if fixed else None, n)
 
     # -- running ------------------------------------------------------------------------------
     def _backend(self):
@@ -394,37 +353,21 @@ class Sequential:
         self._check_compiled()
         x, y = self._check_xy(x, y)
         self._resolve_metrics()
-        epochs = _check_int(epochs, "epochs", 0)
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+        epochs = V.check_int_at_least(epochs, "epochs", 0)
+        verbose = V.check_verbose(verbose)
         V.check_bool(shuffle, "shuffle")
-        if isinstance(validation_split, bool) or not isinstance(validation_split,
-                                                                numbers.Real) \
-                or not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be a number in [0, 1); got "
-                             f"{validation_split!r}")
+        validation_split = V.check_validation_split(validation_split)
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a tuple (x_val, y_val)")
-            val = self._check_xy(*validation_data, names=("validation_data x",
-                                                          "validation_data y"))
+            val = self._check_xy(*V.check_validation_data(validation_data),
+                                 names=("validation_data x", "validation_data y"))
         elif validation_split:
-            split_at = int(len(x) * (1.0 - validation_split))
-            if split_at == 0 or split_at == len(x):
-                raise ValueError(f"validation_split={validation_split} leaves "
-                                 f"{split_at} training and {len(x) - split_at} validation "
-                                 f"samples of {len(x)}; both must be at least 1")
+            split_at = V.check_split_sizes(validation_split, len(x))
             x, val = x[:split_at], (x[split_at:], y[split_at:])
             y = y[:split_at]
-        if len(x) == 0:
-            raise ValueError("x must contain at least one sample")
+        V.check_sample_count(len(x))
         batch_size = self._check_batch_size(batch_size, len(x))
-        if callbacks is None:
-            callbacks = []
-        if not isinstance(callbacks, (list, tuple)) or not all(
-                isinstance(c, C.Callback) for c in callbacks):
-            raise TypeError("callbacks must be a list of numlstm.callbacks.Callback objects")
+        callbacks = V.check_callback_list(callbacks, C.Callback)
         history = C.History()
         all_callbacks = [history, *callbacks]
         for callback in all_callbacks:
@@ -606,8 +549,8 @@ def _restore_rng(data) -> np.random.Generator:
 def load_model(path, backend=None) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: layers, weights, compile settings,
     optimizer state. ``backend`` overrides the saved backend choice (e.g. a model trained on
-    ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and nothing in the
-    file is executed. A missing, truncated, tampered or foreign file raises
+    ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and
+    nothing in the file is executed. A missing, truncated, tampered or foreign file raises
     :class:`numlstm.errors.ModelFileError` naming the file.
 
     A bad ``backend`` raises ``ValueError``/``TypeError`` (an unusable one

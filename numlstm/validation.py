@@ -371,3 +371,124 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
         raise ValueError(f"{argument} must have the model's output shape {out}; got "
                          f"shape {target.shape}")
     return target
+
+
+# -- Sequential models: structure and the arguments of fit / evaluate / predict ---------------
+
+def check_layer_list(layers, argument: str = "layers") -> list:
+    """A list or tuple of layers (their kinds are checked one by one as they are added)."""
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of layers; got {_kind_of(layers)}")
+    return list(layers)
+
+
+def check_verbose(value, argument: str = "verbose") -> int:
+    """Keras's verbosity: 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
+    if isinstance(value, (bool, np.bool_)) or value not in (0, 1, 2):
+        raise ValueError(f"{argument} must be 0, 1 or 2; got {value!r}")
+    return int(value)
+
+
+def check_validation_split(value, argument: str = "validation_split") -> float:
+    """A fraction in [0, 1) of the samples to hold out (0: none)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{argument} must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+def check_split_sizes(split: float, n: int, argument: str = "validation_split") -> int:
+    """The index that splits ``n`` samples into training and the last ``split`` fraction
+    (Keras's rule); both parts must hold at least one sample."""
+    split_at = int(n * (1.0 - split))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"{argument}={split} leaves {split_at} training and {n - split_at} "
+                         f"validation samples of {n}; both must be at least 1")
+    return split_at
+
+
+def check_validation_data(value, argument: str = "validation_data") -> tuple:
+    """A pair ``(x_val, y_val)`` (its arrays are checked like ``x`` and ``y``)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{argument} must be a tuple (x_val, y_val); got {_kind_of(value)}")
+    return tuple(value)
+
+
+def check_sample_count(n: int, argument: str = "x") -> int:
+    """At least one sample to train on."""
+    if n == 0:
+        raise ValueError(f"{argument} must contain at least one sample; got 0")
+    return n
+
+
+def check_targets_given(y, n: int, names=("x", "y")) -> None:
+    """Targets exist and hold one entry per sample of ``x`` (``n``)."""
+    if y is None:
+        raise ValueError(f"{names[1]} is required")
+    try:
+        length = len(y)
+    except TypeError:
+        raise TypeError(f"{names[1]} must be an array of targets; got "
+                        f"{type(y).__name__}") from None
+    if length != n:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples; "
+                         f"got {n} and {length}")
+
+
+def check_model_input_shape(array: np.ndarray, expected: tuple, described: str,
+                            argument: str = "x") -> np.ndarray:
+    """``array`` matches a model's input ``expected`` (None: any size on that axis);
+    ``described`` is the expected shape in words, e.g. ``(batch, timesteps=5, features=3)``."""
+    if array.ndim != len(expected):
+        raise ValueError(f"{argument} must be {len(expected)}-D with shape {described}; got "
+                         f"shape {array.shape}")
+    for axis in range(1, len(expected)):
+        if expected[axis] is not None and array.shape[axis] != expected[axis]:
+            raise ValueError(f"{argument} must have shape {described}; got shape "
+                             f"{array.shape}")
+    return array
+
+
+def check_stateful_batch_size(batch_size: int, fixed: int | None, n: int,
+                              argument: str = "batch_size") -> int:
+    """With stateful layers (fixed batch size ``fixed``) the batch size must equal it and
+    divide the sample count ``n``; without (``fixed`` None) anything goes."""
+    if fixed is None:
+        return batch_size
+    if batch_size != fixed:
+        raise ValueError(f"{argument} must be {fixed}, the fixed batch size of the stateful "
+                         f"layers; got {argument}={batch_size}")
+    if n % batch_size:
+        raise ValueError(f"with stateful layers the number of samples must be a multiple of "
+                         f"the batch size {batch_size}; got {n}")
+    return batch_size
+
+
+def check_callback_list(callbacks, base: type, argument: str = "callbacks") -> list:
+    """None (no callbacks) or a list of ``base`` instances."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, base) for c in callbacks):
+        raise TypeError(f"{argument} must be a list of numlstm.callbacks.Callback objects; "
+                        f"got {_kind_of(callbacks)}")
+    return list(callbacks)
+
+
+def check_metric_names(metrics, argument: str = "metrics") -> list:
+    """None (no metrics) or a list of metric names (resolved by numlstm.metrics)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of names such as ['accuracy']; got "
+                        f"{metrics!r}")
+    return list(metrics)
+
+
+def check_weight_list(weights, expected: int, argument: str = "weights") -> list:
+    """A list of ``expected`` weight arrays (each is checked by its layer)."""
+    if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of arrays; got {type(weights).__name__}")
+    if len(weights) != expected:
+        raise ValueError(f"the model has {expected} weight arrays; got {len(weights)}")
+    return list(weights)

@@ -389,3 +389,50 @@ def test_duplicate_chosen_layer_names_are_refused():
     # a chosen name may equal another layer's generated one only when they differ
     model = Sequential([LSTM(4, return_sequences=True), LSTM(4, name="lstm_1"), Dense(1)])
     assert [layer.name for layer in model.layers] == ["lstm", "lstm_1", "dense"]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": -1}, ValueError, "epochs must be an integer >= 0; got epochs=-1"),
+    ({"epochs": 1.0}, TypeError, "epochs must be an integer >= 0; got float 1.0"),
+    ({"verbose": True}, ValueError, "verbose must be 0, 1 or 2; got True"),
+    ({"validation_split": "0.1"}, ValueError, r"validation_split must be a number in \[0, 1\)"),
+    ({"validation_split": 0.99}, ValueError, "leaves 0 training and 24 validation"),
+    ({"validation_data": [np.zeros((2, 5, 3))]}, TypeError,
+     r"validation_data must be a tuple \(x_val, y_val\); got list"),
+    ({"validation_data": (np.zeros((2, 5, 3)), np.zeros(3, np.int64))}, ValueError,
+     "validation_data x and validation_data y must have the same number of samples; got 2 "
+     "and 3"),
+    ({"callbacks": [object()]}, TypeError, "callbacks must be a list of numlstm.callbacks"),
+    ({"callbacks": callbacks.History()}, TypeError, "callbacks must be a list"),
+    ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1; got batch_size=0"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+])
+def test_fit_argument_checks_name_the_argument(kwargs, error, message):
+    x, y = toy()
+    model = classifier()
+    with pytest.raises(error, match=message):
+        model.fit(x, y, **{"verbose": 0, **kwargs})
+    assert model.optimizer.iterations == 0
+
+
+def test_model_level_checks_name_the_argument():
+    x, y = toy()
+    model = classifier()
+    with pytest.raises(ValueError, match="y is required"):
+        model.fit(x, None)
+    with pytest.raises(TypeError, match="y must be an array of targets; got int"):
+        model.evaluate(x, 3)
+    with pytest.raises(ValueError, match="x must contain at least one sample; got 0"):
+        model.fit(x[:0], y[:0], verbose=0)
+    with pytest.raises(TypeError, match="weights must be a list of arrays; got ndarray"):
+        model.set_weights(np.zeros(3))
+    with pytest.raises(ValueError, match="the model has 5 weight arrays; got 1"):
+        model.set_weights([np.zeros(3)])
+    with pytest.raises(TypeError, match="layers must be a list of layers; got LSTM"):
+        Sequential(LSTM(2))
+    stateful = Sequential([Input((5, 3), batch_size=4), LSTM(2, stateful=True)])
+    with pytest.raises(ValueError, match="batch_size must be 4, the fixed batch size"):
+        stateful.predict(x, batch_size=8)
+    with pytest.raises(ValueError, match="number of samples must be a multiple of the batch "
+                                         "size 4; got 23"):
+        stateful.predict(x[:23], batch_size=4)
