@@ -492,3 +492,71 @@ def check_weight_list(weights, expected: int, argument: str = "weights") -> list
     if len(weights) != expected:
         raise ValueError(f"the model has {expected} weight arrays; got {len(weights)}")
     return list(weights)
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+
+def check_monitor(value, argument: str = "monitor") -> str:
+    """The name of a logged quantity, such as ``'val_loss'``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a log name such as 'val_loss'; got "
+                        f"{_kind_of(value)}")
+    return value
+
+
+def check_monitor_mode(value, argument: str = "mode") -> str:
+    """``'auto'``, ``'min'`` or ``'max'``: which way a monitored quantity improves."""
+    if value not in ("auto", "min", "max") or not isinstance(value, str):
+        raise ValueError(f"{argument} must be 'auto', 'min' or 'max'; got {value!r}")
+    return value
+
+
+def check_monitored_in_logs(monitor: str, logs: dict, who: str, hint: str = "") -> None:
+    """The quantity a callback watches is among the epoch's logs."""
+    if monitor not in logs:
+        raise ValueError(f"{who} monitors {monitor!r}, which is not in the logs "
+                         f"{sorted(logs)}{hint}")
+
+
+def check_path_like(value, argument: str) -> str:
+    """A str, bytes or os.PathLike naming a file (returned as str)."""
+    if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
+        raise TypeError(f"{argument} must be a path; got {_kind_of(value)}")
+    return str(value)
+
+
+# -- optimizers --------------------------------------------------------------------------------
+
+def check_real_in_range(value, argument: str, low: float = 0.0, low_inclusive: bool = False,
+                        high: float | None = None) -> float:
+    """A finite real number above ``low`` (or equal, with ``low_inclusive``) and below
+    ``high`` when given; booleans refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number; got {_kind_of(value)}")
+    value = float(value)
+    bad = (value < low or (value == low and not low_inclusive) or not np.isfinite(value)
+           or (high is not None and value >= high))
+    if bad:
+        bound = f"in [{low}, {high})" if high is not None else (
+            f">= {low}" if low_inclusive else f"> {low}")
+        raise ValueError(f"{argument} must be {bound}; got {argument}={value}")
+    return value
+
+
+def check_registered(identifier, argument: str, known, example: str, kind: str) -> str:
+    """A name (or a config dict's ``name``) from the registry ``known``; ``kind`` is the class
+    an object may be instead, with its article (``"an Optimizer"``), ``example`` a valid name.
+    Returns the name."""
+    if isinstance(identifier, dict):
+        name = identifier.get("name")
+        if name not in known:
+            raise ValueError(f"{argument} config names an unknown {argument} {name!r}; known: "
+                             f"{sorted(known)}")
+        return name
+    if isinstance(identifier, str):
+        if identifier not in known:
+            raise ValueError(f"{argument} must be one of {sorted(known)} or {kind} object; "
+                             f"got {identifier!r}")
+        return identifier
+    raise TypeError(f"{argument} must be a name such as {example!r} or {kind} object; got "
+                    f"{_kind_of(identifier)}")

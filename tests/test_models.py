@@ -436,3 +436,50 @@ def test_model_level_checks_name_the_argument():
     with pytest.raises(ValueError, match="number of samples must be a multiple of the batch "
                                          "size 4; got 23"):
         stateful.predict(x[:23], batch_size=4)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: callbacks.EarlyStopping(monitor=3), TypeError,
+     "monitor must be a log name such as 'val_loss'; got int 3"),
+    (lambda: callbacks.EarlyStopping(min_delta=-0.1), ValueError,
+     "min_delta must be a finite number >= 0; got min_delta=-0.1"),
+    (lambda: callbacks.EarlyStopping(min_delta=True), TypeError, "min_delta must be a"),
+    (lambda: callbacks.EarlyStopping(patience=1.5), TypeError,
+     "patience must be an integer >= 0; got float 1.5"),
+    (lambda: callbacks.EarlyStopping(mode="up"), ValueError,
+     "mode must be 'auto', 'min' or 'max'; got 'up'"),
+    (lambda: callbacks.EarlyStopping(restore_best_weights="yes"), TypeError,
+     "restore_best_weights must be True or False"),
+    (lambda: callbacks.ModelCheckpoint(7), TypeError, "filepath must be a path; got int 7"),
+    (lambda: callbacks.ModelCheckpoint("m.npz", save_best_only=1), TypeError,
+     "save_best_only must be True or False"),
+    (lambda: optimizers.Adam(learning_rate="fast"), TypeError,
+     "learning_rate must be a number; got str 'fast'"),
+    (lambda: optimizers.SGD(0.1, momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\)"),
+    (lambda: optimizers.SGD(0.1, nesterov=1), TypeError, "nesterov must be True or False"),
+    (lambda: optimizers.get({"name": "adagrad"}), ValueError,
+     "optimizer config names an unknown optimizer 'adagrad'"),
+    (lambda: optimizers.get(3), TypeError,
+     "optimizer must be a name such as 'adam' or an Optimizer object; got int 3"),
+    (lambda: numlstm.losses.get("hinge"), ValueError,
+     "loss must be one of .* or a Loss object; got 'hinge'"),
+    (lambda: numlstm.losses.get({"name": "hinge"}), ValueError,
+     "loss config names an unknown loss 'hinge'"),
+    (lambda: numlstm.losses.get(None), TypeError, "loss must be a name such as 'mse'"),
+    (lambda: numlstm.losses.get({"name": "binary_crossentropy", "from_logits": "no"}),
+     TypeError, "from_logits must be True or False"),
+])
+def test_callback_optimizer_and_loss_arguments_are_checked(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_a_monitored_name_missing_from_the_logs_is_named():
+    x, y = toy()
+    model = classifier()
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss', which is not in "
+                                         r"the logs \['accuracy', 'loss'\] \(use validation"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.EarlyStopping()])
+    with pytest.raises(ValueError, match="ModelCheckpoint monitors 'val_acc', which is not in"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(
+            "unused.npz", monitor="val_acc", save_best_only=True)])
