@@ -560,3 +560,85 @@ def check_registered(identifier, argument: str, known, example: str, kind: str) 
         return identifier
     raise TypeError(f"{argument} must be a name such as {example!r} or {kind} object; got "
                     f"{_kind_of(identifier)}")
+
+
+# -- weight conversion (numlstm.convert) -------------------------------------------------------
+
+def check_torch_lstm_shapes(weight_ih, weight_hh, bias_ih, bias_hh) -> int:
+    """The shapes of one direction of a PyTorch ``nn.LSTM``: ``weight_ih (4*H, D)``,
+    ``weight_hh (4*H, H)``, biases ``(4*H,)`` or None. Returns ``H``."""
+    if weight_ih.ndim != 2 or weight_ih.shape[0] == 0 or weight_ih.shape[0] % 4 \
+            or weight_ih.shape[1] == 0:
+        raise ValueError("weight_ih must have shape (4*H, D) with H >= 1 and D >= 1 "
+                         f"(4*H rows: one block per gate i, f, g, o); got shape "
+                         f"{weight_ih.shape}")
+    four_h, _ = weight_ih.shape
+    hidden = four_h // 4
+    if weight_hh.shape != (four_h, hidden):
+        message = (f"weight_hh must have shape (4*H, H) = {(four_h, hidden)} to match "
+                   f"weight_ih {weight_ih.shape}; got shape {weight_hh.shape}")
+        if weight_hh.ndim == 2 and weight_hh.shape[0] == four_h:
+            message += (". A weight_hh of shape (4*H, P) with P != H comes from "
+                        "nn.LSTM(proj_size=P); proj_size is not supported by numlstm")
+        raise ValueError(message)
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None and bias.shape != (four_h,):
+            raise ValueError(f"{name} must have shape (4*H,) = {(four_h,)} to match "
+                             f"weight_ih {weight_ih.shape}; got shape {bias.shape}")
+    return hidden
+
+
+def check_keras_lstm_shapes(kernel, recurrent_kernel, bias) -> int:
+    """The shapes of Keras-layout LSTM weights: ``kernel (D, 4*H)``, ``recurrent_kernel
+    (H, 4*H)``, ``bias (4*H,)``. Returns ``H``."""
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0 or \
+            recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ValueError("recurrent_kernel must have shape (H, 4*H) with H >= 1; got shape "
+                         f"{recurrent_kernel.shape}")
+    hidden = recurrent_kernel.shape[0]
+    if kernel.ndim != 2 or kernel.shape[0] == 0 or kernel.shape[1] != 4 * hidden:
+        expected = f"(D, {4 * hidden})" if kernel.ndim != 2 else str((kernel.shape[0],
+                                                                       4 * hidden))
+        raise ValueError(f"kernel must have shape (D, 4*H) = {expected} with D >= 1 to match "
+                         f"recurrent_kernel {recurrent_kernel.shape}; got shape {kernel.shape}")
+    if bias.shape != (4 * hidden,):
+        raise ValueError(f"bias must have shape (4*H,) = {(4 * hidden,)} to match "
+                         f"recurrent_kernel {recurrent_kernel.shape}; got shape {bias.shape}")
+    return hidden
+
+
+def check_reverse_has_layer(layer, reverse) -> None:
+    """``reverse=True`` names state-dict keys, so it needs a ``layer`` index."""
+    if layer is None and reverse:
+        raise ValueError("reverse=True only names keys together with layer=; got layer=None")
+
+
+def check_layer_index(value, argument: str = "layer") -> int:
+    """A layer index of a stacked PyTorch LSTM: an integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be a non-negative integer; got {argument}={value!r}")
+    if value < 0:
+        raise ValueError(f"{argument} must be a non-negative integer; got {argument}={value!r}")
+    return int(value)
+
+
+def check_string(value, argument: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string; got {_kind_of(value)}")
+    return value
+
+
+def check_no_projection(state_dict, key: str) -> None:
+    """A state dict of ``nn.LSTM(proj_size=P)`` (it has ``weight_hr``) is not supported."""
+    if key in state_dict:
+        raise ValueError(f"state_dict has {key}: the LSTM was built with proj_size, which "
+                         "numlstm does not support")
+
+
+def check_bias_pair(state_dict, bias_ih: str, bias_hh: str, available) -> None:
+    """A state dict holds both biases of a direction or neither (``bias=False``)."""
+    present = [bias_ih in state_dict, bias_hh in state_dict]
+    if present[0] != present[1]:
+        missing = bias_hh if present[0] else bias_ih
+        raise ValueError(f"state_dict has only one of {bias_ih!r} and {bias_hh!r}; missing "
+                         f"{missing!r} (available keys: {available})")
