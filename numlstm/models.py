@@ -86,27 +86,10 @@ class Sequential:
                 raise ValueError("Input must be the first element of the model, and only one")
             self._input = layer
             return
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
-                            f"{type(layer).__name__}")
-        if any(existing is layer for existing in self.layers):
-            raise ValueError(f"layer {layer.name!r} is already in the model")
+        V.check_sequential_layer(layer, self.layers, self.name)
         taken = {existing.name for existing in self.layers}
-        if layer.name in taken:
-            if getattr(layer, "_name_given", True):
-                raise ValueError(f"layer names must be unique within a model: name "
-                                 f"{layer.name!r} is already used by another layer of "
-                                 f"{self.name!r}; give this {type(layer).__name__} another "
-                                 "name=")
+        if layer.name in taken:                  # a generated name: Keras's _1, _2 suffix
             layer.name = _unique_name(layer.name, taken)
-        if isinstance(layer, Embedding) and self.layers:
-            raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
-        if isinstance(layer, LSTM) and layer.return_state:
-            raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
-                             "model cannot pass on; use return_state=False in a model")
-        if isinstance(layer, Bidirectional) and layer.merge_mode is None:
-            raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
-                             "Sequential model cannot pass on; use concat, sum, mul or ave")
         self.layers.append(layer)
         self.built = False
 
@@ -234,8 +217,7 @@ class Sequential:
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
         """Choose the optimizer (name or object), the loss (name or object) and metrics
         (names); see :mod:`numlstm.optimizers`, :mod:`numlstm.losses`, :mod:`numlstm.metrics`."""
-        if loss is None:
-            raise ValueError(f"loss is required: one of {sorted(L.LOSSES)} or a Loss object")
+        V.check_required(loss, "loss", f"one of {sorted(L.LOSSES)} or a Loss object")
         optimizer = O.get(optimizer)
         loss = L.get(loss)
         self._metric_names = V.check_metric_names(metrics)

@@ -382,6 +382,38 @@ def check_layer_list(layers, argument: str = "layers") -> list:
     return list(layers)
 
 
+def check_sequential_layer(layer, layers: list, model_name: str) -> None:
+    """What a :class:`~numlstm.Sequential` model can append: a numlstm layer not already in
+    ``layers``, whose name is unique there unless it was generated (the model suffixes it),
+    an ``Embedding`` only first, no ``LSTM(return_state=True)`` and no
+    ``Bidirectional(merge_mode=None)`` (their two outputs cannot be passed on)."""
+    from .layers import Bidirectional, Embedding, Layer, LSTM
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
+                        f"{type(layer).__name__}")
+    if any(existing is layer for existing in layers):
+        raise ValueError(f"layer {layer.name!r} is already in the model")
+    if getattr(layer, "_name_given", True) and any(e.name == layer.name for e in layers):
+        raise ValueError(f"layer names must be unique within a model: name {layer.name!r} is "
+                         f"already used by another layer of {model_name!r}; give this "
+                         f"{type(layer).__name__} another name=")
+    if isinstance(layer, Embedding) and layers:
+        raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
+    if isinstance(layer, LSTM) and layer.return_state:
+        raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
+                         "model cannot pass on; use return_state=False in a model")
+    if isinstance(layer, Bidirectional) and layer.merge_mode is None:
+        raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
+                         "Sequential model cannot pass on; use concat, sum, mul or ave")
+
+
+def check_required(value, argument: str, expected: str):
+    """An argument that has no default (``None`` given)."""
+    if value is None:
+        raise ValueError(f"{argument} is required: {expected}")
+    return value
+
+
 def check_verbose(value, argument: str = "verbose") -> int:
     """Keras's verbosity: 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
     if isinstance(value, (bool, np.bool_)) or value not in (0, 1, 2):

@@ -483,3 +483,11 @@ def test_a_monitored_name_missing_from_the_logs_is_named():
     with pytest.raises(ValueError, match="ModelCheckpoint monitors 'val_acc', which is not in"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(
             "unused.npz", monitor="val_acc", save_best_only=True)])
+
+
+def test_a_refused_layer_keeps_its_name():
+    model = Sequential([LSTM(4, return_sequences=True)])
+    refused = LSTM(2, return_state=True)
+    with pytest.raises(ValueError, match="return_state=True"):
+        model.add(refused)
+    assert refused.name == "lstm" and len(model.layers) == 1
