@@ -116,13 +116,10 @@ class Sequential:
         self._seed_layers()
         for layer in self.layers:
             if isinstance(layer, LSTM) and layer.stateful and layer.batch_size is None:
-                if shape[0] is None:
-                    raise ValueError(f"stateful LSTM {layer.name!r} needs a fixed batch size: "
-                                     "give the model Input(shape, batch_size=...)")
-                layer.batch_size = shape[0]
-            if isinstance(layer, (LSTM, Bidirectional)) and len(shape) != 3:
-                raise ValueError(f"layer {layer.name!r} needs 3-D input (batch, timesteps, "
-                                 f"features); the layer before it gives shape {shape}")
+                layer.batch_size = V.check_fixed_batch(shape, layer.name)
+            if isinstance(layer, (LSTM, Bidirectional)):
+                V.check_layer_input_rank(shape, 3, layer.name,
+                                         "(batch, timesteps, features)")
             if not layer.built:
                 layer.build(shape)
             else:
@@ -134,10 +131,8 @@ class Sequential:
     @staticmethod
     def _check_built_layer(layer, shape):
         weights = layer.trainable_weights
-        if weights and shape[-1] is not None and not isinstance(layer, Embedding) \
-                and weights[0].shape[0] != shape[-1]:
-            raise ValueError(f"layer {layer.name!r} was built for {weights[0].shape[0]} "
-                             f"input features; the layer before it gives shape {shape}")
+        if weights and not isinstance(layer, Embedding):
+            V.check_built_features(weights[0].shape[0], shape, layer.name)
         if layer.input_shape is None or isinstance(layer, LSTM):
             layer.input_shape = shape
 

@@ -407,6 +407,28 @@ def check_sequential_layer(layer, layers: list, model_name: str) -> None:
                          "Sequential model cannot pass on; use concat, sum, mul or ave")
 
 
+def check_fixed_batch(shape: tuple, layer_name: str) -> int:
+    """A stateful LSTM's input ``shape`` must fix the batch size (``shape[0]`` not None)."""
+    if shape[0] is None:
+        raise ValueError(f"stateful LSTM {layer_name!r} needs a fixed batch size: give the "
+                         "model Input(shape, batch_size=...)")
+    return shape[0]
+
+
+def check_layer_input_rank(shape: tuple, rank: int, layer_name: str, axes: str) -> None:
+    """The shape the previous layer gives has the ``rank`` a layer needs (axes in words)."""
+    if len(shape) != rank:
+        raise ValueError(f"layer {layer_name!r} needs {rank}-D input {axes}; the layer before "
+                         f"it gives shape {shape}")
+
+
+def check_built_features(built: int, shape: tuple, layer_name: str) -> None:
+    """An already built layer added to a model sees the feature count it was built for."""
+    if shape[-1] is not None and built != shape[-1]:
+        raise ValueError(f"layer {layer_name!r} was built for {built} input features; the "
+                         f"layer before it gives shape {shape}")
+
+
 def check_required(value, argument: str, expected: str):
     """An argument that has no default (``None`` given)."""
     if value is None:

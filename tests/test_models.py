@@ -491,3 +491,17 @@ def test_a_refused_layer_keeps_its_name():
     with pytest.raises(ValueError, match="return_state=True"):
         model.add(refused)
     assert refused.name == "lstm" and len(model.layers) == 1
+
+
+def test_build_checks_name_the_layer_and_the_shape():
+    with pytest.raises(ValueError, match=r"layer 'lstm' needs 3-D input \(batch, timesteps, "
+                                         r"features\); the layer before it gives shape "
+                                         r"\(None, 3\)"):
+        Sequential([Input((5,)), Dense(3), LSTM(2)]).build()
+    with pytest.raises(ValueError, match="stateful LSTM 'lstm' needs a fixed batch size"):
+        Sequential([Input((5, 3)), LSTM(2, stateful=True)]).build()
+    dense = Dense(2)
+    dense.build((None, 4))
+    with pytest.raises(ValueError, match=r"layer 'dense' was built for 4 input features; the "
+                                         r"layer before it gives shape \(None, 3\)"):
+        Sequential([Input((3,)), dense]).build()
