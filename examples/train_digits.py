@@ -3,13 +3,15 @@
 scikit-learn's bundled 8x8 digits (1797 images, nothing downloaded): each image is a sequence
 of 8 timesteps (its rows) of 8 features (the pixels of a row). An LSTM(64) reads the rows and a
 softmax layer names the digit. 20% of the images (stratified) are held out; the script prints
-the held-out accuracy and saves the trained model.
+the held-out accuracy and saves the trained model -- by default to ``digits_lstm.npz`` in the
+system's temporary folder (so that a run leaves nothing in the checkout), and it prints where.
 
     pip install "numlstm[datasets]"
-    python examples/train_digits.py [--epochs 20] [--backend numba] [--output digits_lstm.npz]
+    python examples/train_digits.py [--epochs 20] [--backend numba] [--out digits_lstm.npz]
 """
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +25,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--backend", default=None,
                         help="numpy, numba, cuda or cupy (default: the default backend)")
-    parser.add_argument("--output", default="digits_lstm.npz", help="where to save the model")
+    parser.add_argument("--out", "--output", dest="output",
+                        default=str(Path(tempfile.gettempdir()) / "digits_lstm.npz"),
+                        help="where to save the model (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     args = parser.parse_args()
 

@@ -6,9 +6,9 @@ averages (``loss``, metrics, and ``val_`` versions with validation data).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from . import validation as V
 
 
 class Callback:
@@ -48,17 +48,10 @@ class History(Callback):
 
 
 def _monitor_op(monitor: str, mode: str):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max'; got {mode!r}")
+    mode = V.check_monitor_mode(mode)
     if mode == "auto":
         mode = "max" if "acc" in monitor else "min"
     return mode
-
-
-def _check_monitor(monitor):
-    if not isinstance(monitor, str):
-        raise TypeError(f"monitor must be a log name such as 'val_loss'; got {monitor!r}")
-    return monitor
 
 
 class EarlyStopping(Callback):
@@ -77,15 +70,11 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
                  restore_best_weights=False):
         super().__init__()
-        self.monitor = _check_monitor(monitor)
-        if not isinstance(min_delta, numbers.Real) or min_delta < 0:
-            raise ValueError(f"min_delta must be a number >= 0; got {min_delta!r}")
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or \
-                patience < 0:
-            raise ValueError(f"patience must be an integer >= 0; got {patience!r}")
-        self.min_delta, self.patience = float(min_delta), int(patience)
+        self.monitor = V.check_monitor(monitor)
+        self.min_delta = V.check_non_negative_float(min_delta, "min_delta")
+        self.patience = V.check_int_at_least(patience, "patience", 0)
         self.mode = _monitor_op(self.monitor, mode)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = V.check_bool(restore_best_weights, "restore_best_weights")
         self.stopped_epoch = None
 
     def on_train_begin(self, logs=None):
@@ -102,9 +91,8 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.monitor not in logs:
-            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which is not in the "
-                             f"logs {sorted(logs)} (use validation data for 'val_' names)")
+        V.check_monitored_in_logs(self.monitor, logs, "EarlyStopping",
+                                  " (use validation data for 'val_' names)")
         value = logs[self.monitor]
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -126,11 +114,9 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
         super().__init__()
-        if not isinstance(filepath, (str, bytes)) and not hasattr(filepath, "__fspath__"):
-            raise TypeError(f"filepath must be a path; got {filepath!r}")
-        self.filepath = str(filepath)
-        self.monitor = _check_monitor(monitor)
-        self.save_best_only = bool(save_best_only)
+        self.filepath = V.check_path_like(filepath, "filepath")
+        self.monitor = V.check_monitor(monitor)
+        self.save_best_only = V.check_bool(save_best_only, "save_best_only")
         self.mode = _monitor_op(self.monitor, mode)
         self.best = np.inf if self.mode == "min" else -np.inf
         self.saved: list[str] = []
@@ -138,9 +124,7 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only:
-            if self.monitor not in logs:
-                raise ValueError(f"ModelCheckpoint monitors {self.monitor!r}, which is not in "
-                                 f"the logs {sorted(logs)}")
+            V.check_monitored_in_logs(self.monitor, logs, "ModelCheckpoint")
             value = logs[self.monitor]
             better = value < self.best if self.mode == "min" else value > self.best
             if not better:

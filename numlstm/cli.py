@@ -7,7 +7,8 @@
     numlstm predict model.npz inputs.npy --out outputs.npy
 
 Exit status: 0 on success, 1 when a check fails (``check``, or a backend that ``bench``
-refused to time), 2 for a bad argument (one line on stderr, no traceback).
+refused to time), 2 for a bad argument (one line on stderr, no traceback), including a
+``--backends`` selection that leaves nothing usable to time or check.
 """
 
 from __future__ import annotations
@@ -223,6 +224,10 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
             else (os.cpu_count() or 1)
     console, err = _console(), _console(stderr=True)
     usable = _split_usable(names, console)
+    if not usable:
+        raise UsageFailure(f"--backends: none of {', '.join(names or BACKEND_NAMES)} can run "
+                           "here, so there is nothing to time; `numlstm backends` says which "
+                           "can and why not")
     if names is None:
         # Numba's CUDA simulator runs kernels in Python: usable for checks, not for timing
         for name in list(usable):
@@ -385,7 +390,11 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
     console = _console()
     usable = [n for n in _split_usable(names, console) if n != "numpy"]
     if not usable:
-        console.print("nothing to check: no usable backend other than the numpy reference")
+        # numpy is the reference itself: a selection without another usable backend checks
+        # nothing, which is a usage error rather than a silent pass
+        raise UsageFailure("nothing to check: no usable backend other than the numpy reference "
+                           f"among {', '.join(names or BACKEND_NAMES)}; `numlstm backends` says "
+                           "which can run here and why not")
     dtypes = dtypes or ("float32", "float64")
     table = Table(title=f"numlstm check against the numpy reference (B{batch} T{timesteps} "
                         f"D{features} H{units})")
@@ -511,7 +520,15 @@ def _print_logs(console, title: str, logs: dict) -> None:
 
 def _load_model(path, backend=None):
     from .models import load_model
-    return load_model(path, backend=backend)
+    try:
+        return load_model(path, backend=backend)
+    except BackendUnavailableError as error:
+        if backend is not None:
+            raise
+        # the model was saved for a backend this machine lacks: name the option that fixes it
+        raise UsageFailure(f"{path}: the model was saved to run on {error.backend!r}, which "
+                           f"is not usable here ({error.reason}); "
+                           "pick one that is with --backend, e.g. --backend numba") from None
 
 
 _backend_choice = click.Choice(BACKEND_NAMES)
@@ -643,8 +660,12 @@ def predict(model_path, input_path, out, backend, batch_size):
 
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
-def summary(model_path):
+@click.option("--backend", type=_backend_choice, default=None,
+              help="Load the model for this backend (default: the one it was saved for).")
+def summary(model_path, backend):
     """The layers, output shapes and parameter counts of a saved MODEL."""
-    model = _load_model(model_path)
+    if backend is not None:
+        get_backend(backend)
+    model = _load_model(model_path, backend)
     console = _console()
     model.summary(print_fn=console.print)

@@ -35,7 +35,6 @@ instance ``tensor.detach().cpu().numpy()`` or the tensors of ``module.state_dict
 
 from __future__ import annotations
 
-import numbers
 from typing import Mapping
 
 import numpy as np
@@ -49,27 +48,6 @@ def _transposed_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     # Always copy: a transpose of a (n, 1) array is itself C-contiguous, and returning a view
     # would let a later in-place update of the result change the caller's source weights.
     return np.array(array.T, dtype=dtype, order="C", copy=True)
-
-
-def _check_torch_shapes(weight_ih, weight_hh, bias_ih, bias_hh) -> None:
-    if weight_ih.ndim != 2 or weight_ih.shape[0] == 0 or weight_ih.shape[0] % 4 \
-            or weight_ih.shape[1] == 0:
-        raise ValueError("weight_ih must have shape (4*H, D) with H >= 1 and D >= 1 "
-                         f"(4*H rows: one block per gate i, f, g, o); got shape "
-                         f"{weight_ih.shape}")
-    four_h, _ = weight_ih.shape
-    hidden = four_h // 4
-    if weight_hh.shape != (four_h, hidden):
-        message = (f"weight_hh must have shape (4*H, H) = {(four_h, hidden)} to match "
-                   f"weight_ih {weight_ih.shape}; got shape {weight_hh.shape}")
-        if weight_hh.ndim == 2 and weight_hh.shape[0] == four_h:
-            message += (". A weight_hh of shape (4*H, P) with P != H comes from "
-                        "nn.LSTM(proj_size=P); proj_size is not supported by numlstm")
-        raise ValueError(message)
-    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if bias is not None and bias.shape != (four_h,):
-            raise ValueError(f"{name} must have shape (4*H,) = {(four_h,)} to match "
-                             f"weight_ih {weight_ih.shape}; got shape {bias.shape}")
 
 
 def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
@@ -112,7 +90,7 @@ def from_torch(weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
     weight_hh = V.as_float_array(weight_hh, "weight_hh")
     bias_ih = None if bias_ih is None else V.as_float_array(bias_ih, "bias_ih")
     bias_hh = None if bias_hh is None else V.as_float_array(bias_hh, "bias_hh")
-    _check_torch_shapes(weight_ih, weight_hh, bias_ih, bias_hh)
+    V.check_torch_lstm_shapes(weight_ih, weight_hh, bias_ih, bias_hh)
 
     if dtype is None:
         dtype = np.result_type(*(a for a in (weight_ih, weight_hh, bias_ih, bias_hh)
@@ -163,21 +141,8 @@ def to_torch(kernel, recurrent_kernel, bias, *, layer: int | None = None,
     kernel = V.as_float_array(kernel, "kernel")
     recurrent_kernel = V.as_float_array(recurrent_kernel, "recurrent_kernel")
     bias = V.as_float_array(bias, "bias")
-    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0 or \
-            recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
-        raise ValueError("recurrent_kernel must have shape (H, 4*H) with H >= 1; got shape "
-                         f"{recurrent_kernel.shape}")
-    hidden = recurrent_kernel.shape[0]
-    if kernel.ndim != 2 or kernel.shape[0] == 0 or kernel.shape[1] != 4 * hidden:
-        expected = f"(D, {4 * hidden})" if kernel.ndim != 2 else str((kernel.shape[0],
-                                                                       4 * hidden))
-        raise ValueError(f"kernel must have shape (D, 4*H) = {expected} with D >= 1 to match "
-                         f"recurrent_kernel {recurrent_kernel.shape}; got shape {kernel.shape}")
-    if bias.shape != (4 * hidden,):
-        raise ValueError(f"bias must have shape (4*H,) = {(4 * hidden,)} to match "
-                         f"recurrent_kernel {recurrent_kernel.shape}; got shape {bias.shape}")
-    if layer is None and reverse:
-        raise ValueError("reverse=True only names keys together with layer=; got layer=None")
+    hidden = V.check_keras_lstm_shapes(kernel, recurrent_kernel, bias)
+    V.check_reverse_has_layer(layer, reverse)
     suffix = "" if layer is None else _suffix(layer, reverse)
 
     dtype = np.result_type(kernel, recurrent_kernel, bias)
@@ -190,13 +155,8 @@ def to_torch(kernel, recurrent_kernel, bias, *, layer: int | None = None,
 
 
 def _suffix(layer, reverse) -> str:
-    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
-        raise TypeError(f"layer must be a non-negative integer; got layer={layer!r}")
-    if layer < 0:
-        raise ValueError(f"layer must be a non-negative integer; got layer={layer!r}")
-    if not isinstance(reverse, (bool, np.bool_)):
-        raise TypeError(f"reverse must be True or False; got reverse={reverse!r}")
-    return f"_l{int(layer)}" + ("_reverse" if reverse else "")
+    layer = V.check_layer_index(layer)
+    return f"_l{layer}" + ("_reverse" if V.check_bool(reverse, "reverse") else "")
 
 
 def from_torch_state_dict(state_dict: Mapping, layer: int = 0, reverse: bool = False, *,
@@ -233,25 +193,17 @@ def from_torch_state_dict(state_dict: Mapping, layer: int = 0, reverse: bool = F
         or if a shape is wrong (see :func:`from_torch`).
     """
     suffix = _suffix(layer, reverse)
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a string; got {type(prefix).__name__} {prefix!r}")
+    V.check_string(prefix, "prefix")
     names = {part: f"{prefix}{part}{suffix}"
              for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
     available = sorted(str(key) for key in state_dict.keys())
 
-    if f"{prefix}weight_hr{suffix}" in state_dict:
-        raise ValueError(f"state_dict has {prefix}weight_hr{suffix}: the LSTM was built with "
-                         f"proj_size, which numlstm does not support")
+    V.check_no_projection(state_dict, f"{prefix}weight_hr{suffix}")
     for part in ("weight_ih", "weight_hh"):
         if names[part] not in state_dict:
             raise KeyError(f"state_dict has no key {names[part]!r} (layer={layer}, "
                            f"reverse={bool(reverse)}); available keys: {available}")
-    present = [names[part] in state_dict for part in ("bias_ih", "bias_hh")]
-    if present[0] != present[1]:
-        missing = names["bias_hh"] if present[0] else names["bias_ih"]
-        raise ValueError(f"state_dict has only one of {names['bias_ih']!r} and "
-                         f"{names['bias_hh']!r}; missing {missing!r} (available keys: "
-                         f"{available})")
+    V.check_bias_pair(state_dict, names["bias_ih"], names["bias_hh"], available)
 
     def get(part):
         return np.asarray(state_dict[names[part]]) if names[part] in state_dict else None

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import validation as V
+
 EPSILON = 1e-7
 
 
@@ -25,9 +27,7 @@ class Loss:
     sparse = False
 
     def __init__(self, from_logits=False):
-        if not isinstance(from_logits, (bool, np.bool_)):
-            raise TypeError(f"from_logits must be True or False; got {from_logits!r}")
-        self.from_logits = bool(from_logits)
+        self.from_logits = V.check_bool(from_logits, "from_logits")
 
     def __call__(self, y_true, y_pred, mask=None) -> float:
         return self.value_and_grad(y_true, y_pred, mask)[0]
@@ -176,17 +176,9 @@ def get(identifier) -> Loss:
     """A loss from a name (see :data:`LOSSES`), a config dict, or a :class:`Loss`."""
     if isinstance(identifier, Loss):
         return identifier
+    name = V.check_registered(identifier, "loss", LOSSES, "mse", "a Loss")
     if isinstance(identifier, dict):
         config = dict(identifier)
-        name = config.pop("name", None)
-        if name not in LOSSES:
-            raise ValueError(f"loss config names an unknown loss {name!r}; known: "
-                             f"{sorted(LOSSES)}")
+        config.pop("name")
         return LOSSES[name](**config)
-    if isinstance(identifier, str):
-        if identifier not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)} or a Loss object; got "
-                             f"{identifier!r}")
-        return LOSSES[identifier]()
-    raise TypeError(f"loss must be a name such as 'mse' or a Loss object; got "
-                    f"{type(identifier).__name__} {identifier!r}")
+    return LOSSES[name]()

@@ -16,7 +16,6 @@ as an uninterrupted run would.
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from . import losses as L
 from . import metrics as M
 from . import optimizers as O
 from . import validation as V
-from .backends import BACKEND_NAMES, current_backend_name, get_backend
+from .backends import BACKEND_NAMES, backend_status, current_backend_name, get_backend
 from .layers import LAYER_CLASSES, Bidirectional, Embedding, Input, Layer, LSTM
 from .layers.base import to_xp
 from .progress import EpochProgress
@@ -34,13 +33,6 @@ from .progress import EpochProgress
 #: The name and version of the saved-model format (inside a numlstm archive).
 MODEL_FORMAT = "numlstm.sequential"
 MODEL_FORMAT_VERSION = 1
-
-
-def _check_int(value, argument, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise (TypeError if not isinstance(value, numbers.Integral) or isinstance(value, bool)
-               else ValueError)(f"{argument} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 class Sequential:
@@ -83,9 +75,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         if layers is not None:
-            if not isinstance(layers, (list, tuple)):
-                raise TypeError(f"layers must be a list of layers; got {type(layers).__name__}")
-            for layer in layers:
+            for layer in V.check_layer_list(layers):
                 self.add(layer)
 
     # -- structure ----------------------------------------------------------------------------
@@ -96,19 +86,10 @@ class Sequential:
                 raise ValueError("Input must be the first element of the model, and only one")
             self._input = layer
             return
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
-                            f"{type(layer).__name__}")
-        if any(existing is layer for existing in self.layers):
-            raise ValueError(f"layer {layer.name!r} is already in the model")
-        if isinstance(layer, Embedding) and self.layers:
-            raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
-        if isinstance(layer, LSTM) and layer.return_state:
-            raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
-                             "model cannot pass on; use return_state=False in a model")
-        if isinstance(layer, Bidirectional) and layer.merge_mode is None:
-            raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
-                             "Sequential model cannot pass on; use concat, sum, mul or ave")
+        V.check_sequential_layer(layer, self.layers, self.name)
+        taken = {existing.name for existing in self.layers}
+        if layer.name in taken:                  # a generated name: Keras's _1, _2 suffix
+            layer.name = _unique_name(layer.name, taken)
         self.layers.append(layer)
         self.built = False
 
@@ -135,13 +116,10 @@ class Sequential:
         self._seed_layers()
         for layer in self.layers:
             if isinstance(layer, LSTM) and layer.stateful and layer.batch_size is None:
-                if shape[0] is None:
-                    raise ValueError(f"stateful LSTM {layer.name!r} needs a fixed batch size: "
-                                     "give the model Input(shape, batch_size=...)")
-                layer.batch_size = shape[0]
-            if isinstance(layer, (LSTM, Bidirectional)) and len(shape) != 3:
-                raise ValueError(f"layer {layer.name!r} needs 3-D input (batch, timesteps, "
-                                 f"features); the layer before it gives shape {shape}")
+                layer.batch_size = V.check_fixed_batch(shape, layer.name)
+            if isinstance(layer, (LSTM, Bidirectional)):
+                V.check_layer_input_rank(shape, 3, layer.name,
+                                         "(batch, timesteps, features)")
             if not layer.built:
                 layer.build(shape)
             else:
@@ -153,10 +131,8 @@ class Sequential:
     @staticmethod
     def _check_built_layer(layer, shape):
         weights = layer.trainable_weights
-        if weights and shape[-1] is not None and not isinstance(layer, Embedding) \
-                and weights[0].shape[0] != shape[-1]:
-            raise ValueError(f"layer {layer.name!r} was built for {weights[0].shape[0]} "
-                             f"input features; the layer before it gives shape {shape}")
+        if weights and not isinstance(layer, Embedding):
+            V.check_built_features(weights[0].shape[0], shape, layer.name)
         if layer.input_shape is None or isinstance(layer, LSTM):
             layer.input_shape = shape
 
@@ -213,11 +189,8 @@ class Sequential:
 
     def set_weights(self, weights) -> None:
         self._require_built()
-        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
-            raise TypeError(f"weights must be a list of arrays; got {type(weights).__name__}")
-        expected = sum(len(layer.trainable_weights) for layer in self.layers)
-        if len(weights) != expected:
-            raise ValueError(f"the model has {expected} weight arrays; got {len(weights)}")
+        weights = V.check_weight_list(
+            weights, sum(len(layer.trainable_weights) for layer in self.layers))
         position = 0
         for layer in self.layers:
             n = len(layer.trainable_weights)
@@ -239,16 +212,10 @@ class Sequential:
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
         """Choose the optimizer (name or object), the loss (name or object) and metrics
         (names); see :mod:`numlstm.optimizers`, :mod:`numlstm.losses`, :mod:`numlstm.metrics`."""
-        if loss is None:
-            raise ValueError(f"loss is required: one of {sorted(L.LOSSES)} or a Loss object")
+        V.check_required(loss, "loss", f"one of {sorted(L.LOSSES)} or a Loss object")
         optimizer = O.get(optimizer)
         loss = L.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of names such as ['accuracy']; got "
-                            f"{metrics!r}")
-        self._metric_names = list(metrics)
+        self._metric_names = V.check_metric_names(metrics)
         self.optimizer, self.loss = optimizer, loss
         self._resolve_metrics()
         self.compiled = True
@@ -286,15 +253,8 @@ class Sequential:
                 else:
                     shape = (None,) + tuple(array.shape[1:])
                 self.build(shape)
-        expected = self._batch_shape
-        if array.ndim != len(expected):
-            raise ValueError(f"{argument} must be {len(expected)}-D with shape "
-                             f"{self._describe_shape(expected)}; got shape {array.shape}")
-        for axis in range(1, len(expected)):
-            if expected[axis] is not None and array.shape[axis] != expected[axis]:
-                raise ValueError(f"{argument} must have shape {self._describe_shape(expected)};"
-                                 f" got shape {array.shape}")
-        return array
+        return V.check_model_input_shape(array, self._batch_shape,
+                                         self._describe_shape(self._batch_shape), argument)
 
     @staticmethod
     def _describe_shape(shape):
@@ -309,34 +269,20 @@ class Sequential:
         return V.check_targets(
             y, n, (n,) + tuple(self._output_shape[1:]),
             sparse=isinstance(self.loss, L.SparseCategoricalCrossentropy),
-            dtype=self.layers[-1].dtype, argument=argument)
+            dtype=self.layers[-1].dtype, argument=argument,
+            probabilities=self.loss.name if isinstance(
+                self.loss, (L.BinaryCrossentropy, L.CategoricalCrossentropy)) else None)
 
     def _check_xy(self, x, y, names=("x", "y")):
         x = self._check_x(x, names[0])
-        if y is None:
-            raise ValueError(f"{names[1]} is required")
-        try:
-            length = len(y)
-        except TypeError:
-            raise TypeError(f"{names[1]} must be an array of targets; got "
-                            f"{type(y).__name__}") from None
-        if length != len(x):
-            raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples; "
-                             f"got {len(x)} and {length}")
+        V.check_targets_given(y, len(x), names)
         return x, self._check_y(y, len(x), names[1])
 
     def _check_batch_size(self, batch_size, n):
-        batch_size = _check_int(batch_size, "batch_size")
+        batch_size = V.check_int_at_least(batch_size, "batch_size", 1)
         fixed = [layer.batch_size for layer in self.layers
                  if isinstance(layer, LSTM) and layer.stateful]
-        if fixed:
-            if batch_size != fixed[0]:
-                raise ValueError(f"batch_size must be {fixed[0]}, the fixed batch size of the "
-                                 f"stateful layers; got batch_size={batch_size}")
-            if n % batch_size:
-                raise ValueError(f"with stateful layers the number of samples must be a "
-                                 f"multiple of the batch size {batch_size}; got {n}")
-        return batch_size
+        return V.check_stateful_batch_size(batch_size, fixed[0] if fixed else None, n)
 
     # -- running ------------------------------------------------------------------------------
     def _backend(self):
@@ -384,37 +330,21 @@ class Sequential:
         self._check_compiled()
         x, y = self._check_xy(x, y)
         self._resolve_metrics()
-        epochs = _check_int(epochs, "epochs", 0)
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+        epochs = V.check_int_at_least(epochs, "epochs", 0)
+        verbose = V.check_verbose(verbose)
         V.check_bool(shuffle, "shuffle")
-        if isinstance(validation_split, bool) or not isinstance(validation_split,
-                                                                numbers.Real) \
-                or not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be a number in [0, 1); got "
-                             f"{validation_split!r}")
+        validation_split = V.check_validation_split(validation_split)
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a tuple (x_val, y_val)")
-            val = self._check_xy(*validation_data, names=("validation_data x",
-                                                          "validation_data y"))
+            val = self._check_xy(*V.check_validation_data(validation_data),
+                                 names=("validation_data x", "validation_data y"))
         elif validation_split:
-            split_at = int(len(x) * (1.0 - validation_split))
-            if split_at == 0 or split_at == len(x):
-                raise ValueError(f"validation_split={validation_split} leaves "
-                                 f"{split_at} training and {len(x) - split_at} validation "
-                                 f"samples of {len(x)}; both must be at least 1")
+            split_at = V.check_split_sizes(validation_split, len(x))
             x, val = x[:split_at], (x[split_at:], y[split_at:])
             y = y[:split_at]
-        if len(x) == 0:
-            raise ValueError("x must contain at least one sample")
+        V.check_sample_count(len(x))
         batch_size = self._check_batch_size(batch_size, len(x))
-        if callbacks is None:
-            callbacks = []
-        if not isinstance(callbacks, (list, tuple)) or not all(
-                isinstance(c, C.Callback) for c in callbacks):
-            raise TypeError("callbacks must be a list of numlstm.callbacks.Callback objects")
+        callbacks = V.check_callback_list(callbacks, C.Callback)
         history = C.History()
         all_callbacks = [history, *callbacks]
         for callback in all_callbacks:
@@ -527,7 +457,13 @@ class Sequential:
         for i, row in enumerate(rows):
             print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
             print_fn("=" * sum(widths) if i == 0 else line)
-        print_fn(f"Total params: {self.count_params():,}")
+        total = self.count_params()
+        # every numlstm weight is trained (there is no layer freezing), so the non-trainable
+        # count is always 0; the line is kept so that the summary reads like Keras's
+        trainable = sum(w.size for w in self._weights())
+        print_fn(f"Total params: {total:,}")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {total - trainable:,}")
 
     # -- saving -------------------------------------------------------------------------------
     def get_config(self) -> dict:
@@ -559,6 +495,15 @@ class Sequential:
         return save_archive(path, config, arrays)
 
 
+def _unique_name(base: str, taken) -> str:
+    """``base_1``, ``base_2``, ...: the first not in ``taken`` (Keras's naming of repeated
+    layers)."""
+    index = 1
+    while f"{base}_{index}" in taken:
+        index += 1
+    return f"{base}_{index}"
+
+
 def _jsonable_rng_state(rng) -> dict:
     state = rng.bit_generator.state
     # PCG64's 128-bit integers are written as decimal strings (JSON readers differ on big ints).
@@ -581,17 +526,48 @@ def _restore_rng(data) -> np.random.Generator:
 def load_model(path, backend=None) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: layers, weights, compile settings,
     optimizer state. ``backend`` overrides the saved backend choice (e.g. a model trained on
-    ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and nothing in the
-    file is executed. A missing, truncated, tampered or foreign file raises
-    :class:`numlstm.errors.ModelFileError` naming the file."""
+    ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and
+    nothing in the file is executed. A missing, truncated, tampered or foreign file raises
+    :class:`numlstm.errors.ModelFileError` naming the file.
+
+    A bad ``backend`` raises ``ValueError``/``TypeError`` (an unusable one
+    :class:`~numlstm.errors.BackendUnavailableError`) before the file is read. Without
+    ``backend``, a model saved for a backend that cannot run here (e.g. ``cuda`` on a machine
+    without a GPU) raises :class:`~numlstm.errors.BackendUnavailableError` naming the saved
+    backend and the call that loads it on another one, rather than failing later in
+    ``predict``."""
     from .archive import load_archive
     from .errors import ModelFileError
+    if backend is not None:
+        V.check_name(backend, "backend", BACKEND_NAMES)
+        get_backend(backend)                 # an unusable backend fails before any file work
     config, arrays = load_archive(path)
+    model_config = config.get("model") if isinstance(config, dict) else None
+    saved = model_config.get("backend") if isinstance(model_config, dict) else None
+    if backend is None and saved in BACKEND_NAMES:
+        _require_saved_backend(path, saved)
     try:
         return _model_from_archive(config, arrays, backend)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         raise ModelFileError(path, f"not a valid numlstm model ({type(error).__name__}: "
                                    f"{error})") from None
+
+
+def _require_saved_backend(path, saved: str) -> None:
+    """Raise BackendUnavailableError when the backend a model was saved for cannot run here,
+    with the call that loads it on one that can."""
+    from .errors import BackendUnavailableError
+    status = backend_status(saved)
+    if status.available:
+        return
+    usable = [n for n in ("numba", "numpy") if backend_status(n).available]
+    alternative = usable[0] if usable else "numpy"
+    fix = (f"the model in {str(path)!r} was saved to run on {saved!r}; load it on a backend "
+           f"that runs here with load_model({str(path)!r}, backend={alternative!r}) (a loaded "
+           "model moves with model.set_backend(...))")
+    if status.fix:
+        fix += f", or make {saved!r} usable: {status.fix}"
+    raise BackendUnavailableError(saved, status.reason, fix)
 
 
 def _model_from_archive(config, arrays, backend):
@@ -607,7 +583,10 @@ def _model_from_archive(config, arrays, backend):
         if class_name not in LAYER_CLASSES:
             raise ValueError(f"the file names an unknown layer class {class_name!r}; known: "
                              f"{sorted(LAYER_CLASSES)}")
-        layers.append(LAYER_CLASSES[class_name].from_config(dict(entry["config"])))
+        layer = LAYER_CLASSES[class_name].from_config(dict(entry["config"]))
+        if any(layer.name == earlier.name for earlier in layers):
+            layer._name_given = False        # a file written before names were unique
+        layers.append(layer)
     items = list(layers)
     if model_config.get("input") is not None:
         spec = dict(model_config["input"])

@@ -23,22 +23,12 @@ resumes exactly where it stopped.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from . import validation as V
 
-def _check_float(value, argument, low=0.0, low_inclusive=False, high=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a number; got {type(value).__name__} {value!r}")
-    value = float(value)
-    bad = (value < low or (value == low and not low_inclusive) or not np.isfinite(value)
-           or (high is not None and value >= high))
-    if bad:
-        bound = f"in [{low}, {high})" if high is not None else (
-            f">= {low}" if low_inclusive else f"> {low}")
-        raise ValueError(f"{argument} must be {bound}; got {argument}={value}")
-    return value
+
+_check_float = V.check_real_in_range
 
 
 class Optimizer:
@@ -119,9 +109,7 @@ class SGD(Optimizer):
                  clipvalue=None):
         super().__init__(learning_rate, clipnorm, clipvalue)
         self.momentum = _check_float(momentum, "momentum", 0.0, True, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = V.check_bool(nesterov, "nesterov")
         self._slot_names = ("momentum",) if self.momentum > 0 else ()
 
     def _update(self, index, g, w):
@@ -203,18 +191,11 @@ def get(identifier) -> Optimizer:
     """An optimizer from a name ("sgd", "adam", "rmsprop"), a config dict, or an instance."""
     if isinstance(identifier, Optimizer):
         return identifier
+    if isinstance(identifier, str):
+        identifier = identifier.lower()
+    name = V.check_registered(identifier, "optimizer", OPTIMIZERS, "adam", "an Optimizer")
     if isinstance(identifier, dict):
         config = dict(identifier)
-        name = config.pop("name", None)
-        if name not in OPTIMIZERS:
-            raise ValueError(f"optimizer config names an unknown optimizer {name!r}; known: "
-                             f"{sorted(OPTIMIZERS)}")
+        config.pop("name")
         return OPTIMIZERS[name](**config)
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer "
-                             f"object; got {identifier!r}")
-        return OPTIMIZERS[key]()
-    raise TypeError(f"optimizer must be a name such as 'adam' or an Optimizer object; got "
-                    f"{type(identifier).__name__} {identifier!r}")
+    return OPTIMIZERS[name]()

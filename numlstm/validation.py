@@ -198,7 +198,11 @@ def check_recurrent_kernel(value, dtype, argument: str = "recurrent_kernel") -> 
 
 
 def check_mask(mask, batch: int, timesteps: int, argument: str = "mask"):
-    """Check a boolean ``(batch, timesteps)`` mask; None passes through."""
+    """Check a ``(batch, timesteps)`` mask; None passes through.
+
+    Boolean masks, and integer masks holding only 0 and 1 (as Keras takes them), are
+    accepted; an integer mask is returned as a boolean array. Other dtypes raise
+    ``TypeError``, other integer values ``ValueError``."""
     if mask is None:
         return None
     try:
@@ -207,9 +211,18 @@ def check_mask(mask, batch: int, timesteps: int, argument: str = "mask"):
         raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
                         f"{(batch, timesteps)}; could not convert {type(mask).__name__} to an "
                         f"array ({error})") from None
+    if array.dtype.kind in "iu":
+        check_shape(array, argument, (batch, timesteps), "(batch, timesteps)")
+        outside = (array != 0) & (array != 1)
+        if outside.any():
+            bad = tuple(int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(f"{argument} must hold only 0 and 1 when it is an integer array "
+                             f"(1 keeps a timestep, 0 skips it); got {array[bad]} at index "
+                             f"{bad}")
+        return array.astype(np.bool_)
     if array.dtype != np.bool_:
-        raise TypeError(f"{argument} must be a boolean array of shape (batch, timesteps) = "
-                        f"{(batch, timesteps)}; got dtype {array.dtype} "
+        raise TypeError(f"{argument} must be a boolean array (or integer 0/1) of shape "
+                        f"(batch, timesteps) = {(batch, timesteps)}; got dtype {array.dtype} "
                         f"(convert it with .astype(bool))")
     return check_shape(array, argument, (batch, timesteps), "(batch, timesteps)")
 
@@ -301,12 +314,16 @@ def check_token_ids(x, input_dim, argument) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
-def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argument="y"):
+def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argument="y",
+                  probabilities: str | None = None):
     """Check training targets for ``n`` samples and a model output of ``output_shape``.
 
     ``sparse``: integer class indices of shape ``output_shape[:-1]`` (or with a trailing 1), in
     ``[0, output_shape[-1])``; otherwise finite floats of ``output_shape`` (``(n,)`` is accepted
-    for an output of one unit). Returns int64 labels or an array of ``dtype``.
+    for an output of one unit). ``probabilities``: the name of a cross-entropy loss whose
+    targets are probabilities: integer and boolean targets (one-hot or 0/1 labels, as Keras
+    takes them) are cast to ``dtype``, and every target must lie in ``[0, 1]``. Returns int64
+    labels or an array of ``dtype``.
     """
     out = tuple(output_shape)
     if sparse:
@@ -333,7 +350,18 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
                              f"output of {classes} classes; got values from "
                              f"{labels.min()} to {labels.max()}")
         return labels.astype(np.int64)
+    if probabilities is not None and not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y)
+        except Exception:
+            pass                                  # as_float_array says what is wrong
+    if probabilities is not None and isinstance(y, np.ndarray) and y.dtype.kind in "iub":
+        y = y.astype(dtype)                       # 0/1 labels and one-hot rows, as Keras
     target = as_float_array(y, argument, dtype)
+    if probabilities is not None and target.size and (target.min() < 0 or target.max() > 1):
+        raise ValueError(f"{argument} must hold targets in [0, 1] for {probabilities} "
+                         f"(probabilities, one-hot rows or 0/1 labels); got values from "
+                         f"{target.min()} to {target.max()}")
     if target.shape[:1] != (n,):
         raise ValueError(f"x and {argument} must have the same number of samples; got {n} "
                          f"and {target.shape[0] if target.ndim else 'a scalar'}")
@@ -343,3 +371,328 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
         raise ValueError(f"{argument} must have the model's output shape {out}; got "
                          f"shape {target.shape}")
     return target
+
+
+# -- Sequential models: structure and the arguments of fit / evaluate / predict ---------------
+
+def check_layer_list(layers, argument: str = "layers") -> list:
+    """A list or tuple of layers (their kinds are checked one by one as they are added)."""
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of layers; got {_kind_of(layers)}")
+    return list(layers)
+
+
+def check_sequential_layer(layer, layers: list, model_name: str) -> None:
+    """What a :class:`~numlstm.Sequential` model can append: a numlstm layer not already in
+    ``layers``, whose name is unique there unless it was generated (the model suffixes it),
+    an ``Embedding`` only first, no ``LSTM(return_state=True)`` and no
+    ``Bidirectional(merge_mode=None)`` (their two outputs cannot be passed on)."""
+    from .layers import Bidirectional, Embedding, Layer, LSTM
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
+                        f"{type(layer).__name__}")
+    if any(existing is layer for existing in layers):
+        raise ValueError(f"layer {layer.name!r} is already in the model")
+    if getattr(layer, "_name_given", True) and any(e.name == layer.name for e in layers):
+        raise ValueError(f"layer names must be unique within a model: name {layer.name!r} is "
+                         f"already used by another layer of {model_name!r}; give this "
+                         f"{type(layer).__name__} another name=")
+    if isinstance(layer, Embedding) and layers:
+        raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
+    if isinstance(layer, LSTM) and layer.return_state:
+        raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
+                         "model cannot pass on; use return_state=False in a model")
+    if isinstance(layer, Bidirectional) and layer.merge_mode is None:
+        raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
+                         "Sequential model cannot pass on; use concat, sum, mul or ave")
+
+
+def check_fixed_batch(shape: tuple, layer_name: str) -> int:
+    """A stateful LSTM's input ``shape`` must fix the batch size (``shape[0]`` not None)."""
+    if shape[0] is None:
+        raise ValueError(f"stateful LSTM {layer_name!r} needs a fixed batch size: give the "
+                         "model Input(shape, batch_size=...)")
+    return shape[0]
+
+
+def check_layer_input_rank(shape: tuple, rank: int, layer_name: str, axes: str) -> None:
+    """The shape the previous layer gives has the ``rank`` a layer needs (axes in words)."""
+    if len(shape) != rank:
+        raise ValueError(f"layer {layer_name!r} needs {rank}-D input {axes}; the layer before "
+                         f"it gives shape {shape}")
+
+
+def check_built_features(built: int, shape: tuple, layer_name: str) -> None:
+    """An already built layer added to a model sees the feature count it was built for."""
+    if shape[-1] is not None and built != shape[-1]:
+        raise ValueError(f"layer {layer_name!r} was built for {built} input features; the "
+                         f"layer before it gives shape {shape}")
+
+
+def check_required(value, argument: str, expected: str):
+    """An argument that has no default (``None`` given)."""
+    if value is None:
+        raise ValueError(f"{argument} is required: {expected}")
+    return value
+
+
+def check_verbose(value, argument: str = "verbose") -> int:
+    """Keras's verbosity: 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
+    if isinstance(value, (bool, np.bool_)) or value not in (0, 1, 2):
+        raise ValueError(f"{argument} must be 0, 1 or 2; got {value!r}")
+    return int(value)
+
+
+def check_validation_split(value, argument: str = "validation_split") -> float:
+    """A fraction in [0, 1) of the samples to hold out (0: none)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{argument} must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+def check_split_sizes(split: float, n: int, argument: str = "validation_split") -> int:
+    """The index that splits ``n`` samples into training and the last ``split`` fraction
+    (Keras's rule); both parts must hold at least one sample."""
+    split_at = int(n * (1.0 - split))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"{argument}={split} leaves {split_at} training and {n - split_at} "
+                         f"validation samples of {n}; both must be at least 1")
+    return split_at
+
+
+def check_validation_data(value, argument: str = "validation_data") -> tuple:
+    """A pair ``(x_val, y_val)`` (its arrays are checked like ``x`` and ``y``)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{argument} must be a tuple (x_val, y_val); got {_kind_of(value)}")
+    return tuple(value)
+
+
+def check_sample_count(n: int, argument: str = "x") -> int:
+    """At least one sample to train on."""
+    if n == 0:
+        raise ValueError(f"{argument} must contain at least one sample; got 0")
+    return n
+
+
+def check_targets_given(y, n: int, names=("x", "y")) -> None:
+    """Targets exist and hold one entry per sample of ``x`` (``n``)."""
+    if y is None:
+        raise ValueError(f"{names[1]} is required")
+    try:
+        length = len(y)
+    except TypeError:
+        raise TypeError(f"{names[1]} must be an array of targets; got "
+                        f"{type(y).__name__}") from None
+    if length != n:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples; "
+                         f"got {n} and {length}")
+
+
+def check_model_input_shape(array: np.ndarray, expected: tuple, described: str,
+                            argument: str = "x") -> np.ndarray:
+    """``array`` matches a model's input ``expected`` (None: any size on that axis);
+    ``described`` is the expected shape in words, e.g. ``(batch, timesteps=5, features=3)``."""
+    if array.ndim != len(expected):
+        raise ValueError(f"{argument} must be {len(expected)}-D with shape {described}; got "
+                         f"shape {array.shape}")
+    for axis in range(1, len(expected)):
+        if expected[axis] is not None and array.shape[axis] != expected[axis]:
+            raise ValueError(f"{argument} must have shape {described}; got shape "
+                             f"{array.shape}")
+    return array
+
+
+def check_stateful_batch_size(batch_size: int, fixed: int | None, n: int,
+                              argument: str = "batch_size") -> int:
+    """With stateful layers (fixed batch size ``fixed``) the batch size must equal it and
+    divide the sample count ``n``; without (``fixed`` None) anything goes."""
+    if fixed is None:
+        return batch_size
+    if batch_size != fixed:
+        raise ValueError(f"{argument} must be {fixed}, the fixed batch size of the stateful "
+                         f"layers; got {argument}={batch_size}")
+    if n % batch_size:
+        raise ValueError(f"with stateful layers the number of samples must be a multiple of "
+                         f"the batch size {batch_size}; got {n}")
+    return batch_size
+
+
+def check_callback_list(callbacks, base: type, argument: str = "callbacks") -> list:
+    """None (no callbacks) or a list of ``base`` instances."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, base) for c in callbacks):
+        raise TypeError(f"{argument} must be a list of numlstm.callbacks.Callback objects; "
+                        f"got {_kind_of(callbacks)}")
+    return list(callbacks)
+
+
+def check_metric_names(metrics, argument: str = "metrics") -> list:
+    """None (no metrics) or a list of metric names (resolved by numlstm.metrics)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of names such as ['accuracy']; got "
+                        f"{metrics!r}")
+    return list(metrics)
+
+
+def check_weight_list(weights, expected: int, argument: str = "weights") -> list:
+    """A list of ``expected`` weight arrays (each is checked by its layer)."""
+    if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+        raise TypeError(f"{argument} must be a list of arrays; got {type(weights).__name__}")
+    if len(weights) != expected:
+        raise ValueError(f"the model has {expected} weight arrays; got {len(weights)}")
+    return list(weights)
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+
+def check_monitor(value, argument: str = "monitor") -> str:
+    """The name of a logged quantity, such as ``'val_loss'``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a log name such as 'val_loss'; got "
+                        f"{_kind_of(value)}")
+    return value
+
+
+def check_monitor_mode(value, argument: str = "mode") -> str:
+    """``'auto'``, ``'min'`` or ``'max'``: which way a monitored quantity improves."""
+    if value not in ("auto", "min", "max") or not isinstance(value, str):
+        raise ValueError(f"{argument} must be 'auto', 'min' or 'max'; got {value!r}")
+    return value
+
+
+def check_monitored_in_logs(monitor: str, logs: dict, who: str, hint: str = "") -> None:
+    """The quantity a callback watches is among the epoch's logs."""
+    if monitor not in logs:
+        raise ValueError(f"{who} monitors {monitor!r}, which is not in the logs "
+                         f"{sorted(logs)}{hint}")
+
+
+def check_path_like(value, argument: str) -> str:
+    """A str, bytes or os.PathLike naming a file (returned as str)."""
+    if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
+        raise TypeError(f"{argument} must be a path; got {_kind_of(value)}")
+    return str(value)
+
+
+# -- optimizers --------------------------------------------------------------------------------
+
+def check_real_in_range(value, argument: str, low: float = 0.0, low_inclusive: bool = False,
+                        high: float | None = None) -> float:
+    """A finite real number above ``low`` (or equal, with ``low_inclusive``) and below
+    ``high`` when given; booleans refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number; got {_kind_of(value)}")
+    value = float(value)
+    bad = (value < low or (value == low and not low_inclusive) or not np.isfinite(value)
+           or (high is not None and value >= high))
+    if bad:
+        bound = f"in [{low}, {high})" if high is not None else (
+            f">= {low}" if low_inclusive else f"> {low}")
+        raise ValueError(f"{argument} must be {bound}; got {argument}={value}")
+    return value
+
+
+def check_registered(identifier, argument: str, known, example: str, kind: str) -> str:
+    """A name (or a config dict's ``name``) from the registry ``known``; ``kind`` is the class
+    an object may be instead, with its article (``"an Optimizer"``), ``example`` a valid name.
+    Returns the name."""
+    if isinstance(identifier, dict):
+        name = identifier.get("name")
+        if name not in known:
+            raise ValueError(f"{argument} config names an unknown {argument} {name!r}; known: "
+                             f"{sorted(known)}")
+        return name
+    if isinstance(identifier, str):
+        if identifier not in known:
+            raise ValueError(f"{argument} must be one of {sorted(known)} or {kind} object; "
+                             f"got {identifier!r}")
+        return identifier
+    raise TypeError(f"{argument} must be a name such as {example!r} or {kind} object; got "
+                    f"{_kind_of(identifier)}")
+
+
+# -- weight conversion (numlstm.convert) -------------------------------------------------------
+
+def check_torch_lstm_shapes(weight_ih, weight_hh, bias_ih, bias_hh) -> int:
+    """The shapes of one direction of a PyTorch ``nn.LSTM``: ``weight_ih (4*H, D)``,
+    ``weight_hh (4*H, H)``, biases ``(4*H,)`` or None. Returns ``H``."""
+    if weight_ih.ndim != 2 or weight_ih.shape[0] == 0 or weight_ih.shape[0] % 4 \
+            or weight_ih.shape[1] == 0:
+        raise ValueError("weight_ih must have shape (4*H, D) with H >= 1 and D >= 1 "
+                         f"(4*H rows: one block per gate i, f, g, o); got shape "
+                         f"{weight_ih.shape}")
+    four_h, _ = weight_ih.shape
+    hidden = four_h // 4
+    if weight_hh.shape != (four_h, hidden):
+        message = (f"weight_hh must have shape (4*H, H) = {(four_h, hidden)} to match "
+                   f"weight_ih {weight_ih.shape}; got shape {weight_hh.shape}")
+        if weight_hh.ndim == 2 and weight_hh.shape[0] == four_h:
+            message += (". A weight_hh of shape (4*H, P) with P != H comes from "
+                        "nn.LSTM(proj_size=P); proj_size is not supported by numlstm")
+        raise ValueError(message)
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None and bias.shape != (four_h,):
+            raise ValueError(f"{name} must have shape (4*H,) = {(four_h,)} to match "
+                             f"weight_ih {weight_ih.shape}; got shape {bias.shape}")
+    return hidden
+
+
+def check_keras_lstm_shapes(kernel, recurrent_kernel, bias) -> int:
+    """The shapes of Keras-layout LSTM weights: ``kernel (D, 4*H)``, ``recurrent_kernel
+    (H, 4*H)``, ``bias (4*H,)``. Returns ``H``."""
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0 or \
+            recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ValueError("recurrent_kernel must have shape (H, 4*H) with H >= 1; got shape "
+                         f"{recurrent_kernel.shape}")
+    hidden = recurrent_kernel.shape[0]
+    if kernel.ndim != 2 or kernel.shape[0] == 0 or kernel.shape[1] != 4 * hidden:
+        expected = f"(D, {4 * hidden})" if kernel.ndim != 2 else str((kernel.shape[0],
+                                                                       4 * hidden))
+        raise ValueError(f"kernel must have shape (D, 4*H) = {expected} with D >= 1 to match "
+                         f"recurrent_kernel {recurrent_kernel.shape}; got shape {kernel.shape}")
+    if bias.shape != (4 * hidden,):
+        raise ValueError(f"bias must have shape (4*H,) = {(4 * hidden,)} to match "
+                         f"recurrent_kernel {recurrent_kernel.shape}; got shape {bias.shape}")
+    return hidden
+
+
+def check_reverse_has_layer(layer, reverse) -> None:
+    """``reverse=True`` names state-dict keys, so it needs a ``layer`` index."""
+    if layer is None and reverse:
+        raise ValueError("reverse=True only names keys together with layer=; got layer=None")
+
+
+def check_layer_index(value, argument: str = "layer") -> int:
+    """A layer index of a stacked PyTorch LSTM: an integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be a non-negative integer; got {argument}={value!r}")
+    if value < 0:
+        raise ValueError(f"{argument} must be a non-negative integer; got {argument}={value!r}")
+    return int(value)
+
+
+def check_string(value, argument: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a string; got {_kind_of(value)}")
+    return value
+
+
+def check_no_projection(state_dict, key: str) -> None:
+    """A state dict of ``nn.LSTM(proj_size=P)`` (it has ``weight_hr``) is not supported."""
+    if key in state_dict:
+        raise ValueError(f"state_dict has {key}: the LSTM was built with proj_size, which "
+                         "numlstm does not support")
+
+
+def check_bias_pair(state_dict, bias_ih: str, bias_hh: str, available) -> None:
+    """A state dict holds both biases of a direction or neither (``bias=False``)."""
+    present = [bias_ih in state_dict, bias_hh in state_dict]
+    if present[0] != present[1]:
+        missing = bias_hh if present[0] else bias_ih
+        raise ValueError(f"state_dict has only one of {bias_ih!r} and {bias_hh!r}; missing "
+                         f"{missing!r} (available keys: {available})")

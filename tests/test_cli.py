@@ -249,3 +249,32 @@ def test_version_and_bare_command():
     assert result.exit_code == 0 and numlstm.__version__ in result.output
     bare = run()
     assert bare.exit_code == 0 and "bench" in bare.output
+
+
+def _pretend_unusable(monkeypatch, *names):
+    """Make ``names`` look unusable to the command, whatever this machine has."""
+    import numlstm.cli as cli
+    from numlstm.backends import BackendStatus
+    real = cli.available_backends
+
+    def fake():
+        statuses = dict(real())
+        for name in names:
+            statuses[name] = BackendStatus(name, False, reason="pretended missing for a test",
+                                           fix="nothing")
+        return statuses
+
+    monkeypatch.setattr(cli, "available_backends", fake)
+
+
+def test_bench_with_no_usable_backend_left_exits_2_with_one_line(monkeypatch):
+    _pretend_unusable(monkeypatch, "cupy", "cuda")
+    result = run("bench", *TINY, "--backends", "cupy,cuda")
+    assert_usage_error(result, "nothing to time", "cupy")
+    assert "skipping cupy" in result.stdout
+
+
+def test_check_with_nothing_but_the_reference_exits_2(monkeypatch):
+    _pretend_unusable(monkeypatch, "cupy")
+    assert_usage_error(run("check", "--backends", "cupy"), "nothing to check")
+    assert_usage_error(run("check", "--backends", "numpy"), "nothing to check")

@@ -30,3 +30,18 @@ def test_adding_problem_runs(monkeypatch, capsys):
     run_example(monkeypatch, "adding_problem.py", "--samples", "64", "--timesteps", "10",
                 "--epochs", "1", "--units", "4", "--verbose", "0")
     assert "test MSE: " in capsys.readouterr().out
+
+
+def test_train_digits_saves_outside_the_working_folder_by_default(monkeypatch, capsys,
+                                                                  tmp_path):
+    pytest.importorskip("sklearn", reason="the digits example needs numlstm[datasets]")
+    import tempfile
+    work, temp = tmp_path / "work", tmp_path / "temp"
+    work.mkdir()
+    temp.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    run_example(monkeypatch, "train_digits.py", "--epochs", "1", "--verbose", "0")
+    assert list(work.iterdir()) == []
+    target = (temp / "digits_lstm.npz").resolve()
+    assert target.is_file() and f"model saved to: {target}" in capsys.readouterr().out

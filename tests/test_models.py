@@ -35,7 +35,9 @@ def test_shapes_summary_and_backend_name():
     model.summary(print_fn=lines.append)
     text = "\n".join(lines)
     assert "lstm (LSTM)" in text and "(None, 6)" in text and "dense (Dense)" in text
-    assert f"Total params: {4 * 6 * (3 + 6 + 1) + 6 * 2 + 2:,}" in text
+    params = 4 * 6 * (3 + 6 + 1) + 6 * 2 + 2
+    assert lines[-3:] == [f"Total params: {params:,}", f"Trainable params: {params:,}",
+                          "Non-trainable params: 0"]
     with numlstm.use_backend("numpy"):
         assert model.backend_name == "numpy"
     assert Sequential([LSTM(3)], backend="numpy").backend_name == "numpy"
@@ -308,3 +310,198 @@ def test_adding_problem_short_variant_is_learned():
     baseline = float(((y_test - y.mean()) ** 2).mean())
     model.fit(x, y, batch_size=32, epochs=12, verbose=0)
     assert baseline > 0.1 and model.evaluate(x_test, y_test) <= 0.01
+
+
+def _crossentropy_model(loss, units, activation, from_logits=False):
+    model = Sequential([Input((5, 3)), LSTM(4), Dense(units, activation=activation)], seed=3)
+    model.compile(optimizer="adam", loss=numlstm.losses.get(
+        {"name": loss, "from_logits": from_logits}))
+    return model
+
+
+@pytest.mark.parametrize("loss, units, activation, from_logits", [
+    ("categorical_crossentropy", 2, "softmax", False),
+    ("categorical_crossentropy", 2, None, True),
+    ("binary_crossentropy", 1, "sigmoid", False),
+    ("binary_crossentropy", 1, None, True),
+])
+def test_crossentropy_takes_integer_and_boolean_targets_like_keras(loss, units, activation,
+                                                                    from_logits):
+    x, labels = toy()
+    onehot = np.eye(2, dtype=np.int64)[labels] if units == 2 else labels[:, None]
+    reference = _crossentropy_model(loss, units, activation, from_logits)
+    reference.fit(x, onehot.astype(np.float32), epochs=1, batch_size=8, verbose=0)
+    for targets in (onehot, onehot.astype(np.uint8), onehot.astype(bool)):
+        model = _crossentropy_model(loss, units, activation, from_logits)
+        model.fit(x, targets, epochs=1, batch_size=8, verbose=0)
+        for a, b in zip(model.get_weights(), reference.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        assert model.evaluate(x, targets) == reference.evaluate(x, onehot.astype(np.float32))
+
+
+@pytest.mark.parametrize("loss, units, activation, from_logits", [
+    ("categorical_crossentropy", 2, "softmax", False),
+    ("binary_crossentropy", 1, "sigmoid", False),
+    ("binary_crossentropy", 1, None, True),
+])
+@pytest.mark.parametrize("bad", [2, -1, 1.5])
+def test_crossentropy_targets_outside_0_1_fail_before_training(loss, units, activation,
+                                                                from_logits, bad):
+    x, labels = toy()
+    targets = (np.eye(2)[labels] if units == 2 else labels[:, None]).astype(
+        np.int64 if isinstance(bad, int) else np.float32)
+    targets[3, 0] = bad
+    model = _crossentropy_model(loss, units, activation, from_logits)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=rf"y must hold targets in \[0, 1\] for {loss}"):
+        model.fit(x, targets, epochs=1, verbose=0)
+    assert model.optimizer.iterations == 0
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_generated_layer_names_are_unique_and_survive_save_and_load(tmp_path):
+    model = Sequential([Input((5, 3)), LSTM(4, return_sequences=True),
+                        LSTM(4, return_sequences=True),
+                        numlstm.Bidirectional(LSTM(2, return_sequences=True)),
+                        numlstm.Bidirectional(LSTM(2)), Dense(3, name="head"), Dense(2),
+                        Dense(2)], seed=0)
+    names = [layer.name for layer in model.layers]
+    assert names == ["lstm", "lstm_1", "bidirectional_lstm", "bidirectional_lstm_1", "head",
+                     "dense", "dense_1"]
+    loaded = numlstm.load_model(model.save(tmp_path / "m.npz"))
+    assert [layer.name for layer in loaded.layers] == names
+    lines = []
+    loaded.summary(print_fn=lines.append)
+    assert any(line.startswith("lstm_1 (LSTM)") for line in lines)
+    # a file written when repeated layers shared a name loads with unique names
+    model.layers[1].name = "lstm"
+    old = numlstm.load_model(model.save(tmp_path / "old.npz"))
+    assert [layer.name for layer in old.layers] == names
+
+
+def test_duplicate_chosen_layer_names_are_refused():
+    with pytest.raises(ValueError, match="name 'enc' is already used"):
+        Sequential([Input((5, 3)), LSTM(4, return_sequences=True, name="enc"),
+                    LSTM(4, name="enc")])
+    with pytest.raises(ValueError, match="name 'head' is already used"):
+        Sequential([LSTM(4), Dense(2, name="head"), Dense(2, name="head")])
+    # a chosen name may equal another layer's generated one only when they differ
+    model = Sequential([LSTM(4, return_sequences=True), LSTM(4, name="lstm_1"), Dense(1)])
+    assert [layer.name for layer in model.layers] == ["lstm", "lstm_1", "dense"]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": -1}, ValueError, "epochs must be an integer >= 0; got epochs=-1"),
+    ({"epochs": 1.0}, TypeError, "epochs must be an integer >= 0; got float 1.0"),
+    ({"verbose": True}, ValueError, "verbose must be 0, 1 or 2; got True"),
+    ({"validation_split": "0.1"}, ValueError, r"validation_split must be a number in \[0, 1\)"),
+    ({"validation_split": 0.99}, ValueError, "leaves 0 training and 24 validation"),
+    ({"validation_data": [np.zeros((2, 5, 3))]}, TypeError,
+     r"validation_data must be a tuple \(x_val, y_val\); got list"),
+    ({"validation_data": (np.zeros((2, 5, 3)), np.zeros(3, np.int64))}, ValueError,
+     "validation_data x and validation_data y must have the same number of samples; got 2 "
+     "and 3"),
+    ({"callbacks": [object()]}, TypeError, "callbacks must be a list of numlstm.callbacks"),
+    ({"callbacks": callbacks.History()}, TypeError, "callbacks must be a list"),
+    ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1; got batch_size=0"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+])
+def test_fit_argument_checks_name_the_argument(kwargs, error, message):
+    x, y = toy()
+    model = classifier()
+    with pytest.raises(error, match=message):
+        model.fit(x, y, **{"verbose": 0, **kwargs})
+    assert model.optimizer.iterations == 0
+
+
+def test_model_level_checks_name_the_argument():
+    x, y = toy()
+    model = classifier()
+    with pytest.raises(ValueError, match="y is required"):
+        model.fit(x, None)
+    with pytest.raises(TypeError, match="y must be an array of targets; got int"):
+        model.evaluate(x, 3)
+    with pytest.raises(ValueError, match="x must contain at least one sample; got 0"):
+        model.fit(x[:0], y[:0], verbose=0)
+    with pytest.raises(TypeError, match="weights must be a list of arrays; got ndarray"):
+        model.set_weights(np.zeros(3))
+    with pytest.raises(ValueError, match="the model has 5 weight arrays; got 1"):
+        model.set_weights([np.zeros(3)])
+    with pytest.raises(TypeError, match="layers must be a list of layers; got LSTM"):
+        Sequential(LSTM(2))
+    stateful = Sequential([Input((5, 3), batch_size=4), LSTM(2, stateful=True)])
+    with pytest.raises(ValueError, match="batch_size must be 4, the fixed batch size"):
+        stateful.predict(x, batch_size=8)
+    with pytest.raises(ValueError, match="number of samples must be a multiple of the batch "
+                                         "size 4; got 23"):
+        stateful.predict(x[:23], batch_size=4)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: callbacks.EarlyStopping(monitor=3), TypeError,
+     "monitor must be a log name such as 'val_loss'; got int 3"),
+    (lambda: callbacks.EarlyStopping(min_delta=-0.1), ValueError,
+     "min_delta must be a finite number >= 0; got min_delta=-0.1"),
+    (lambda: callbacks.EarlyStopping(min_delta=True), TypeError, "min_delta must be a"),
+    (lambda: callbacks.EarlyStopping(patience=1.5), TypeError,
+     "patience must be an integer >= 0; got float 1.5"),
+    (lambda: callbacks.EarlyStopping(mode="up"), ValueError,
+     "mode must be 'auto', 'min' or 'max'; got 'up'"),
+    (lambda: callbacks.EarlyStopping(restore_best_weights="yes"), TypeError,
+     "restore_best_weights must be True or False"),
+    (lambda: callbacks.ModelCheckpoint(7), TypeError, "filepath must be a path; got int 7"),
+    (lambda: callbacks.ModelCheckpoint("m.npz", save_best_only=1), TypeError,
+     "save_best_only must be True or False"),
+    (lambda: optimizers.Adam(learning_rate="fast"), TypeError,
+     "learning_rate must be a number; got str 'fast'"),
+    (lambda: optimizers.SGD(0.1, momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\)"),
+    (lambda: optimizers.SGD(0.1, nesterov=1), TypeError, "nesterov must be True or False"),
+    (lambda: optimizers.get({"name": "adagrad"}), ValueError,
+     "optimizer config names an unknown optimizer 'adagrad'"),
+    (lambda: optimizers.get(3), TypeError,
+     "optimizer must be a name such as 'adam' or an Optimizer object; got int 3"),
+    (lambda: numlstm.losses.get("hinge"), ValueError,
+     "loss must be one of .* or a Loss object; got 'hinge'"),
+    (lambda: numlstm.losses.get({"name": "hinge"}), ValueError,
+     "loss config names an unknown loss 'hinge'"),
+    (lambda: numlstm.losses.get(None), TypeError, "loss must be a name such as 'mse'"),
+    (lambda: numlstm.losses.get({"name": "binary_crossentropy", "from_logits": "no"}),
+     TypeError, "from_logits must be True or False"),
+])
+def test_callback_optimizer_and_loss_arguments_are_checked(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_a_monitored_name_missing_from_the_logs_is_named():
+    x, y = toy()
+    model = classifier()
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss', which is not in "
+                                         r"the logs \['accuracy', 'loss'\] \(use validation"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.EarlyStopping()])
+    with pytest.raises(ValueError, match="ModelCheckpoint monitors 'val_acc', which is not in"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(
+            "unused.npz", monitor="val_acc", save_best_only=True)])
+
+
+def test_a_refused_layer_keeps_its_name():
+    model = Sequential([LSTM(4, return_sequences=True)])
+    refused = LSTM(2, return_state=True)
+    with pytest.raises(ValueError, match="return_state=True"):
+        model.add(refused)
+    assert refused.name == "lstm" and len(model.layers) == 1
+
+
+def test_build_checks_name_the_layer_and_the_shape():
+    with pytest.raises(ValueError, match=r"layer 'lstm' needs 3-D input \(batch, timesteps, "
+                                         r"features\); the layer before it gives shape "
+                                         r"\(None, 3\)"):
+        Sequential([Input((5,)), Dense(3), LSTM(2)]).build()
+    with pytest.raises(ValueError, match="stateful LSTM 'lstm' needs a fixed batch size"):
+        Sequential([Input((5, 3)), LSTM(2, stateful=True)]).build()
+    dense = Dense(2)
+    dense.build((None, 4))
+    with pytest.raises(ValueError, match=r"layer 'dense' was built for 4 input features; the "
+                                         r"layer before it gives shape \(None, 3\)"):
+        Sequential([Input((3,)), dense]).build()

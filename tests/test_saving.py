@@ -126,3 +126,40 @@ def test_model_checkpoint_saves_the_best_epochs(tmp_path):
     best_so_far = [i for i in range(3) if losses[i] == min(losses[:i + 1])]
     assert checkpoint.saved == [str(tmp_path / f"ckpt-{i + 1:02d}.npz") for i in best_so_far]
     assert load_model(checkpoint.saved[-1]).optimizer.iterations == 3 * (best_so_far[-1] + 1)
+
+
+@pytest.mark.parametrize("backend, error, fragment", [
+    ("foo", ValueError, "backend must be one of"),
+    (3, TypeError, "backend must be a string"),
+])
+def test_a_bad_backend_argument_is_named_before_the_file_is_read(tmp_path, backend, error,
+                                                                 fragment):
+    from numlstm.errors import ModelFileError
+    model = Sequential([Input((5, 3)), LSTM(2)], seed=0)
+    path = model.save(tmp_path / "m.npz")
+    for target in (path, tmp_path / "missing.npz"):
+        with pytest.raises(error, match=fragment) as caught:
+            load_model(target, backend=backend)
+        assert not isinstance(caught.value, ModelFileError)
+
+
+def test_a_model_saved_for_a_backend_missing_here_names_the_fix(tmp_path, monkeypatch):
+    import numlstm.models as models
+    from numlstm.backends import BackendStatus
+    from numlstm.errors import BackendUnavailableError
+    x, _ = data()
+    model = Sequential([Input((5, 3)), LSTM(2)], seed=0, backend="numba")
+    path = model.save(tmp_path / "m.npz")
+    real = models.backend_status
+    # pretend numba (the saved backend) is missing here, as cuda is on a machine without a GPU
+    monkeypatch.setattr(models, "backend_status", lambda name: BackendStatus(
+        name, False, reason="no such device here") if name == "numba" else real(name))
+    with pytest.raises(BackendUnavailableError) as caught:
+        load_model(path)
+    message = str(caught.value)
+    assert "'numba'" in message and "saved" in message and "no such device here" in message
+    assert f"load_model({str(path)!r}, backend='numpy')" in message
+    assert "set_backend" in message
+    # the suggested call works and gives the same outputs
+    np.testing.assert_allclose(load_model(path, backend="numpy").predict(x), model.predict(x),
+                               atol=1e-6)

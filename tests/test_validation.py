@@ -117,9 +117,36 @@ def test_bad_masks(backend, built_layer):
     with pytest.raises(ValueError, match=r"mask must have shape \(batch, timesteps\) = "
                                          r"\(2, 5\); got shape \(2, 4\)"):
         built_layer(X, mask=np.ones((2, 4), bool))
-    with pytest.raises(TypeError, match=r"mask must be a boolean array of shape \(batch, "
-                                        r"timesteps\) = \(2, 5\); got dtype int64"):
-        built_layer(X, mask=np.ones((2, 5), np.int64))
+    with pytest.raises(TypeError, match=r"mask must be a boolean array \(or integer 0/1\) of "
+                                        r"shape \(batch, timesteps\) = \(2, 5\); got dtype "
+                                        r"float32"):
+        built_layer(X, mask=np.ones((2, 5), np.float32))
+    counts = np.ones((2, 5), np.int64)
+    counts[1, 3] = 2
+    with pytest.raises(ValueError, match=r"mask must hold only 0 and 1 when it is an integer "
+                                         r"array .*; got 2 at index \(1, 3\)"):
+        built_layer(X, mask=counts)
+    with pytest.raises(ValueError, match=r"mask must have shape \(batch, timesteps\)"):
+        built_layer(X, mask=np.ones((2, 4), np.int8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_integer_0_1_masks_act_like_boolean_masks(backend):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    mask = rng.random((3, 5)) > 0.3
+    mask[:, 0] = True
+    kernel = rng.normal(size=(4, 12)).astype(np.float32)
+    recurrent = rng.normal(size=(3, 12)).astype(np.float32)
+    expected = lstm_forward(x, kernel, recurrent, mask=mask, backend=backend)
+    for dtype in (np.int64, np.int32, np.uint8):
+        got = lstm_forward(x, kernel, recurrent, mask=mask.astype(dtype), backend=backend)
+        for name in ("outputs", "h", "c"):
+            np.testing.assert_array_equal(np.asarray(getattr(got, name)),
+                                          np.asarray(getattr(expected, name)))
+    layer = numlstm.LSTM(3, return_sequences=True, seed=0, backend=backend)
+    np.testing.assert_array_equal(np.asarray(layer(x, mask=mask.astype(np.int64))),
+                                  np.asarray(layer(x, mask=mask)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -14,6 +14,8 @@ Training protocol (used by :class:`numlstm.Sequential`)::
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .. import validation as V
@@ -37,6 +39,18 @@ class Layer:
     """
 
     _weight_names: tuple[str, ...] = ()
+
+    def __new__(cls, *args, **kwargs):
+        instance = super().__new__(cls)
+        # Whether the caller chose the name: a model gives generated names a suffix to keep
+        # them unique (lstm, lstm_1, ...) but refuses two layers given the same name.
+        try:
+            given = inspect.signature(cls.__init__).bind(
+                instance, *args, **kwargs).arguments.get("name")
+        except TypeError:                # bad arguments: __init__ reports them
+            given = None
+        instance._name_given = given is not None
+        return instance
 
     def __init__(self, name=None, dtype="float32", seed=None, backend=None):
         self.name = name if name is not None else type(self).__name__.lower()
