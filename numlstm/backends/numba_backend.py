@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import threads
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .numba_kernels import backward_rows, forward_rows, lstm_step_kernel
+from .numba_kernels import SMALL_ROWS, backward_rows, forward_rows, forward_small, lstm_step_kernel
 
 #: Below this many multiply-adds per call, one thread does the whole batch: starting the
 #: thread team costs more than it saves.
@@ -140,6 +140,18 @@ class NumbaBackend(Backend):
                      recurrent_dropout_mask, reverse, activation, recurrent_activation,
                      zero_output_for_mask, return_cache):
         batch, timesteps, features = x.shape
+        if batch <= SMALL_ROWS and not return_cache and mask is None and \
+                recurrent_dropout_mask is None and batch > 0 and timesteps > 0:
+            # The latency path (batch 1-2 inference): one compiled call, no BLAS call inside
+            # it (so no BLAS thread settings to hold), no scratch buffers to look up.
+            x, kernel, recurrent_kernel, bias, h0, c0 = (
+                _kernel_array(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
+            h = h0.copy()
+            c = c0.copy()
+            outputs = np.empty((batch, timesteps, h.shape[1]), x.dtype)
+            forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, bool(reverse),
+                          int(activation), int(recurrent_activation))
+            return ForwardResult(outputs=outputs, h=h, c=c, cache=None, backend=self.name)
         units = recurrent_kernel.shape[0]
         dtype = x.dtype
         x, kernel, recurrent_kernel, bias, h0, c0 = (
