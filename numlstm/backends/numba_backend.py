@@ -250,6 +250,11 @@ class NumbaBackend(Backend):
         return Gradients(x=dx, kernel=dkernel, recurrent_kernel=drecurrent_kernel, bias=dbias,
                          h0=dh, c0=dc)
 
+    #: The compiled step, for callers that guarantee C-contiguous, writeable arrays of one
+    #: dtype (the layer's ``step`` fast path): ``(x_t, kernel, recurrent_kernel, bias, h, c,
+    #: activation, recurrent_activation, out_h, out_c)``, results written into out_h/out_c.
+    direct_step_kernel = staticmethod(lstm_step_kernel)
+
     def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation,
                   recurrent_activation, out_h=None, out_c=None):
         # Per-call inputs may be views (x[:, t] of a batch-major sequence): only those that are
