@@ -11,7 +11,7 @@ from numba import njit
 
 import numlstm
 from numlstm.activations import ACTIVATION_CODES, SIGMOID, TANH
-from numlstm.backends import gate_math, numba_kernels
+from numlstm.backends import gate_math, numba_backend, numba_kernels
 
 from conftest import make_problem
 
@@ -161,9 +161,13 @@ def test_float32_gate_loop_compiles_to_packed_vector_code():
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("activations", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
-def test_small_batch_inference_path_matches_the_reference(dtype, batch, reverse, activations):
-    # One or two rows without a mask, dropout or cache take numba_kernels.forward_small.
-    problem = make_problem(batch=batch, timesteps=7, features=5, units=6,
+@pytest.mark.parametrize("timesteps", [7, 30], ids=["loop-projection", "blas-projection"])
+def test_small_batch_inference_path_matches_the_reference(dtype, batch, reverse, activations,
+                                                          timesteps):
+    # One or two rows without a mask, dropout or cache take numba_kernels.forward_small; from
+    # _SMALL_BLAS_MIN_STEPS timesteps on it projects the inputs with a GEMM.
+    assert 7 < numba_backend._SMALL_BLAS_MIN_STEPS <= 30
+    problem = make_problem(batch=batch, timesteps=timesteps, features=5, units=6,
                            seed=11 + batch).astype(dtype)
     results = {}
     for name in ("numpy", "numba"):

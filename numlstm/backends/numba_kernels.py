@@ -370,14 +370,17 @@ def lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
 
 @njit(**_JIT)
 def forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, reverse, activation,
-                  recurrent_activation):
+                  recurrent_activation, project_with_blas):
     """Inference over a few rows (no mask, no recurrent dropout, nothing stored for the
-    backward pass), in one compiled call that makes no BLAS call: per step and row, the
-    pre-activations ``bias + x_t @ kernel + h @ recurrent_kernel`` are accumulated in one
-    ``(4H,)`` buffer (kept in L1) and the gates are applied straight away.
+    backward pass) in one compiled call with no buffers passed in.
 
-    At one or two rows a GEMM call, the ``(B, T, 4H)`` gate buffer and the BLAS thread
-    settings around a call cost more than the arithmetic (config a: B1 D32 H64).
+    Per row: first every step's input projection ``bias + x_t @ kernel`` into one ``(T, 4H)``
+    buffer, then the recurrence, which reads only ``recurrent_kernel`` per step (64 KB at
+    H = 64 in float32: from L2, the per-step bound at batch 1) and applies the gates straight
+    away. The projection is one BLAS GEMM when ``project_with_blas`` (the caller then holds
+    BLAS at one thread: worth it for long sequences, where the GEMM is ~3x faster than the
+    loop below), else vectorised multiply-adds (no BLAS call at all: short sequences, where
+    holding the BLAS thread settings would cost more than the whole call).
 
     Parameters
     ----------
@@ -388,17 +391,21 @@ def forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, reverse, act
     """
     batch, timesteps, features = x.shape
     units = h.shape[1]
-    # Two passes per row: first every step's input projection (the kernel stays in L1 while
-    # the steps stream past it), then the recurrence, which then reads only the recurrent
-    # kernel each step (64 KB at H=64 in float32: L2, the per-step bound here).
     zs = np.empty((timesteps, 4 * units), dtype=h.dtype)
     for b in range(batch):
         h_b = h[b]
         c_b = c[b]
-        for t in range(timesteps):
-            z = zs[t]
-            _copy(z, bias)
-            _vec_mat_add(x[b, t], kernel, z)
+        if project_with_blas:
+            np.dot(x[b], kernel, zs)
+            for t in range(timesteps):
+                z = zs[t]
+                for j in range(4 * units):
+                    z[j] += bias[j]
+        else:
+            for t in range(timesteps):
+                z = zs[t]
+                _copy(z, bias)
+                _vec_mat_add(x[b, t], kernel, z)
         for step in range(timesteps):
             t = timesteps - 1 - step if reverse else step
             z = zs[t]
