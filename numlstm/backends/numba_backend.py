@@ -155,7 +155,8 @@ class NumbaBackend(Backend):
             c = c0.copy()
             outputs = np.empty((batch, timesteps, h.shape[1]), x.dtype)
             args = (x, kernel, recurrent_kernel, bias, h, c, outputs, bool(reverse),
-                    int(activation), int(recurrent_activation))
+                    int(activation), int(recurrent_activation),
+                    self._workspace.get("gates_small", (timesteps, 4 * h.shape[1]), x.dtype))
             if timesteps < _SMALL_BLAS_MIN_STEPS:
                 forward_small(*args, False)
             else:

@@ -370,7 +370,7 @@ def lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
 
 @njit(**_JIT)
 def forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, reverse, activation,
-                  recurrent_activation, project_with_blas):
+                  recurrent_activation, zs, project_with_blas):
     """Inference over a few rows (no mask, no recurrent dropout, nothing stored for the
     backward pass) in one compiled call with no buffers passed in.
 
@@ -388,10 +388,11 @@ def forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, reverse, act
     h, c : (B, H)
         Hold the initial states on entry and the final states on exit.
     outputs : (B, T, H), written
+    zs : (T, 4H)
+        Scratch (kept by the caller between calls, like the other paths' gate buffers).
     """
     batch, timesteps, features = x.shape
     units = h.shape[1]
-    zs = np.empty((timesteps, 4 * units), dtype=h.dtype)
     for b in range(batch):
         h_b = h[b]
         c_b = c[b]
