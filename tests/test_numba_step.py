@@ -11,7 +11,7 @@ from numba import njit
 
 import numlstm
 from numlstm.activations import ACTIVATION_CODES, SIGMOID, TANH
-from numlstm.backends import gate_math, numba_kernels
+from numlstm.backends import gate_math, numba_backend, numba_kernels
 
 from conftest import make_problem
 
@@ -155,3 +155,28 @@ def test_float32_gate_loop_compiles_to_packed_vector_code():
     packed = re.findall(r"\bv(?:fmadd|fnmadd|fmsub)\w*ps\s+[^\n]*%[yz]mm", asm)
     assert len(packed) >= 10, "no packed vector FMAs in the float32 gate loop"
 
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("activations", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
+@pytest.mark.parametrize("timesteps", [7, 30], ids=["loop-projection", "blas-projection"])
+def test_small_batch_inference_path_matches_the_reference(dtype, batch, reverse, activations,
+                                                          timesteps):
+    # One or two rows without a mask, dropout or cache take numba_kernels.forward_small; from
+    # _SMALL_BLAS_MIN_STEPS timesteps on it projects the inputs with a GEMM.
+    assert 7 < numba_backend._SMALL_BLAS_MIN_STEPS <= 30
+    problem = make_problem(batch=batch, timesteps=timesteps, features=5, units=6,
+                           seed=11 + batch).astype(dtype)
+    results = {}
+    for name in ("numpy", "numba"):
+        results[name] = numlstm.functional.lstm_forward(
+            problem.x, problem.kernel, problem.recurrent_kernel, problem.bias, h0=problem.h0,
+            c0=problem.c0, reverse=reverse, activation=activations[0],
+            recurrent_activation=activations[1], backend=name)
+    tolerance = dict(rtol=0, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    for field in ("outputs", "h", "c"):
+        got = getattr(results["numba"], field)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, getattr(results["numpy"], field), **tolerance)

@@ -537,11 +537,34 @@ class LSTM(Layer):
                     and x_t.shape == last[4] and cache[11] is self.backend
                     and (cache[10] is None or (cache[10][0] is _registry._scoped_name.get()
                                                and cache[10][1] is _registry._default_name))):
+                direct = self.__dict__.get("_step_direct")
+                if direct is not None and direct[0] is last and direct[1] is cache and \
+                        x_t.flags.c_contiguous and type(cache[0]).lstm_step is direct[3]:
+                    # The backend's compiled step itself (see below): at batch 1 the Python
+                    # layers around it cost as much as the step.
+                    direct[2](x_t, cache[1], cache[2], cache[3], last[0], last[1], cache[4],
+                              cache[5], last[2], last[3])
+                    return last[2], [last[2], last[3]]
                 h_new, c_new = cache[0].lstm_step(
                     x_t, cache[1], cache[2], cache[3], last[0], last[1], activation=cache[4],
                     recurrent_activation=cache[5], out_h=last[2], out_c=last[3])
                 return h_new, [h_new, c_new]
-        return self._step_checked(x_t, states, out)
+        result = self._step_checked(x_t, states, out)
+        # A backend may offer its compiled step for C-contiguous host arrays
+        # (``direct_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
+        # recurrent_activation, out_h, out_c)``): the fast path above calls it directly when
+        # the validated states and outputs recorded for it are C-contiguous (the input's
+        # contiguity is checked per call). It is tied to these exact cache tuples, so any
+        # change of weights, backend or arrays drops it, and to the backend's ``lstm_step``:
+        # a replaced one (a subclass, a test's stub) is called instead.
+        last = self._step_last
+        cache = self._step_cache
+        kernel = None if last is None or cache is None else \
+            getattr(cache[0], "direct_step_kernel", None)
+        if kernel is not None and all(type(a) is np.ndarray and a.flags.c_contiguous
+                                      and a.flags.writeable for a in last[:4] + cache[1:4]):
+            self._step_direct = (last, cache, kernel, type(cache[0]).lstm_step)
+        return result
 
     def _step_checked(self, x_t, states, out):
         """``step`` with every argument validated (and converted where needed)."""
