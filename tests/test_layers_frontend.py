@@ -256,3 +256,17 @@ def test_in_place_step_allocates_no_arrays_in_the_front_end(monkeypatch):
         tracemalloc.stop()
     assert peak - base < 256            # one (1, 64) float32 array alone would be 256 bytes
     assert current - base < 256
+
+
+def test_step_refuses_non_finite_input_and_reports_its_backend():
+    layer = LSTM(3, seed=0)
+    layer.build((None, None, 2))
+    states = [np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32)]
+    with pytest.raises(ValueError, match="step input x_t must contain only finite values"):
+        layer.step(np.array([[0.5, np.nan]], np.float32), states)
+    assert np.all(states[0] == 0) and np.all(states[1] == 0)     # nothing was written
+    with numlstm.use_backend("numpy"):
+        layer.step(np.ones((1, 2), np.float32), states)
+    assert layer.last_backend == "numpy"
+    layer.step(np.ones((1, 2), np.float32), states)
+    assert layer.last_backend == "numba"

@@ -525,7 +525,9 @@ class LSTM(Layer):
         (h_t, [h_t, c_t])
 
         The first call validates everything and moves the weights to the backend; later calls
-        with arrays of the same kind only compare shapes. Dropout never applies.
+        with arrays of the same kind only compare shapes (an in-place loop over the same
+        buffers therefore does not re-check its inputs for NaN or inf; every other call does).
+        ``last_backend`` names the backend the step ran on. Dropout never applies.
         """
         # The fast path: the same state and output arrays as the previous (validated) call,
         # an input of the same kind and shape -- only identity and a tuple compare are checked.
@@ -573,9 +575,13 @@ class LSTM(Layer):
             cache = self._prepare_step()
         backend, kernel, recurrent_kernel, bias, act, ract, array_type, dtype, features, \
             units = cache[:10]
+        # Non-finite inputs are refused here, on every checked call; the fast path in ``step``
+        # (the same buffers again) skips this check to stay within a few microseconds.
         if type(x_t) is not array_type or x_t.dtype is not dtype or x_t.ndim != 2 \
-                or x_t.shape[1] != features:
+                or x_t.shape[1] != features or \
+                (type(x_t) is np.ndarray and not np.isfinite(x_t).all()):
             x_t = self._check_step_input(x_t, backend, array_type)
+        self.last_backend = backend.name
         shape = (x_t.shape[0], units)
         carried = False
         if states is None:
