@@ -21,8 +21,9 @@ Structure (the shape a fast CPU LSTM takes on a few cores, DESIGN §5):
   ``(rows, 4H) @ (4H, H)`` GEMM per step for the recurrent path; then the input gradient and
   the chunk's share of the weight gradients are large GEMMs over all its rows and timesteps,
   summed over chunks at the end.
-* The gate loops for the default activations (sigmoid gates, tanh) call the vectorisable
-  float32 math of :mod:`.gate_math` (``fast_sigmoid``/``fast_tanh``), so LLVM emits packed
+* The gate loops for the default activations (sigmoid gates, tanh) call the fused gate
+  update of :mod:`.gate_math` (``lstm_gates_forward``/``lstm_gates_backward``: rational
+  float32 tanh and sigmoid, pure arithmetic on unit-stride views), so LLVM emits packed
   vector code; ``error_model="numpy"`` drops the division-by-zero checks that would otherwise
   block vectorisation (IEEE results instead of exceptions; no division here can be by zero).
   Other activations take a scalar loop over :func:`.gate_math.cell_update`.
@@ -38,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from ..activations import SIGMOID, TANH
-from .gate_math import cell_update, cell_update_backward, fast_sigmoid, fast_tanh, one_like
+from .gate_math import cell_update, cell_update_backward, lstm_gates_backward, lstm_gates_forward
 
 #: Compile options shared by every loop here (see the module docstring for error_model).
 #: The small helpers are inlined into the few kernels called from Python (``inline="always"``),
@@ -97,18 +98,8 @@ def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
     activated gates ``[i, f, g, o]``; ``c`` and ``h (H,)`` go from the previous to the new
     states."""
     if activation == TANH and recurrent_activation == SIGMOID:
-        for j in range(units):
-            i = fast_sigmoid(z[j])
-            f = fast_sigmoid(z[units + j])
-            g = fast_tanh(z[2 * units + j])
-            o = fast_sigmoid(z[3 * units + j])
-            c_new = f * c[j] + i * g
-            z[j] = i
-            z[units + j] = f
-            z[2 * units + j] = g
-            z[3 * units + j] = o
-            c[j] = c_new
-            h[j] = o * fast_tanh(c_new)
+        lstm_gates_forward(z[:units], z[units:2 * units], z[2 * units:3 * units],
+                           z[3 * units:], c, h)
     else:
         for j in range(units):
             i, f, g, o, c_new, h_new = cell_update(
@@ -212,20 +203,10 @@ def _gates_backward_row(i_f_g_o, c_t, c_prev, dh, dc, dz, units, activation,
     ``h``/``c``, write the pre-activation gradients into ``dz (4H,)`` and turn ``dc`` into the
     gradient of the previous cell state."""
     if activation == TANH and recurrent_activation == SIGMOID:
-        one = one_like(c_t[0])
-        for j in range(units):
-            i = i_f_g_o[j]
-            f = i_f_g_o[units + j]
-            g = i_f_g_o[2 * units + j]
-            o = i_f_g_o[3 * units + j]
-            act_c = fast_tanh(c_t[j])
-            dh_j = dh[j]
-            dc_total = dc[j] + dh_j * o * (one - act_c * act_c)
-            dz[j] = dc_total * g * i * (one - i)
-            dz[units + j] = dc_total * c_prev[j] * f * (one - f)
-            dz[2 * units + j] = dc_total * i * (one - g * g)
-            dz[3 * units + j] = dh_j * act_c * o * (one - o)
-            dc[j] = dc_total * f
+        lstm_gates_backward(i_f_g_o[:units], i_f_g_o[units:2 * units],
+                            i_f_g_o[2 * units:3 * units], i_f_g_o[3 * units:], c_t, c_prev,
+                            dh, dc, dz[:units], dz[units:2 * units], dz[2 * units:3 * units],
+                            dz[3 * units:])
     else:
         for j in range(units):
             dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
