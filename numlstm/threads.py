@@ -27,7 +27,8 @@ import threading
 
 from . import validation as V
 
-__all__ = ["get_num_threads", "set_num_threads", "num_threads", "blas_single_thread"]
+__all__ = ["get_num_threads", "set_num_threads", "num_threads", "blas_single_thread",
+           "set_cpu_blas", "cpu_blas_info"]
 
 _requested: int | None = None     # None: every thread Numba was started with
 
@@ -92,6 +93,32 @@ def num_threads(n: int):
             numba_module.set_num_threads(previous_numba)
         for lib, count in previous_blas:
             lib.set_num_threads(count)
+
+
+def set_cpu_blas(name: str | None) -> None:
+    """Choose the BLAS of the ``numba`` backend's recurrent products for this process.
+
+    Parameters
+    ----------
+    name : {"auto", "mkl", "openblas"} or None
+        ``"mkl"``: oneMKL's packed GEMM for float32 (needs ``pip install "numlstm[mkl]"``;
+        raises :class:`~numlstm.errors.BackendUnavailableError` without it); ``"openblas"``:
+        SciPy's OpenBLAS for everything; ``"auto"``: MKL where installed on an Intel CPU,
+        else OpenBLAS; None: back to the ``NUMLSTM_BLAS`` environment variable (default auto).
+        :func:`cpu_blas_info` says what this resolves to here.
+    """
+    from .backends import cpu_blas
+    if name is not None:
+        name = V.check_name(name, "name", cpu_blas.POLICIES)
+    cpu_blas.set_policy(name)
+
+
+def cpu_blas_info() -> dict:
+    """What the BLAS policy resolves to on this machine: ``{"requested", "float32",
+    "float64", "mkl", "cpu_vendor", "reason"}`` (``float32``/``float64``: ``"mkl"`` or
+    ``"openblas"``; ``mkl``: whether oneMKL is installed and loads)."""
+    from .backends import cpu_blas
+    return cpu_blas.info()
 
 
 # -- BLAS ----------------------------------------------------------------------------------------

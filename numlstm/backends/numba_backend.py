@@ -19,8 +19,10 @@ import threading
 import numpy as np
 
 from .. import threads
+from . import cpu_blas
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .numba_kernels import SMALL_ROWS, backward_rows, forward_rows, forward_small, lstm_step_kernel
+from .numba_kernels import (SMALL_ROWS, backward_rows, backward_rows_packed, forward_rows,
+                            forward_rows_packed, forward_small, lstm_step_kernel)
 
 #: Below this many multiply-adds per call, one thread does the whole batch: starting the
 #: thread team costs more than it saves.
@@ -104,6 +106,28 @@ def _chunks(batch: int, timesteps: int, features: int, units: int) -> int:
     return min(n, batch)
 
 
+def _l2_bytes() -> int:
+    """This CPU's per-core L2 cache size (1 MiB when the system does not say)."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size", encoding="ascii") as handle:
+            text = handle.read().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+_L2_BYTES = _l2_bytes()
+#: Rows per packed-GEMM block on the MKL path while the packed weights fit in L2: the block's
+#: pre-activations are still in L1/L2 when its gates run right after the product.
+_PACKED_BLOCK_ROWS = 16
+
+
+def _chunk_rows(batch: int, n_chunks: int) -> int:
+    """The most rows any of :func:`_run_row_ranges`'s ``n_chunks`` ranges gets."""
+    return -(-batch // n_chunks)
+
+
 class _Workspace(threading.local):
     """Per-thread scratch arrays by name, reused while their shape and dtype match."""
 
@@ -115,6 +139,18 @@ class _Workspace(threading.local):
         if array is None or array.shape != shape or array.dtype != dtype:
             array = self.arrays[name] = np.empty(shape, dtype)
         return array
+
+    def packed(self, name, weights, max_rows, transpose) -> np.ndarray:
+        """``weights`` (or its transpose) packed by oneMKL for products of up to
+        ``max_rows`` rows, in a 64-byte aligned buffer kept between calls. Packed afresh on
+        every call (it costs about one copy of the weights, a few percent of a sequence pass),
+        so an in-place weight update can never leave a stale packed copy behind."""
+        from . import mkl_blas
+        size = mkl_blas.pack_size(*weights.shape, max_rows, transpose)
+        buffer = self.arrays.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self.arrays[name] = mkl_blas.aligned_buffer(size)
+        return mkl_blas.pack_b(weights, max_rows, transpose, buffer)
 
 
 class NumbaBackend(Backend):
@@ -135,7 +171,10 @@ class NumbaBackend(Backend):
 
     def describe(self) -> str:
         import numba
-        return f"CPU (Numba {numba.__version__} JIT loops, {threads.get_num_threads()} threads)"
+        blas = cpu_blas.info()
+        products = "oneMKL packed GEMM (float32)" if blas["float32"] == "mkl" else "OpenBLAS"
+        return (f"CPU (Numba {numba.__version__} JIT loops, {threads.get_num_threads()} "
+                f"threads, recurrent products: {products})")
 
     def clear_workspace(self) -> None:
         """Release the scratch buffers this thread keeps between calls."""
@@ -188,18 +227,26 @@ class NumbaBackend(Backend):
 
         # Zero-sized GEMMs are legal but pointless; the answer is already in the buffers.
         if batch > 0 and timesteps > 0:
-            args = (x, kernel, recurrent_kernel, bias,
-                    mask if mask is not None else _placeholder(np.bool_), mask is not None,
-                    (recurrent_dropout_mask if recurrent_dropout_mask is not None
-                     else _placeholder(dtype)),
-                    recurrent_dropout_mask is not None,
-                    bool(reverse), int(activation), int(recurrent_activation),
-                    bool(zero_output_for_mask), bool(return_cache),
-                    outputs, h, c, gates, cells, h_prev,
-                    space.get("recurrent", (batch, 4 * units), dtype),
-                    space.get("h_in", (batch, units), dtype))
-            _run_row_ranges(forward_rows, batch, _chunks(batch, timesteps, features, units),
-                            lambda k: args)
+            n_chunks = _chunks(batch, timesteps, features, units)
+            options = (mask if mask is not None else _placeholder(np.bool_), mask is not None,
+                       (recurrent_dropout_mask if recurrent_dropout_mask is not None
+                        else _placeholder(dtype)),
+                       recurrent_dropout_mask is not None,
+                       bool(reverse), int(activation), int(recurrent_activation),
+                       bool(zero_output_for_mask), bool(return_cache),
+                       outputs, h, c, gates, cells, h_prev)
+            h_in = space.get("h_in", (batch, units), dtype)
+            if cpu_blas.use_mkl(dtype):
+                rows = _chunk_rows(batch, n_chunks)
+                packed = space.packed("packed_recurrent_kernel", recurrent_kernel, rows, False)
+                block_rows = _PACKED_BLOCK_ROWS if packed.nbytes <= _L2_BYTES else rows
+                args = (x, kernel, packed, bias) + options + (h_in, block_rows)
+                kernel_function = forward_rows_packed
+            else:
+                args = (x, kernel, recurrent_kernel, bias) + options + (
+                    space.get("recurrent", (batch, 4 * units), dtype), h_in)
+                kernel_function = forward_rows
+            _run_row_ranges(kernel_function, batch, n_chunks, lambda k: args)
 
         cache = None
         if return_cache:
@@ -230,7 +277,15 @@ class NumbaBackend(Backend):
         mask = cache.mask
         dropout = cache.recurrent_dropout_mask
         space = self._workspace
-        args = (x, cache.kernel, cache.recurrent_kernel, cache.c0,
+        n_chunks = _chunks(batch, timesteps, features, units)
+        if cpu_blas.use_mkl(dtype):
+            kernel_function = backward_rows_packed
+            recurrent = space.packed("packed_recurrent_kernel_t", cache.recurrent_kernel,
+                                     _chunk_rows(batch, n_chunks), True)
+        else:
+            kernel_function = backward_rows
+            recurrent = cache.recurrent_kernel
+        args = (x, cache.kernel, recurrent, cache.c0,
                 mask if mask is not None else _placeholder(np.bool_), mask is not None,
                 dropout if dropout is not None else _placeholder(dtype), dropout is not None,
                 cache.reverse, cache.activation, cache.recurrent_activation,
@@ -242,7 +297,6 @@ class NumbaBackend(Backend):
                 (space.get("h_in_all", (batch, timesteps, units), dtype)
                  if dropout is not None else _placeholder(dtype, 3)),
                 dx)
-        n_chunks = _chunks(batch, timesteps, features, units)
         if n_chunks > 1:
             dkernel_parts = space.get("dkernel_parts", (n_chunks - 1, features, width), dtype)
             drecurrent_parts = space.get("drecurrent_kernel_parts",
@@ -256,7 +310,7 @@ class NumbaBackend(Backend):
                 return args + (dkernel, drecurrent_kernel, dbias)
             return args + (dkernel_parts[k - 1], drecurrent_parts[k - 1], dbias_parts[k - 1])
 
-        _run_row_ranges(backward_rows, batch, n_chunks, args_of_chunk)
+        _run_row_ranges(kernel_function, batch, n_chunks, args_of_chunk)
         for k in range(n_chunks - 1):
             dkernel += dkernel_parts[k]
             drecurrent_kernel += drecurrent_parts[k]

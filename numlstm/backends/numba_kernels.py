@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit
 
 from ..activations import SIGMOID, TANH
+from . import mkl_blas
 from .gate_math import cell_update, cell_update_backward, lstm_gates_backward, lstm_gates_forward
 
 #: Compile options shared by every loop here (see the module docstring for error_model).
@@ -113,6 +114,77 @@ def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
             h[j] = h_new
 
 
+# -- forward -----------------------------------------------------------------------------------
+#
+# One sequence pass is: project every timestep's input (one GEMM), then per timestep the
+# recurrent product into the step's pre-activations and the gates row by row. The two
+# flavours below differ only in how the recurrent product is done (OpenBLAS ``np.dot`` into a
+# scratch buffer, or oneMKL's packed compute accumulating in place); everything else is the
+# shared inline helpers.
+
+
+@njit(inline="always", **_JIT)
+def _project_inputs(row_start, row_stop, x, kernel, bias, gates):
+    """``gates[rows] = x[rows] @ kernel + bias`` for every timestep, as one GEMM."""
+    timesteps, features = x.shape[1], x.shape[2]
+    rows = row_stop - row_start
+    width = kernel.shape[1]
+    z_chunk = gates[row_start:row_stop].reshape(rows * timesteps, width)
+    np.dot(x[row_start:row_stop].reshape(rows * timesteps, features), kernel, z_chunk)
+    for r in range(rows * timesteps):
+        zr = z_chunk[r]
+        for j in range(width):
+            zr[j] += bias[j]
+
+
+@njit(inline="always", **_JIT)
+def _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask, has_dropout):
+    """The rows of ``h_{t-1}`` the recurrent product reads: ``h`` itself, or ``h * mask``
+    (recurrent dropout) written into ``h_in``."""
+    if not has_dropout:
+        return h[row_start:row_stop]
+    units = h.shape[1]
+    for b in range(row_start, row_stop):
+        for j in range(units):
+            h_in[b, j] = h[b, j] * recurrent_dropout_mask[b, j]
+    return h_in[row_start:row_stop]
+
+
+@njit(inline="always", **_JIT)
+def _step_gates(row_start, row_stop, t, mask, has_mask, zero_output_for_mask, store,
+                activation, recurrent_activation, outputs, h, c, gates, cells, h_prev,
+                recurrent, add_recurrent):
+    """Finish timestep ``t`` for rows ``row_start:row_stop`` once ``gates[b, t]`` holds the
+    input projection (plus the recurrent product unless ``add_recurrent``, in which case
+    ``recurrent[b]`` holds it): masks, gates, new states, outputs, and what backward needs."""
+    width = gates.shape[2]
+    units = h.shape[1]
+    for b in range(row_start, row_stop):
+        h_b = h[b]
+        c_b = c[b]
+        out_b = outputs[b, t]
+        if store:
+            _copy(h_prev[b, t], h_b)
+        if has_mask and not mask[b, t]:
+            # The state carries over; the output is the carried h, or zero.
+            if zero_output_for_mask:
+                _fill(out_b, 0.0)
+            else:
+                _copy(out_b, h_b)
+            if store:
+                _copy(cells[b, t], c_b)
+            continue
+        z = gates[b, t]
+        if add_recurrent:
+            rec_b = recurrent[b]
+            for j in range(width):
+                z[j] += rec_b[j]
+        _gates_forward_row(z, c_b, h_b, units, activation, recurrent_activation)
+        _copy(out_b, h_b)
+        if store:
+            _copy(cells[b, t], c_b)
+
+
 @njit(**_JIT)
 def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, has_mask,
                  recurrent_dropout_mask, has_dropout, reverse, activation,
@@ -137,62 +209,66 @@ def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, h
     recurrent : (B, 4H) and h_in : (B, H)
         Scratch.
     """
-    batch, timesteps, features = x.shape
-    units = h.shape[1]
+    timesteps = x.shape[1]
     rows = row_stop - row_start
     if rows <= 0 or timesteps == 0:
         return
-    width = 4 * units
-    # Input projection of all of this chunk's timesteps in one GEMM, then the bias.
-    z_chunk = gates[row_start:row_stop].reshape(rows * timesteps, width)
-    np.dot(x[row_start:row_stop].reshape(rows * timesteps, features), kernel, z_chunk)
-    for r in range(rows * timesteps):
-        zr = z_chunk[r]
-        for j in range(width):
-            zr[j] += bias[j]
-
-    h_rows = h[row_start:row_stop]
+    _project_inputs(row_start, row_stop, x, kernel, bias, gates)
     rec_rows = recurrent[row_start:row_stop]
-    h_in_rows = h_in[row_start:row_stop]
     for step in range(timesteps):
         t = timesteps - 1 - step if reverse else step
-        if has_dropout:
-            for b in range(row_start, row_stop):
-                for j in range(units):
-                    h_in[b, j] = h[b, j] * recurrent_dropout_mask[b, j]
-            source = h_in_rows
-        else:
-            source = h_rows
+        source = _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask,
+                                   has_dropout)
         if rows <= SMALL_ROWS:
             for b in range(rows):
                 _fill(rec_rows[b], 0.0)
                 _vec_mat_add(source[b], recurrent_kernel, rec_rows[b])
         else:
             np.dot(source, recurrent_kernel, rec_rows)
+        _step_gates(row_start, row_stop, t, mask, has_mask, zero_output_for_mask, store,
+                    activation, recurrent_activation, outputs, h, c, gates, cells, h_prev,
+                    recurrent, True)
 
-        for b in range(row_start, row_stop):
-            h_b = h[b]
-            c_b = c[b]
-            out_b = outputs[b, t]
-            if store:
-                _copy(h_prev[b, t], h_b)
-            if has_mask and not mask[b, t]:
-                # The state carries over; the output is the carried h, or zero.
-                if zero_output_for_mask:
-                    _fill(out_b, 0.0)
-                else:
-                    _copy(out_b, h_b)
-                if store:
-                    _copy(cells[b, t], c_b)
-                continue
-            z = gates[b, t]
-            rec_b = recurrent[b]
-            for j in range(width):
-                z[j] += rec_b[j]
-            _gates_forward_row(z, c_b, h_b, units, activation, recurrent_activation)
-            _copy(out_b, h_b)
-            if store:
-                _copy(cells[b, t], c_b)
+
+@njit(**_JIT)
+def forward_rows_packed(row_start, row_stop, x, kernel, packed_recurrent_kernel, bias, mask,
+                        has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
+                        recurrent_activation, zero_output_for_mask, store, outputs, h, c,
+                        gates, cells, h_prev, h_in, block_rows):
+    """:func:`forward_rows` with the recurrent product through oneMKL's packed GEMM (float32).
+
+    ``packed_recurrent_kernel`` is ``recurrent_kernel (H, 4H)`` packed by
+    :func:`numlstm.backends.mkl_blas.pack_b` for at least ``block_rows`` rows. Per timestep
+    and per block of ``block_rows`` rows, ``sgemm_compute`` adds ``h_{t-1} @ U`` straight into
+    the step's pre-activations (``beta = 1``: no scratch buffer, no add pass), and the block's
+    gates follow while its pre-activations are still in cache. The caller chooses
+    ``block_rows`` (all rows when the packed weights do not fit in L2).
+    """
+    timesteps = x.shape[1]
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    width = gates.shape[2]
+    units = h.shape[1]
+    _project_inputs(row_start, row_stop, x, kernel, bias, gates)
+    for step in range(timesteps):
+        t = timesteps - 1 - step if reverse else step
+        source = _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask,
+                                   has_dropout)
+        for block_start in range(row_start, row_stop, block_rows):
+            block_stop = min(block_start + block_rows, row_stop)
+            mkl_blas.sgemm_compute(
+                mkl_blas.ROW_MAJOR, mkl_blas.NO_TRANS, mkl_blas.PACKED,
+                block_stop - block_start, width, units,
+                source[block_start - row_start].ctypes.data, units,
+                packed_recurrent_kernel.ctypes.data, width,
+                np.float32(1.0), gates[block_start, t].ctypes.data, timesteps * width)
+            _step_gates(block_start, block_stop, t, mask, has_mask, zero_output_for_mask,
+                        store, activation, recurrent_activation, outputs, h, c, gates, cells,
+                        h_prev, gates[0], False)   # (no recurrent buffer: a 2-D stand-in)
+
+
+# -- backward ----------------------------------------------------------------------------------
 
 
 @njit(inline="always", **_JIT)
@@ -220,78 +296,62 @@ def _gates_backward_row(i_f_g_o, c_t, c_prev, dh, dc, dz, units, activation,
             dc[j] = dc_prev
 
 
-@njit(**_JIT)
-def backward_rows(row_start, row_stop, x, kernel, recurrent_kernel, c0, mask, has_mask,
-                  recurrent_dropout_mask, has_dropout, reverse, activation,
-                  recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
-                  grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
-                  dx, dkernel, drecurrent_kernel, dbias):
-    """Back-propagate batch rows ``row_start:row_stop`` through a sequence recorded by
-    :func:`forward_rows`.
-
-    Parameters mirror the forward's; ``grad_outputs (B, T, H)`` is the upstream gradient of
-    the outputs. ``dh``/``dc (B, H)`` hold the upstream gradients of the final states on
-    entry and the gradients of the initial states on exit. Scratch: ``dz_all (B, T, 4H)``,
-    ``dz_step (B, 4H)``, ``dh_step (B, H)``, ``h_in_all (B, T, H)`` (used with dropout only).
-    Written: this chunk's rows of ``dx (B, T, D)``, and this chunk's *share* of
-    ``dkernel (D, 4H)``, ``drecurrent_kernel (H, 4H)``, ``dbias (4H,)`` (the caller sums the
-    shares of all chunks).
-    """
-    batch, timesteps, features = x.shape
+@njit(inline="always", **_JIT)
+def _step_gates_backward(row_start, row_stop, step, t, t_before, mask, has_mask,
+                         zero_output_for_mask, activation, recurrent_activation, c0, gates,
+                         cells, grad_outputs, dh, dc, dz_all, dz_step):
+    """Timestep ``t`` backward through the gates for rows ``row_start:row_stop``: adds the
+    output's gradient into ``dh``, writes the pre-activation gradients into ``dz_step[b]`` and
+    ``dz_all[b, t]`` (zeros at a masked step), and turns ``dc`` into the previous cell's."""
     units = c0.shape[1]
-    width = 4 * units
-    rows = row_stop - row_start
-    if rows <= 0 or timesteps == 0:
-        return
-    dz_rows = dz_step[row_start:row_stop]
-    dh_rows = dh_step[row_start:row_stop]
-    recurrent_kernel_t = recurrent_kernel.T
-    if rows <= SMALL_ROWS:
-        # (4H, H) contiguous, so the per-step product is row-wise multiply-adds as well.
-        recurrent_kernel_t_copy = np.ascontiguousarray(recurrent_kernel_t)
-    else:
-        recurrent_kernel_t_copy = recurrent_kernel[:0]
-    for step in range(timesteps - 1, -1, -1):
-        t = timesteps - 1 - step if reverse else step
-        t_before = t + 1 if reverse else t - 1       # the step processed just before t
-        for b in range(row_start, row_stop):
-            dh_b = dh[b]
-            go_b = grad_outputs[b, t]
-            if has_mask and not mask[b, t]:
-                # The output here is the carried h (or zero): its gradient joins dh.
-                if not zero_output_for_mask:
-                    for j in range(units):
-                        dh_b[j] += go_b[j]
-                _fill(dz_step[b], 0.0)
-                _fill(dz_all[b, t], 0.0)
-                continue
-            for j in range(units):
-                dh_b[j] += go_b[j]
-            c_prev = c0[b] if step == 0 else cells[b, t_before]
-            _gates_backward_row(gates[b, t], cells[b, t], c_prev, dh_b, dc[b], dz_step[b],
-                                units, activation, recurrent_activation)
-            _copy(dz_all[b, t], dz_step[b])
-
-        if rows <= SMALL_ROWS:
-            for b in range(rows):
-                _fill(dh_rows[b], 0.0)
-                _vec_mat_add(dz_rows[b], recurrent_kernel_t_copy, dh_rows[b])
-        else:
-            np.dot(dz_rows, recurrent_kernel_t, dh_rows)
-        for b in range(row_start, row_stop):
-            if has_mask and not mask[b, t]:
-                continue   # dh carries over to the state this row held before
-            dh_b = dh[b]
-            new_b = dh_step[b]
-            if has_dropout:
-                r_b = recurrent_dropout_mask[b]
+    for b in range(row_start, row_stop):
+        dh_b = dh[b]
+        go_b = grad_outputs[b, t]
+        if has_mask and not mask[b, t]:
+            # The output here is the carried h (or zero): its gradient joins dh.
+            if not zero_output_for_mask:
                 for j in range(units):
-                    dh_b[j] = new_b[j] * r_b[j]
-            else:
-                _copy(dh_b, new_b)
+                    dh_b[j] += go_b[j]
+            _fill(dz_step[b], 0.0)
+            _fill(dz_all[b, t], 0.0)
+            continue
+        for j in range(units):
+            dh_b[j] += go_b[j]
+        c_prev = c0[b] if step == 0 else cells[b, t_before]
+        _gates_backward_row(gates[b, t], cells[b, t], c_prev, dh_b, dc[b], dz_step[b],
+                            units, activation, recurrent_activation)
+        _copy(dz_all[b, t], dz_step[b])
 
-    # Input and weight gradients: GEMMs over all of this chunk's rows and timesteps.
-    n = rows * timesteps
+
+@njit(inline="always", **_JIT)
+def _carry_dh(row_start, row_stop, t, mask, has_mask, recurrent_dropout_mask, has_dropout,
+              dh, dh_step):
+    """``dh[b] = dh_step[b]`` (times the dropout mask) for the rows that took step ``t``;
+    a masked row's ``dh`` carries over to the state it held before."""
+    units = dh.shape[1]
+    for b in range(row_start, row_stop):
+        if has_mask and not mask[b, t]:
+            continue
+        dh_b = dh[b]
+        new_b = dh_step[b]
+        if has_dropout:
+            r_b = recurrent_dropout_mask[b]
+            for j in range(units):
+                dh_b[j] = new_b[j] * r_b[j]
+        else:
+            _copy(dh_b, new_b)
+
+
+@njit(inline="always", **_JIT)
+def _input_and_weight_gradients(row_start, row_stop, x, kernel, recurrent_dropout_mask,
+                                has_dropout, h_prev, dz_all, h_in_all, dx, dkernel,
+                                drecurrent_kernel, dbias):
+    """After the time loop: ``dx`` of these rows and their share of the weight gradients, as
+    GEMMs over all their rows and timesteps."""
+    timesteps, features = x.shape[1], x.shape[2]
+    units = h_prev.shape[2]
+    width = dz_all.shape[2]
+    n = (row_stop - row_start) * timesteps
     dz_flat = dz_all[row_start:row_stop].reshape(n, width)
     np.dot(dz_flat, kernel.T, dx[row_start:row_stop].reshape(n, features))
     np.dot(x[row_start:row_stop].reshape(n, features).T, dz_flat, dkernel)
@@ -312,6 +372,86 @@ def backward_rows(row_start, row_stop, x, kernel, recurrent_kernel, c0, mask, ha
         dz_r = dz_flat[r]
         for j in range(width):
             dbias[j] += dz_r[j]
+
+
+@njit(**_JIT)
+def backward_rows(row_start, row_stop, x, kernel, recurrent_kernel, c0, mask, has_mask,
+                  recurrent_dropout_mask, has_dropout, reverse, activation,
+                  recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
+                  grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
+                  dx, dkernel, drecurrent_kernel, dbias):
+    """Back-propagate batch rows ``row_start:row_stop`` through a sequence recorded by
+    :func:`forward_rows`.
+
+    Parameters mirror the forward's; ``grad_outputs (B, T, H)`` is the upstream gradient of
+    the outputs. ``dh``/``dc (B, H)`` hold the upstream gradients of the final states on
+    entry and the gradients of the initial states on exit. Scratch: ``dz_all (B, T, 4H)``,
+    ``dz_step (B, 4H)``, ``dh_step (B, H)``, ``h_in_all (B, T, H)`` (used with dropout only).
+    Written: this chunk's rows of ``dx (B, T, D)``, and this chunk's *share* of
+    ``dkernel (D, 4H)``, ``drecurrent_kernel (H, 4H)``, ``dbias (4H,)`` (the caller sums the
+    shares of all chunks).
+    """
+    timesteps = x.shape[1]
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    dz_rows = dz_step[row_start:row_stop]
+    dh_rows = dh_step[row_start:row_stop]
+    recurrent_kernel_t = recurrent_kernel.T
+    if rows <= SMALL_ROWS:
+        # (4H, H) contiguous, so the per-step product is row-wise multiply-adds as well.
+        recurrent_kernel_t_copy = np.ascontiguousarray(recurrent_kernel_t)
+    else:
+        recurrent_kernel_t_copy = recurrent_kernel[:0]
+    for step in range(timesteps - 1, -1, -1):
+        t = timesteps - 1 - step if reverse else step
+        t_before = t + 1 if reverse else t - 1       # the step processed just before t
+        _step_gates_backward(row_start, row_stop, step, t, t_before, mask, has_mask,
+                             zero_output_for_mask, activation, recurrent_activation, c0,
+                             gates, cells, grad_outputs, dh, dc, dz_all, dz_step)
+        if rows <= SMALL_ROWS:
+            for b in range(rows):
+                _fill(dh_rows[b], 0.0)
+                _vec_mat_add(dz_rows[b], recurrent_kernel_t_copy, dh_rows[b])
+        else:
+            np.dot(dz_rows, recurrent_kernel_t, dh_rows)
+        _carry_dh(row_start, row_stop, t, mask, has_mask, recurrent_dropout_mask, has_dropout,
+                  dh, dh_step)
+    _input_and_weight_gradients(row_start, row_stop, x, kernel, recurrent_dropout_mask,
+                                has_dropout, h_prev, dz_all, h_in_all, dx, dkernel,
+                                drecurrent_kernel, dbias)
+
+
+@njit(**_JIT)
+def backward_rows_packed(row_start, row_stop, x, kernel, packed_recurrent_kernel_t, c0, mask,
+                         has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
+                         recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
+                         grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
+                         dx, dkernel, drecurrent_kernel, dbias):
+    """:func:`backward_rows` with the per-step ``dz (rows, 4H) @ U.T`` through oneMKL's packed
+    GEMM (float32): ``packed_recurrent_kernel_t`` is ``recurrent_kernel`` packed transposed by
+    :func:`numlstm.backends.mkl_blas.pack_b` for at least ``row_stop - row_start`` rows."""
+    timesteps = x.shape[1]
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    units = c0.shape[1]
+    width = 4 * units
+    for step in range(timesteps - 1, -1, -1):
+        t = timesteps - 1 - step if reverse else step
+        t_before = t + 1 if reverse else t - 1
+        _step_gates_backward(row_start, row_stop, step, t, t_before, mask, has_mask,
+                             zero_output_for_mask, activation, recurrent_activation, c0,
+                             gates, cells, grad_outputs, dh, dc, dz_all, dz_step)
+        mkl_blas.sgemm_compute(
+            mkl_blas.ROW_MAJOR, mkl_blas.NO_TRANS, mkl_blas.PACKED, rows, units, width,
+            dz_step[row_start].ctypes.data, width, packed_recurrent_kernel_t.ctypes.data, units,
+            np.float32(0.0), dh_step[row_start].ctypes.data, units)
+        _carry_dh(row_start, row_stop, t, mask, has_mask, recurrent_dropout_mask, has_dropout,
+                  dh, dh_step)
+    _input_and_weight_gradients(row_start, row_stop, x, kernel, recurrent_dropout_mask,
+                                has_dropout, h_prev, dz_all, h_in_all, dx, dkernel,
+                                drecurrent_kernel, dbias)
 
 
 @njit(**_JIT)
