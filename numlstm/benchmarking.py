@@ -557,7 +557,11 @@ def machine_info() -> dict:
     (numlstm, numpy, scipy, numba, numba-cuda, cupy, torch: None when not installed; torch is the
     version installed beside numlstm, the peer may use another interpreter), ``cuda`` (the CUDA
     version CuPy or Numba report for a usable GPU backend, else None), ``backends``
-    (name -> {"available", "reason", "device"}).
+    (name -> {"available", "reason", "device"}), ``blas`` (each BLAS library loaded:
+    file, version and the kernel architecture it runs, from threadpoolctl), ``blas_env``
+    (``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` when set: they pin OpenBLAS to other kernels
+    than it would pick, which changes every GEMM's speed) and ``cpu_blas`` (what
+    :func:`numlstm.cpu_blas_info` resolves to).
     """
     import numlstm
     physical = None
@@ -589,8 +593,25 @@ def machine_info() -> dict:
         "cpu": _cpu_model(), "logical_cores": os.cpu_count(), "physical_cores": physical,
         "usable_cores": usable, "platform": platform.platform(),
         "python": platform.python_version(), "versions": versions, "cuda": cuda_version,
-        "backends": backends,
+        "backends": backends, "blas": _blas_libraries(),
+        "blas_env": {name: os.environ[name] for name in ("OPENBLAS_CORETYPE",
+                                                          "OPENBLAS_L2_SIZE")
+                     if name in os.environ},
+        "cpu_blas": numlstm.cpu_blas_info(),
     }
+
+
+def _blas_libraries() -> list:
+    """``[{"file", "version", "architecture"}]`` of the BLAS libraries loaded in this process
+    (SciPy's, which Numba's ``np.dot`` calls, is loaded first)."""
+    try:
+        import scipy.linalg  # noqa: F401
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{"file": os.path.basename(entry.get("filepath", "")),
+             "version": entry.get("version"), "architecture": entry.get("architecture")}
+            for entry in threadpool_info() if entry.get("user_api") == "blas"]
 
 
 def matmul_peak(size: int = 1024, threads: Sequence[int | None] = (1, None), *,
@@ -655,11 +676,24 @@ def torch_peer_python(python: str | None = None) -> str:
     return python or os.environ.get(PEER_PYTHON_ENV) or sys.executable
 
 
-def run_torch_peer(problem: Problem, mode: str = "forward", *, repeats: int = 10,
-                   warmup: int = 2, threads: int | None = None, python: str | None = None,
-                   timeout: float = 600.0) -> PeerResult:
+#: The peers :func:`run_peer` can time: torch's own LSTM, and the same LSTM exported to ONNX
+#: and run by ONNX Runtime (inference only).
+PEERS = ("torch", "ort")
+_PEER_LABELS = {"torch": "the torch peer", "ort": "the ONNX Runtime peer"}
+
+
+def run_torch_peer(problem: Problem, mode: str = "forward", **options) -> PeerResult:
+    """:func:`run_peer` with ``runtime="torch"``."""
+    return run_peer(problem, mode, runtime="torch", **options)
+
+
+def run_peer(problem: Problem, mode: str = "forward", *, runtime: str = "torch",
+             repeats: int = 10, warmup: int = 2, threads: int | None = None,
+             python: str | None = None, timeout: float = 600.0) -> PeerResult:
     """Time ``torch.nn.LSTM`` (``batch_first=True``, ``num_layers`` = the stack's layers) with
-    ``problem``'s weights in a child process.
+    ``problem``'s weights in a child process -- or, with ``runtime="ort"``, that LSTM exported
+    by torch's ONNX exporter and run in ONNX Runtime (``intra_op_num_threads = threads``;
+    forward only: ``mode="train"`` returns an unavailable result saying so).
 
     The weights are converted with :func:`numlstm.convert.to_torch` and written, with the
     input and upstream gradient, to a temporary ``.npz``; the child
@@ -675,6 +709,10 @@ def run_torch_peer(problem: Problem, mode: str = "forward", *, repeats: int = 10
     """
     from .convert import to_torch
     V.check_name(mode, "mode", MODES)
+    V.check_name(runtime, "runtime", PEERS)
+    label = _PEER_LABELS[runtime]
+    if runtime == "ort" and mode == "train":
+        return PeerResult(False, "ONNX Runtime is an inference runtime: no training time")
     if problem.mask is not None or problem.reverse or (
             problem.activation, problem.recurrent_activation) != ("tanh", "sigmoid"):
         raise ValueError("the torch peer times unmasked forward-direction sequences with tanh "
@@ -688,7 +726,7 @@ def run_torch_peer(problem: Problem, mode: str = "forward", *, repeats: int = 10
             arrays.update(to_torch(*layer, layer=index))
         np.savez(folder / "weights.npz", **arrays)
         settings = {"mode": mode, "repeats": repeats, "warmup": warmup, "threads": threads,
-                    "layers": problem.shape.layers}
+                    "layers": problem.shape.layers, "runtime": runtime}
         (folder / "settings.json").write_text(json.dumps(settings))
         env = dict(os.environ)
         if threads is not None:
@@ -703,14 +741,17 @@ def run_torch_peer(problem: Problem, mode: str = "forward", *, repeats: int = 10
         except FileNotFoundError:
             return PeerResult(False, f"the peer interpreter {interpreter!r} was not found")
         except subprocess.TimeoutExpired:
-            return PeerResult(False, f"the torch peer did not finish within {timeout:.0f} s")
+            return PeerResult(False, f"{label} did not finish within {timeout:.0f} s")
         if completed.returncode == 3:       # the child's code for "torch is not importable"
             return PeerResult(False, f"torch is not installed for {interpreter} "
                               f"(use --peer-python or ${PEER_PYTHON_ENV} to name an "
                               "interpreter that has it)")
+        if completed.returncode == 4:       # ... and for "onnxruntime is not importable"
+            return PeerResult(False, f"onnxruntime (and onnx) are not installed for "
+                              f"{interpreter}")
         if completed.returncode != 0 or not (folder / "result.json").exists():
             last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-            return PeerResult(False, f"the torch peer failed (exit {completed.returncode}): "
+            return PeerResult(False, f"{label} failed (exit {completed.returncode}): "
                               f"{last}")
         data = json.loads((folder / "result.json").read_text())
         with np.load(folder / "result_arrays.npz") as loaded:
