@@ -16,13 +16,14 @@ from .errors import BackendUnavailableError
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input, Masking
 from .models import Sequential, load_model
 from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
-from .threads import cpu_blas_info, get_num_threads, num_threads, set_cpu_blas, set_num_threads
+from .threads import (cpu_blas_info, get_num_threads, num_threads, set_cpu_blas, set_num_threads,
+                      use_cpu_blas)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "Bidirectional", "Dense",
-    "cpu_blas_info", "set_cpu_blas",
+    "cpu_blas_info", "set_cpu_blas", "use_cpu_blas",
     "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations", "archive",
     "available_backends", "callbacks", "current_backend_name", "datasets", "functional",
     "get_backend", "get_num_threads", "initializers", "load_model", "losses", "metrics",

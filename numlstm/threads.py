@@ -28,7 +28,7 @@ import threading
 from . import validation as V
 
 __all__ = ["get_num_threads", "set_num_threads", "num_threads", "blas_single_thread",
-           "set_cpu_blas", "cpu_blas_info"]
+           "set_cpu_blas", "use_cpu_blas", "cpu_blas_info"]
 
 _requested: int | None = None     # None: every thread Numba was started with
 
@@ -111,6 +111,18 @@ def set_cpu_blas(name: str | None) -> None:
     if name is not None:
         name = V.check_name(name, "name", cpu_blas.POLICIES)
     cpu_blas.set_policy(name)
+
+
+@contextlib.contextmanager
+def use_cpu_blas(name: str | None):
+    """:func:`set_cpu_blas` inside a ``with`` block; the previous choice is restored after it."""
+    from .backends import cpu_blas
+    previous = cpu_blas.explicit_policy()
+    set_cpu_blas(name)
+    try:
+        yield
+    finally:
+        cpu_blas.set_policy(previous)
 
 
 def cpu_blas_info() -> dict:

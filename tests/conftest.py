@@ -9,6 +9,7 @@ Either way the launch configuration is patched small (see :func:`_small_launches
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -99,8 +100,35 @@ def load_fixture(case: str) -> dict[str, np.ndarray]:
 CANDIDATE_BACKENDS = tuple(name for name in ALL_BACKENDS if name != "numpy")
 
 
+#: A parity-suite name for the ``numba`` backend with its float32 recurrent products on
+#: oneMKL's packed GEMM (numlstm.set_cpu_blas("mkl")); float64 stays on OpenBLAS there.
+NUMBA_MKL = "numba-mkl"
+
+
+def backend_and_blas(name: str) -> tuple[str, str | None]:
+    """The registry's backend name and the BLAS policy a parity-suite name stands for."""
+    return ("numba", "mkl") if name == NUMBA_MKL else (name, None)
+
+
+@contextlib.contextmanager
+def backend_context(name: str):
+    """Run the block with the BLAS policy ``name`` stands for; yields the backend's name."""
+    backend, blas = backend_and_blas(name)
+    if blas is None:
+        yield backend
+        return
+    with numlstm.use_cpu_blas(blas):
+        yield backend
+
+
 def backend_param(name: str):
     """A pytest parameter for a backend, skipped with the registry's reason where unusable."""
+    if name == NUMBA_MKL:
+        reason = numlstm.cpu_blas_info()["reason"] if not numlstm.cpu_blas_info()["mkl"] \
+            else ""
+        marks = () if not reason else pytest.mark.skip(
+            reason=f"the numba backend's MKL path is not usable here: {reason}")
+        return pytest.param(name, marks=marks, id=name)
     status = numlstm.available_backends()[name]
     reason = status.reason
     if status.available:
@@ -139,17 +167,19 @@ class Problem:
                           for k, v in self.__dict__.items()} | {"mask": self.mask})
 
     def forward(self, backend: str, return_cache: bool = True):
-        return numlstm.functional.lstm_forward(
-            self.x, self.kernel, self.recurrent_kernel, self.bias, h0=self.h0, c0=self.c0,
-            mask=self.mask, recurrent_dropout_mask=self.recurrent_dropout_mask,
-            return_cache=return_cache, backend=backend, **self.options)
+        with backend_context(backend) as name:
+            return numlstm.functional.lstm_forward(
+                self.x, self.kernel, self.recurrent_kernel, self.bias, h0=self.h0, c0=self.c0,
+                mask=self.mask, recurrent_dropout_mask=self.recurrent_dropout_mask,
+                return_cache=return_cache, backend=name, **self.options)
 
     def run(self, backend: str) -> dict[str, np.ndarray]:
         """Forward and backward on ``backend``; every result as a host array, by name."""
         fwd = self.forward(backend)
-        grads = numlstm.functional.lstm_backward(fwd.cache, grad_outputs=self.grad_outputs,
-                                                 grad_h=self.grad_h, grad_c=self.grad_c)
-        to_host = numlstm.get_backend(backend).to_numpy
+        with backend_context(backend) as name:
+            grads = numlstm.functional.lstm_backward(fwd.cache, grad_outputs=self.grad_outputs,
+                                                     grad_h=self.grad_h, grad_c=self.grad_c)
+        to_host = numlstm.get_backend(name).to_numpy
         names = ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0"]
         return {"outputs": to_host(fwd.outputs), "h": to_host(fwd.h), "c": to_host(fwd.c),
                 **{f"d_{n}": to_host(getattr(grads, n)) for n in names}}

@@ -9,18 +9,29 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from numlstm.activations import ACTIVATION_NAMES
 
-from conftest import CANDIDATE_BACKENDS, backend_param, make_problem, relative_norm_error
+from conftest import (CANDIDATE_BACKENDS, NUMBA_MKL, backend_param, make_problem,
+                      relative_norm_error)
 
-BACKENDS = [backend_param(name) for name in CANDIDATE_BACKENDS]
+#: Every backend, and the numba backend's second BLAS path (oneMKL's packed GEMM).
+BACKENDS = [backend_param(name) for name in CANDIDATE_BACKENDS + (NUMBA_MKL,)]
 FORWARD_NAMES = ("outputs", "h", "c")
 
 
-def assert_matches_reference(problem, backend, dtype):
+def assert_matches_reference(problem, backend, dtype, *, allow_reference_error=False):
+    """``backend`` against the numpy reference with the design's tolerances.
+
+    ``allow_reference_error``: for randomly drawn problems, which include ill-conditioned ones
+    (unbounded activations amplify every rounding step after step), where two correct float32
+    implementations differ by more than 1e-5. There each float32 bound also admits twice the
+    float32 reference's own distance from the float64 reference -- the rounding noise the
+    problem amplifies, measured on this very problem. On a well-conditioned problem that term
+    is ~1e-7 and the bounds are the design's; a wrong kernel misses by orders of magnitude more.
+    """
     reference64 = problem.run("numpy")
     if dtype == np.float64:
         result = problem.run(backend)
@@ -36,11 +47,20 @@ def assert_matches_reference(problem, backend, dtype):
         assert result[name].dtype == np.float32, name
         assert result[name].shape == reference32[name].shape, name
     for name in FORWARD_NAMES:
-        np.testing.assert_allclose(result[name], reference32[name], rtol=1e-5, atol=1e-5,
-                                   err_msg=f"{backend} {name}")
+        if allow_reference_error:
+            noise = 2 * np.abs(reference32[name].astype(np.float64) - reference64[name])
+            bound = 1e-5 + 1e-5 * np.abs(reference32[name]) + noise
+            excess = np.abs(result[name].astype(np.float64) - reference32[name]) - bound
+            assert excess.max(initial=-1.0) <= 0, f"{backend} {name}"
+        else:
+            np.testing.assert_allclose(result[name], reference32[name], rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{backend} {name}")
     for name in reference64:
         if name not in FORWARD_NAMES:
-            assert relative_norm_error(result[name], reference64[name]) <= 1e-5, name
+            bound = 1e-5
+            if allow_reference_error:
+                bound = max(bound, 2 * relative_norm_error(reference32[name], reference64[name]))
+            assert relative_norm_error(result[name], reference64[name]) <= bound, name
 
 
 SHAPES = {  # (batch, timesteps, features, units)
@@ -109,7 +129,13 @@ def _check_random_configuration(backend, batch, timesteps, features, units, mask
                            dropout=dropout, zero_output_for_mask=zero_output_for_mask,
                            activation=activations[0], recurrent_activation=activations[1],
                            seed=seed)
-    assert_matches_reference(problem, backend, dtype)
+    # Unbounded activations (linear, relu) can grow a state doubly exponentially within a few
+    # steps. The tolerances are absolute (float64 atol 1e-10; float32 atol 1e-5, and a float32
+    # state that leaves float32's range is inf/NaN wherever rounding tips it over), so they can
+    # only judge values of moderate size: draws whose reference exceeds 1e4 are discarded.
+    assume(all(np.abs(value).max(initial=0.0) < 1e4
+               for value in problem.run("numpy").values()))
+    assert_matches_reference(problem, backend, dtype, allow_reference_error=True)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

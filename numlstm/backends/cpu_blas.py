@@ -61,6 +61,11 @@ def requested() -> str:
     return value if value in POLICIES else "auto"
 
 
+def explicit_policy() -> str | None:
+    """The policy :func:`set_policy` set (None: none set)."""
+    return _policy
+
+
 def set_policy(name: str | None) -> None:
     """Set the policy for this process (None: back to ``$NUMLSTM_BLAS`` / auto). The name is
     validated by the caller (:func:`numlstm.set_cpu_blas`)."""
