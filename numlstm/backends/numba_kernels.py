@@ -124,17 +124,15 @@ def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
 
 
 @njit(inline="always", **_JIT)
-def _project_inputs(row_start, row_stop, x, kernel, bias, gates):
-    """``gates[rows] = x[rows] @ kernel + bias`` for every timestep, as one GEMM."""
+def _project_inputs(row_start, row_stop, x, kernel, gates):
+    """``gates[rows] = x[rows] @ kernel`` for every timestep, as one GEMM. (The bias is added
+    per step, in :func:`_step_gates`, while the row is in cache: a separate pass over the
+    whole ``(rows, T, 4H)`` buffer here cost ~10% of a forward at batch 32.)"""
     timesteps, features = x.shape[1], x.shape[2]
     rows = row_stop - row_start
     width = kernel.shape[1]
     z_chunk = gates[row_start:row_stop].reshape(rows * timesteps, width)
     np.dot(x[row_start:row_stop].reshape(rows * timesteps, features), kernel, z_chunk)
-    for r in range(rows * timesteps):
-        zr = z_chunk[r]
-        for j in range(width):
-            zr[j] += bias[j]
 
 
 @njit(inline="always", **_JIT)
@@ -151,12 +149,13 @@ def _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask, has_
 
 
 @njit(inline="always", **_JIT)
-def _step_gates(row_start, row_stop, t, mask, has_mask, zero_output_for_mask, store,
+def _step_gates(row_start, row_stop, t, bias, mask, has_mask, zero_output_for_mask, store,
                 activation, recurrent_activation, outputs, h, c, gates, cells, h_prev,
                 recurrent, add_recurrent):
     """Finish timestep ``t`` for rows ``row_start:row_stop`` once ``gates[b, t]`` holds the
     input projection (plus the recurrent product unless ``add_recurrent``, in which case
-    ``recurrent[b]`` holds it): masks, gates, new states, outputs, and what backward needs."""
+    ``recurrent[b]`` holds it): bias, masks, gates, new states, outputs, and what backward
+    needs."""
     width = gates.shape[2]
     units = h.shape[1]
     for b in range(row_start, row_stop):
@@ -178,7 +177,10 @@ def _step_gates(row_start, row_stop, t, mask, has_mask, zero_output_for_mask, st
         if add_recurrent:
             rec_b = recurrent[b]
             for j in range(width):
-                z[j] += rec_b[j]
+                z[j] += rec_b[j] + bias[j]
+        else:
+            for j in range(width):
+                z[j] += bias[j]
         _gates_forward_row(z, c_b, h_b, units, activation, recurrent_activation)
         _copy(out_b, h_b)
         if store:
@@ -213,7 +215,7 @@ def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, h
     rows = row_stop - row_start
     if rows <= 0 or timesteps == 0:
         return
-    _project_inputs(row_start, row_stop, x, kernel, bias, gates)
+    _project_inputs(row_start, row_stop, x, kernel, gates)
     rec_rows = recurrent[row_start:row_stop]
     for step in range(timesteps):
         t = timesteps - 1 - step if reverse else step
@@ -225,7 +227,7 @@ def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, h
                 _vec_mat_add(source[b], recurrent_kernel, rec_rows[b])
         else:
             np.dot(source, recurrent_kernel, rec_rows)
-        _step_gates(row_start, row_stop, t, mask, has_mask, zero_output_for_mask, store,
+        _step_gates(row_start, row_stop, t, bias, mask, has_mask, zero_output_for_mask, store,
                     activation, recurrent_activation, outputs, h, c, gates, cells, h_prev,
                     recurrent, True)
 
@@ -250,7 +252,7 @@ def forward_rows_packed(row_start, row_stop, x, kernel, packed_recurrent_kernel,
         return
     width = gates.shape[2]
     units = h.shape[1]
-    _project_inputs(row_start, row_stop, x, kernel, bias, gates)
+    _project_inputs(row_start, row_stop, x, kernel, gates)
     for step in range(timesteps):
         t = timesteps - 1 - step if reverse else step
         source = _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask,
@@ -263,7 +265,7 @@ def forward_rows_packed(row_start, row_stop, x, kernel, packed_recurrent_kernel,
                 source[block_start - row_start].ctypes.data, units,
                 packed_recurrent_kernel.ctypes.data, width,
                 np.float32(1.0), gates[block_start, t].ctypes.data, timesteps * width)
-            _step_gates(block_start, block_stop, t, mask, has_mask, zero_output_for_mask,
+            _step_gates(block_start, block_stop, t, bias, mask, has_mask, zero_output_for_mask,
                         store, activation, recurrent_activation, outputs, h, c, gates, cells,
                         h_prev, gates[0], False)   # (no recurrent buffer: a 2-D stand-in)
 

@@ -1,0 +1,132 @@
+"""Where the numba backend's forward time goes: GEMMs, gates, the rest (float32, one thread).
+
+    python benchmarks/cpu_breakdown.py                  # configs b, c, d
+    python benchmarks/cpu_breakdown.py --configs cd --blas openblas mkl
+
+For each configuration and BLAS path it times, in one process, interleaved round by round:
+
+* ``forward``: the backend's whole inference forward (``lstm_forward``, one layer);
+* ``projection``: the input GEMM ``x (B·T, D) @ kernel (D, 4H)`` alone;
+* ``recurrent``: the T per-step products ``h (B, H) @ U (H, 4H)`` alone (OpenBLAS ``np.dot``,
+  or oneMKL's packed compute with the weights packed once, as the two paths do them);
+* ``gates``: T passes of the fused gate update over the ``(B, H)`` units alone;
+
+and prints ``other = forward - (projection + recurrent + gates)`` (bias add, copies, masks
+checks, Python and thread overhead), each as ms and as a share of the forward, plus the
+GEMMs' GFLOP/s. Medians of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+import numlstm
+from numlstm import benchmarking as bm
+from numlstm.activations import SIGMOID, TANH
+from numlstm.backends import mkl_blas
+from numlstm.backends.numba_kernels import _gates_forward_row
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+@njit(**_JIT)
+def _recurrent_openblas(h, recurrent_kernel, out, timesteps):
+    for _ in range(timesteps):
+        np.dot(h, recurrent_kernel, out)
+
+
+@njit(**_JIT)
+def _recurrent_mkl(h, packed, out, timesteps):
+    rows, units = h.shape
+    width = out.shape[1]
+    for _ in range(timesteps):
+        mkl_blas.sgemm_compute(mkl_blas.ROW_MAJOR, mkl_blas.NO_TRANS, mkl_blas.PACKED, rows,
+                               width, units, h.ctypes.data, units, packed.ctypes.data, width,
+                               np.float32(1.0), out.ctypes.data, width)
+
+
+@njit(**_JIT)
+def _gates_only(z, c, h, timesteps):
+    units = c.shape[1]
+    for _ in range(timesteps):
+        for b in range(z.shape[0]):
+            _gates_forward_row(z[b], c[b], h[b], units, TANH, SIGMOID)
+
+
+def breakdown(config: str, blas: str, rounds: int) -> dict:
+    shape = bm.CONFIGS[config]
+    problem = bm.make_problem(shape, "float32")
+    x = problem.x
+    kernel, recurrent_kernel, bias = problem.weights[0]
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((batch, units)).astype(np.float32) * 0.1
+    out = np.empty((batch, 4 * units), np.float32)
+    z0 = rng.standard_normal((batch, 4 * units)).astype(np.float32)
+    z, c, h_new = z0.copy(), np.zeros((batch, units), np.float32), np.empty_like(h)
+    projection_out = np.empty((batch * timesteps, 4 * units), np.float32)
+    x_flat = x.reshape(batch * timesteps, features)
+    if blas == "mkl":
+        packed = mkl_blas.pack_b(recurrent_kernel, batch, False, mkl_blas.aligned_buffer(
+            mkl_blas.pack_size(units, 4 * units, batch, False)))
+
+        def recurrent():
+            _recurrent_mkl(h, packed, out, timesteps)
+    else:
+        def recurrent():
+            _recurrent_openblas(h, recurrent_kernel, out, timesteps)
+
+    def forward():
+        numlstm.functional.lstm_forward(x, kernel, recurrent_kernel, bias, backend="numba")
+
+    parts = {"forward": forward,
+             "projection": lambda: np.dot(x_flat, kernel, out=projection_out),
+             "recurrent": recurrent,
+             "gates": lambda: _gates_only(z, c, h_new, timesteps)}
+    times = {name: [] for name in parts}
+    with numlstm.num_threads(1), numlstm.use_cpu_blas(blas):
+        for part in parts.values():
+            part()
+        for _ in range(rounds):
+            for name, part in parts.items():
+                start = time.perf_counter()
+                part()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    ms = {name: statistics.median(values) for name, values in times.items()}
+    ms["other"] = ms["forward"] - ms["projection"] - ms["recurrent"] - ms["gates"]
+    flops = {"projection": 2 * batch * timesteps * features * 4 * units,
+             "recurrent": 2 * batch * timesteps * units * 4 * units}
+    return {"ms": ms, "gflops": {k: v / (ms[k] * 1e-3) / 1e9 for k, v in flops.items()}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="bcd")
+    parser.add_argument("--blas", nargs="+", choices=("openblas", "mkl"),
+                        default=["openblas"])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args(argv)
+    if "mkl" in args.blas and not numlstm.cpu_blas_info()["mkl"]:
+        parser.error('--blas mkl needs oneMKL: pip install "numlstm[mkl]"')
+    print("float32, 1 thread; ms (share of the forward); GEMM GFLOP/s")
+    for config in args.configs:
+        for blas in args.blas:
+            result = breakdown(config, blas, args.rounds)
+            ms, forward = result["ms"], result["ms"]["forward"]
+            shares = ", ".join(f"{name} {ms[name]:.2f} ({100 * ms[name] / forward:.0f}%)"
+                               for name in ("projection", "recurrent", "gates", "other"))
+            print(f"{config} [{blas}] forward {forward:.2f} ms = {shares}; GEMM "
+                  f"{result['gflops']['projection']:.0f} / {result['gflops']['recurrent']:.0f}"
+                  " GFLOP/s (projection / recurrent)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
