@@ -49,8 +49,9 @@ last). For right-padded masks the gathers are identities and ``sequence_lens`` i
 
 Refused at export (``ValueError`` naming the layer and the reason): stateful LSTMs (an ONNX
 graph keeps no state between runs), a Bidirectional whose two layers differ in units or go
-the same way, models that mix float32 and float64 layers, and models above the 2 GB limit of
-one ONNX protobuf file. The graph needs at least one timestep at run time.
+the same way, float64 layers (ONNX Runtime has no float64 LSTM kernel, so such a graph could
+not be verified or served there), and models above the 2 GB limit of one ONNX protobuf file.
+At run time the graph needs at least one timestep (ONNX Runtime rejects an empty sequence).
 """
 
 from __future__ import annotations
@@ -180,10 +181,9 @@ class _MaskPlan:
         self.float_valid = g.unsqueeze(g.as_float(mask), 2)                         # (B,T,1)
         self.last_step = g.op("Sub", [g.op("Squeeze", [timesteps]),
                                       g.const("one", np.int64(1), np.int64)])
-        # ONNX Runtime wants every sequence length ≥ 1; a row with no real step runs one
-        # (ignored) step, and every one of its outputs is replaced by zero below.
-        self.sequence_lens = g.op("Cast", [g.op("Max", [self.count, g.const(
-            "one", np.int64(1), np.int64)])], to=g.onnx.TensorProto.INT32)
+        # a row with no real step has length 0: ONNX Runtime accepts it, and every one of its
+        # outputs is replaced by zero in expand()
+        self.sequence_lens = g.op("Cast", [self.count], to=g.onnx.TensorProto.INT32)
 
     def compact(self, graph: _Graph, x: str) -> str:
         return graph.gather_steps(x, self.order)
@@ -295,10 +295,11 @@ def _check_exportable(model, layers_module) -> np.dtype:
             if forward.return_sequences != backward.return_sequences:
                 raise ValueError(f"layer {layer.name!r}: its two directions differ in "
                                  "return_sequences")
-    if len(dtypes) != 1:
-        raise ValueError(f"the model mixes layer dtypes {sorted(d.name for d in dtypes)}; ONNX "
-                         "export needs one (all float32 or all float64)")
-    return dtypes.pop()
+    if dtypes != {np.dtype(np.float32)}:
+        raise ValueError(f"ONNX export writes float32 graphs; the model's layers are "
+                         f"{sorted(d.name for d in dtypes)} (ONNX Runtime's LSTM has no float64 "
+                         "kernel: 'LSTM operator does not support double yet')")
+    return np.dtype(np.float32)
 
 
 def build_onnx_model(model, *, opset: int = DEFAULT_OPSET):
