@@ -87,14 +87,15 @@ def test_hard_sigmoid_means_what_the_writing_keras_meant():
     keras3 = numlstm.load_keras_model(MODELS / "keras3_stack.keras")
     assert keras2.layers[1].recurrent_activation == "hard_sigmoid_keras2"
     assert keras3.layers[1].recurrent_activation == "hard_sigmoid"
-    # and it matters: with Keras 3's hard sigmoid the Keras 2 model misses Keras 2's numbers
+    # and it matters: with Keras 3's hard sigmoid the Keras 2 model misses Keras 2's numbers by
+    # far more than the tolerance (2e-4 here, after the softmax)
     data = fixture("keras2_stack")
     config = keras2.get_config()
     config["layers"][1]["config"]["recurrent_activation"] = "hard_sigmoid"
     wrong = numlstm.LSTM(**config["layers"][1]["config"])
     wrong.set_weights(keras2.layers[1].get_weights())
     keras2.layers[1] = wrong
-    assert np.abs(keras2.predict(data["x"]) - data["y"]).max() > 1e-3
+    assert np.abs(keras2.predict(data["x"]) - data["y"]).max() > 10 * TOLERANCE["atol"]
 
 
 def test_weights_are_the_files_arrays_exactly():
