@@ -1,7 +1,8 @@
 """``numlstm.load_keras_model`` and ``numlstm convert`` on model files written by real Keras.
 
 The files in ``tests/fixtures/keras_models`` were written by Keras 3.15.1 (JAX backend) and by
-Keras 2 (tf-keras 2.21.0), each with Keras's own ``predict`` outputs beside it; see
+Keras 2 (tf-keras 2.21.0: legacy .h5 files and a .keras archive), each with Keras's own
+outputs beside it; see
 ``tests/fixtures/make_keras_model_fixtures.py``.
 """
 
@@ -34,6 +35,7 @@ CASES = {
     "keras3_legacy": "keras3_legacy.h5",
     "keras2_stack": "keras2_stack.h5",
     "keras2_embedding": "keras2_embedding.h5",
+    "keras2_archive": "keras2_archive.keras",
 }
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 
@@ -85,7 +87,9 @@ def test_the_imported_layers_and_options():
 def test_hard_sigmoid_means_what_the_writing_keras_meant():
     keras2 = numlstm.load_keras_model(MODELS / "keras2_stack.h5")
     keras3 = numlstm.load_keras_model(MODELS / "keras3_stack.keras")
+    archive2 = numlstm.load_keras_model(MODELS / "keras2_archive.keras")
     assert keras2.layers[1].recurrent_activation == "hard_sigmoid_keras2"
+    assert archive2.layers[1].recurrent_activation == "hard_sigmoid_keras2"
     assert keras3.layers[1].recurrent_activation == "hard_sigmoid"
     # and it matters: with Keras 3's hard sigmoid the Keras 2 model misses Keras 2's numbers by
     # far more than the tolerance (2e-4 here, after the softmax)
@@ -297,3 +301,21 @@ def test_convert_prints_dropped_training_options_as_notes(tmp_path):
         result = CliRunner().invoke(main, ["convert", str(path), str(tmp_path / "out.npz")])
     assert result.exit_code == 0, result.output
     assert "note: " in result.output and "kernel_regularizer" in result.output
+
+
+def test_the_older_keras2_weight_names_without_a_cell(tmp_path):
+    """Keras 2 before tf.keras (2.2-2.3) named an LSTM's weights ``lstm_1/kernel:0`` (no
+    ``lstm_cell`` level). No Keras that installs here writes that layout any more, so this file
+    is keras2_stack.h5 rewritten with h5py into it (the datasets moved, ``weight_names``
+    renamed); the values and Keras's outputs stay the same."""
+    path = legacy_copy(tmp_path, "keras22_layout.h5")
+    with h5py.File(path, "a") as handle:
+        group = handle["model_weights/lstm"]
+        names = []
+        for role in ("kernel", "recurrent_kernel", "bias"):
+            group.move(f"lstm/lstm_cell/{role}:0", f"lstm/{role}:0")
+            names.append(f"lstm/{role}:0")
+        group.attrs["weight_names"] = [n.encode() for n in names]
+    data = fixture("keras2_stack")
+    model = numlstm.load_keras_model(path)
+    np.testing.assert_allclose(model.predict(data["x"]), data["y"], **TOLERANCE)
