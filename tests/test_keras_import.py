@@ -184,8 +184,13 @@ def lstm_config(config, index=2):
     (lambda c: lstm_config(c).update(return_state=True), ["return_state=True"]),
     (lambda c: lstm_config(c).update(proj_size=3), ["['proj_size'] are not supported"]),
     (lambda c: c["config"]["layers"][1].update(module="evil.module"), ["custom object"]),
+    (lambda c: lstm_config(c).update(dtype="float64"), ["'lstm_relu' computes in float64 "
+                                                        "after float32 layers"]),
+    (lambda c: c["config"]["layers"][0]["config"].update(ragged=True), ["ragged"]),
+    (lambda c: c["config"]["layers"][2].update(class_name="Lambda"), ["(Lambda)",
+                                                                     "never runs code"]),
 ], ids=["units", "huge-units", "units-type", "activation", "dtype", "return_state",
-        "unknown-argument", "custom-module"])
+        "unknown-argument", "custom-module", "mixed-dtypes", "ragged", "lambda"])
 def test_edited_configurations_are_refused_with_the_reason(tmp_path, edit, fragments):
     path = rewritten(MODELS / "keras3_stack.keras", tmp_path / "edited.keras", edit)
     with pytest.raises(ModelFileError) as caught:

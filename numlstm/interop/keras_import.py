@@ -312,6 +312,10 @@ def _plan(model_config, reader) -> tuple:
                     reader.fail(f"Bidirectional {entry['config'].get('name')!r} wraps a "
                                 f"{inner['class_name']}; numlstm supports Bidirectional(LSTM)")
 
+    if layers[0]["class_name"] == "InputLayer" and (layers[0]["config"].get("sparse") or
+                                                    layers[0]["config"].get("ragged")):
+        reader.fail("sparse and ragged inputs are not supported; numlstm takes dense "
+                    "(batch, timesteps[, features]) arrays")
     batch_shape, input_dtype = _input_spec(layers, reader)
     entries = [e for e in layers if e["class_name"] != "InputLayer"]
     if len(entries) != len(layers) - (layers[0]["class_name"] == "InputLayer") or not entries:
@@ -340,6 +344,9 @@ def _plan(model_config, reader) -> tuple:
         group = snake if count is None else f"{snake}_{count + 1}"
         dtype = _dtype(config, reader, name)
         model_dtype = model_dtype or dtype
+        if dtype != model_dtype:
+            reader.fail(f"layer {name!r} computes in {dtype} after {model_dtype} layers; "
+                        "numlstm imports models whose layers share one dtype")
         if class_name == "LSTM":
             if len(shape) != 3:
                 reader.fail(f"layer {name!r} (LSTM) needs (batch, timesteps, features) input; "
