@@ -106,9 +106,8 @@ def test_onnx_runtime_gives_predicts_outputs(tmp_path, name, padding):
                                        err_msg=f"batch {batch}, timesteps {timesteps}")
 
 
-ACTIVATION_PAIRS = [(a, r) for a in ("tanh", "relu", "linear", "hard_sigmoid")
-                    for r in ("sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "tanh",
-                              "linear")]
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid", "hard_sigmoid_keras2")
+ACTIVATION_PAIRS = [(a, r) for a in ACTIVATIONS for r in ACTIVATIONS]
 
 
 @pytest.mark.parametrize("activation, recurrent_activation", ACTIVATION_PAIRS)

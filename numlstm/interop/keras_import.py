@@ -93,7 +93,6 @@ class _WeightSpec:
 class _LayerPlan:
     """One Keras layer as numlstm will build it."""
 
-    keras_class: str
     name: str
     dtype: str
     make: object            # () -> numlstm layer
@@ -270,21 +269,19 @@ def _lstm_weights(options, features) -> list:
 def _input_spec(layers, reader):
     """``(batch_shape, dtype)`` of the model input, from the InputLayer (Keras 3:
     ``batch_shape``; Keras 2: ``batch_input_shape``) or the first layer's own record."""
-    first = layers[0]["config"] if layers else {}
-    candidates = [first.get("batch_shape"), first.get("batch_input_shape"),
-                  (first.get("build_config") or {}).get("input_shape")
-                  if isinstance(first.get("build_config"), dict) else None]
-    if layers and isinstance(layers[0].get("build_config"), dict):
+    first = layers[0]["config"]
+    candidates = [first.get("batch_shape"), first.get("batch_input_shape")]
+    if isinstance(layers[0].get("build_config"), dict):     # Keras 3, a model without Input
         candidates.append(layers[0]["build_config"].get("input_shape"))
     shape = next((c for c in candidates if c is not None), None)
-    if shape is None and layers and layers[0]["class_name"] == "Embedding":
+    if shape is None and layers[0]["class_name"] == "Embedding":
         length = first.get("input_length")
         shape = [None, length]
     if not isinstance(shape, list) or not 2 <= len(shape) <= 3 or not all(
             d is None or (type(d) is int and 1 <= d <= 2 ** 31) for d in shape):
         reader.fail(f"the model's input shape is missing or not (batch, timesteps[, "
                     f"features]) with positive sizes; got {shape!r}")
-    dtype = first.get("dtype") if layers and layers[0]["class_name"] == "InputLayer" else None
+    dtype = first.get("dtype") if layers[0]["class_name"] == "InputLayer" else None
     return tuple(shape), dtype
 
 
@@ -357,7 +354,7 @@ def _plan(model_config, reader) -> tuple:
                     reader.fail(f"layer {name!r} is stateful but the model's batch size is not "
                                 "fixed")
                 options["batch_size"] = shape[0]
-            plan = _LayerPlan("LSTM", name, dtype, lambda o=options: LSTM(**o),
+            plan = _LayerPlan(name, dtype, lambda o=options: LSTM(**o),
                               _lstm_weights(options, shape[2]))
             plan.keras_paths = [f"{group}/cell/vars/{i}" for i in range(len(plan.weights))]
             shape = (shape[0], shape[1], options["units"]) if options["return_sequences"] \
@@ -399,7 +396,7 @@ def _plan(model_config, reader) -> tuple:
                 reader.fail(f"layer {name!r}: the backward layer must go the other way with the "
                             "same units and return_sequences as the forward one")
             plan = _LayerPlan(
-                "Bidirectional", name, dtype,
+                name, dtype,
                 lambda f=forward, b=backward, m=merge_mode, n=name: Bidirectional(
                     LSTM(**f), merge_mode=m, name=n, backward_layer=LSTM(**b)),
                 _lstm_weights(forward, shape[2]) + _lstm_weights(backward, shape[2]))
@@ -423,7 +420,7 @@ def _plan(model_config, reader) -> tuple:
                 "use_bias": _get_bool(config, "use_bias", reader, name, True),
                 "dtype": dtype, "name": name}
             _note_training_only(config, reader, name)
-            plan = _LayerPlan("Dense", name, dtype, lambda o=options: Dense(**o),
+            plan = _LayerPlan(name, dtype, lambda o=options: Dense(**o),
                               [_WeightSpec("kernel", (shape[-1], units))] +
                               ([_WeightSpec("bias", (units,))] if options["use_bias"] else []))
             plan.keras_paths = [f"{group}/vars/{i}" for i in range(len(plan.weights))]
@@ -433,14 +430,14 @@ def _plan(model_config, reader) -> tuple:
             options = {"rate": _get_float(config, "rate", reader, name, 0.0, 1.0),
                        "dtype": dtype, "name": name}
             _note_training_only(config, reader, name)
-            plan = _LayerPlan("Dropout", name, dtype, lambda o=options: Dropout(**o))
+            plan = _LayerPlan(name, dtype, lambda o=options: Dropout(**o))
         elif class_name == "Masking":
             _check_known_keys(config, reader, name, ("mask_value",))
             if len(shape) != 3:
                 reader.fail(f"layer {name!r} (Masking) needs (batch, timesteps, features) input")
             options = {"mask_value": _get_float(config, "mask_value", reader, name),
                        "dtype": dtype, "name": name}
-            plan = _LayerPlan("Masking", name, dtype, lambda o=options: Masking(**o))
+            plan = _LayerPlan(name, dtype, lambda o=options: Masking(**o))
         else:                                   # Embedding
             _check_known_keys(config, reader, name, ("input_dim", "output_dim", "mask_zero"))
             if plans:
@@ -453,7 +450,7 @@ def _plan(model_config, reader) -> tuple:
                        "mask_zero": _get_bool(config, "mask_zero", reader, name),
                        "dtype": dtype, "name": name}
             _note_training_only(config, reader, name)
-            plan = _LayerPlan("Embedding", name, dtype, lambda o=options: Embedding(**o),
+            plan = _LayerPlan(name, dtype, lambda o=options: Embedding(**o),
                               [_WeightSpec("embeddings", (options["input_dim"],
                                                           options["output_dim"]))])
             plan.keras_paths = [f"{group}/vars/0"]
