@@ -285,9 +285,137 @@ def _input_spec(layers, reader):
     return tuple(shape), dtype
 
 
-def _plan(model_config, reader) -> tuple:
-    """Check the whole configuration and return ``(input, [_LayerPlan])`` without building."""
-    from ..layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input, Masking
+def _sequence_input(shape, name, class_name, reader) -> None:
+    if len(shape) != 3:
+        reader.fail(f"layer {name!r} ({class_name}) needs (batch, timesteps, features) input; "
+                    f"it would get {list(shape)}")
+
+
+def _plan_lstm(config, name, dtype, shape, group, reader):
+    from ..layers import LSTM
+    _sequence_input(shape, name, "LSTM", reader)
+    options = _lstm_options(config, reader, name)
+    if options["stateful"]:
+        if shape[0] is None:
+            reader.fail(f"layer {name!r} is stateful but the model's batch size is not fixed")
+        options["batch_size"] = shape[0]
+    plan = _LayerPlan(name, dtype, lambda: LSTM(**options), _lstm_weights(options, shape[2]))
+    plan.keras_paths = [f"{group}/cell/vars/{i}" for i in range(len(plan.weights))]
+    units = options["units"]
+    return plan, (shape[0], shape[1], units) if options["return_sequences"] else (shape[0], units)
+
+
+def _plan_bidirectional(config, name, dtype, shape, group, reader):
+    from ..layers import LSTM, Bidirectional
+    _sequence_input(shape, name, "Bidirectional", reader)
+    _check_known_keys(config, reader, name, ("layer", "backward_layer", "merge_mode", "weights"))
+    merge_mode = config.get("merge_mode", "concat")
+    if merge_mode not in _MERGE_MODES:
+        reader.fail(f"layer {name!r}: merge_mode {merge_mode!r} is not one of "
+                    f"{list(_MERGE_MODES)}")
+    if merge_mode is None:
+        reader.fail(f"layer {name!r}: merge_mode=None returns two outputs, which a numlstm "
+                    "Sequential model cannot; numlstm supports concat, sum, mul and ave")
+    forward_entry = config.get("layer")
+    if forward_entry is None:
+        reader.fail(f"layer {name!r} (Bidirectional) has no wrapped layer")
+    forward = _lstm_options(forward_entry["config"], reader, forward_entry["config"].get("name"))
+    backward_entry = config.get("backward_layer")
+    if backward_entry is not None:
+        backward = _lstm_options(backward_entry["config"], reader,
+                                 backward_entry["config"].get("name"))
+    else:                                       # Keras: a copy of the layer, going the other way
+        backward = dict(forward, go_backwards=not forward["go_backwards"],
+                        name=f"backward_{forward['name']}")
+    for options in (forward, backward):
+        if options["stateful"]:
+            reader.fail(f"layer {name!r}: a stateful Bidirectional is not supported")
+        # Keras's Bidirectional outputs zeros at masked steps of a returned sequence, whatever
+        # the wrapped layers' own zero_output_for_mask says
+        options["zero_output_for_mask"] = options["return_sequences"]
+    if backward["go_backwards"] == forward["go_backwards"] or \
+            backward["return_sequences"] != forward["return_sequences"] or \
+            backward["units"] != forward["units"]:
+        reader.fail(f"layer {name!r}: the backward layer must go the other way with the same "
+                    "units and return_sequences as the forward one")
+    forward_weights = _lstm_weights(forward, shape[2])
+    backward_weights = _lstm_weights(backward, shape[2])
+    plan = _LayerPlan(name, dtype, lambda: Bidirectional(
+        LSTM(**forward), merge_mode=merge_mode, name=name, backward_layer=LSTM(**backward)),
+        forward_weights + backward_weights)
+    plan.keras_paths = [f"{group}/forward_layer/cell/vars/{i}"
+                        for i in range(len(forward_weights))] + \
+        [f"{group}/backward_layer/cell/vars/{i}" for i in range(len(backward_weights))]
+    plan.directions = ["forward_"] * len(forward_weights) + \
+        ["backward_"] * len(backward_weights)
+    units = forward["units"] * (2 if merge_mode == "concat" else 1)
+    return plan, (shape[0], shape[1], units) if forward["return_sequences"] else \
+        (shape[0], units)
+
+
+def _plan_dense(config, name, dtype, shape, group, reader):
+    from ..layers import Dense
+    _check_known_keys(config, reader, name, ("units", "activation", "use_bias"))
+    if config.get("lora_rank"):
+        reader.fail(f"layer {name!r}: LoRA weights are not supported")
+    units = _get_int(config, "units", reader, name)
+    options = {"units": units, "activation": _activation(
+        config.get("activation"), "activation", reader, name, _DENSE_ACTIVATIONS),
+        "use_bias": _get_bool(config, "use_bias", reader, name, True), "dtype": dtype,
+        "name": name}
+    _note_training_only(config, reader, name)
+    plan = _LayerPlan(name, dtype, lambda: Dense(**options),
+                      [_WeightSpec("kernel", (shape[-1], units))] +
+                      ([_WeightSpec("bias", (units,))] if options["use_bias"] else []))
+    plan.keras_paths = [f"{group}/vars/{i}" for i in range(len(plan.weights))]
+    return plan, tuple(shape[:-1]) + (units,)
+
+
+def _plan_dropout(config, name, dtype, shape, group, reader):
+    from ..layers import Dropout
+    _check_known_keys(config, reader, name, ("rate",))
+    options = {"rate": _get_float(config, "rate", reader, name, 0.0, 1.0), "dtype": dtype,
+               "name": name}
+    _note_training_only(config, reader, name)
+    return _LayerPlan(name, dtype, lambda: Dropout(**options)), shape
+
+
+def _plan_masking(config, name, dtype, shape, group, reader):
+    from ..layers import Masking
+    _check_known_keys(config, reader, name, ("mask_value",))
+    _sequence_input(shape, name, "Masking", reader)
+    options = {"mask_value": _get_float(config, "mask_value", reader, name), "dtype": dtype,
+               "name": name}
+    return _LayerPlan(name, dtype, lambda: Masking(**options)), shape
+
+
+def _plan_embedding(config, name, dtype, shape, group, reader):
+    from ..layers import Embedding
+    _check_known_keys(config, reader, name, ("input_dim", "output_dim", "mask_zero"))
+    if len(shape) != 2:
+        reader.fail(f"layer {name!r}: an Embedding must be the first layer (it reads token ids)")
+    if config.get("lora_rank"):
+        reader.fail(f"layer {name!r}: LoRA weights are not supported")
+    options = {"input_dim": _get_int(config, "input_dim", reader, name),
+               "output_dim": _get_int(config, "output_dim", reader, name),
+               "mask_zero": _get_bool(config, "mask_zero", reader, name), "dtype": dtype,
+               "name": name}
+    _note_training_only(config, reader, name)
+    plan = _LayerPlan(name, dtype, lambda: Embedding(**options), [_WeightSpec(
+        "embeddings", (options["input_dim"], options["output_dim"]))])
+    plan.keras_paths = [f"{group}/vars/0"]
+    return plan, tuple(shape) + (options["output_dim"],)
+
+
+#: Keras class -> planner(config, name, dtype, input shape, .keras weights group, reader)
+#: returning (_LayerPlan, output shape).
+_PLANNERS = {"LSTM": _plan_lstm, "Bidirectional": _plan_bidirectional, "Dense": _plan_dense,
+             "Dropout": _plan_dropout, "Masking": _plan_masking,
+             "Embedding": _plan_embedding}
+
+
+def _model_layers(model_config, reader) -> tuple:
+    """The Sequential's layer entries, each of a supported Keras class (refused otherwise)."""
     if not isinstance(model_config, dict):
         reader.fail("the model configuration is not a JSON object")
     top = model_config.get("class_name")
@@ -301,168 +429,62 @@ def _plan(model_config, reader) -> tuple:
     for entry in layers:                        # refuse what is unsupported before anything else
         _refuse_custom(entry, reader)
         if entry["class_name"] == "Bidirectional":
+            where = f"Bidirectional {entry['config'].get('name')!r}: "
             for key in ("layer", "backward_layer"):
                 inner = entry["config"].get(key)
-                if inner is not None and _refuse_custom(
-                        inner, reader, f"Bidirectional {entry['config'].get('name')!r}: ") \
-                        != "LSTM":
-                    reader.fail(f"Bidirectional {entry['config'].get('name')!r} wraps a "
-                                f"{inner['class_name']}; numlstm supports Bidirectional(LSTM)")
+                if inner is not None and _refuse_custom(inner, reader, where) != "LSTM":
+                    reader.fail(f"{where}it wraps a {inner['class_name']}; numlstm supports "
+                                "Bidirectional(LSTM)")
+    name = body.get("name") if isinstance(body, dict) else None
+    return layers, name if isinstance(name, str) and name else "sequential"
 
-    if layers[0]["class_name"] == "InputLayer" and (layers[0]["config"].get("sparse") or
-                                                    layers[0]["config"].get("ragged")):
+
+def _plan(model_config, reader) -> tuple:
+    """Check the whole configuration and return ``(Input, [_LayerPlan], model name)`` without
+    building any layer."""
+    from ..layers import Input
+    layers, model_name = _model_layers(model_config, reader)
+    has_input = layers[0]["class_name"] == "InputLayer"
+    if has_input and (layers[0]["config"].get("sparse") or layers[0]["config"].get("ragged")):
         reader.fail("sparse and ragged inputs are not supported; numlstm takes dense "
                     "(batch, timesteps[, features]) arrays")
     batch_shape, input_dtype = _input_spec(layers, reader)
-    entries = [e for e in layers if e["class_name"] != "InputLayer"]
-    if len(entries) != len(layers) - (layers[0]["class_name"] == "InputLayer") or not entries:
+    entries = layers[1:] if has_input else layers
+    if not entries or any(e["class_name"] == "InputLayer" for e in entries):
         reader.fail("an InputLayer may only come first, and a model needs a layer after it")
     token_input = entries[0]["class_name"] == "Embedding"
-    if token_input and len(batch_shape) != 2 and not (len(batch_shape) == 3 and
-                                                      batch_shape[2] is None):
-        reader.fail(f"an Embedding's input must be (batch, timesteps) token ids; the file "
-                    f"records {list(batch_shape)}")
-    batch_shape = batch_shape[:2] if token_input else batch_shape
-    if not token_input and len(batch_shape) != 3:
-        reader.fail(f"the input must be (batch, timesteps, features); the file records "
-                    f"{list(batch_shape)}")
-    model_dtype = None
-    shape = batch_shape
-    plans = []
+    if token_input:
+        if len(batch_shape) == 3 and batch_shape[2] is None:
+            batch_shape = batch_shape[:2]
+        if len(batch_shape) != 2:
+            reader.fail(f"an Embedding's input must be (batch, timesteps) token ids; the file "
+                        f"records {list(batch_shape)}")
+    elif len(batch_shape) != 3 or batch_shape[2] is None:
+        reader.fail(f"the input must be (batch, timesteps, features) with a known number of "
+                    f"features; the file records {list(batch_shape)}")
+    model_dtype, shape, plans = None, batch_shape, []
     counters: dict[str, int] = {}
     for entry in entries:
         class_name, config = entry["class_name"], entry["config"]
         name = config.get("name")
         if not isinstance(name, str) or not name:
             reader.fail(f"a {class_name} layer has no name")
+        # the .keras weights group: the class in snake case, _1, _2, ... for repeats
         snake = _SNAKE_NAMES[class_name]
-        count = counters.get(snake)
-        counters[snake] = 0 if count is None else count + 1
-        group = snake if count is None else f"{snake}_{count + 1}"
+        counters[snake] = counters.get(snake, -1) + 1
+        group = snake if counters[snake] == 0 else f"{snake}_{counters[snake]}"
         dtype = _dtype(config, reader, name)
         model_dtype = model_dtype or dtype
         if dtype != model_dtype:
             reader.fail(f"layer {name!r} computes in {dtype} after {model_dtype} layers; "
                         "numlstm imports models whose layers share one dtype")
-        if class_name == "LSTM":
-            if len(shape) != 3:
-                reader.fail(f"layer {name!r} (LSTM) needs (batch, timesteps, features) input; "
-                            f"it would get {list(shape)}")
-            options = _lstm_options(config, reader, name)
-            if options["stateful"]:
-                if shape[0] is None:
-                    reader.fail(f"layer {name!r} is stateful but the model's batch size is not "
-                                "fixed")
-                options["batch_size"] = shape[0]
-            plan = _LayerPlan(name, dtype, lambda o=options: LSTM(**o),
-                              _lstm_weights(options, shape[2]))
-            plan.keras_paths = [f"{group}/cell/vars/{i}" for i in range(len(plan.weights))]
-            shape = (shape[0], shape[1], options["units"]) if options["return_sequences"] \
-                else (shape[0], options["units"])
-        elif class_name == "Bidirectional":
-            if len(shape) != 3:
-                reader.fail(f"layer {name!r} (Bidirectional) needs (batch, timesteps, "
-                            f"features) input; it would get {list(shape)}")
-            _check_known_keys(config, reader, name, ("layer", "backward_layer", "merge_mode",
-                                                     "weights"))
-            merge_mode = config.get("merge_mode", "concat")
-            if merge_mode not in _MERGE_MODES:
-                reader.fail(f"layer {name!r}: merge_mode {merge_mode!r} is not one of "
-                            f"{list(_MERGE_MODES)}")
-            if merge_mode is None:
-                reader.fail(f"layer {name!r}: merge_mode=None returns two outputs, which a "
-                            "numlstm Sequential model cannot; numlstm supports concat, sum, mul "
-                            "and ave")
-            forward_entry = config.get("layer")
-            if forward_entry is None:
-                reader.fail(f"layer {name!r} (Bidirectional) has no wrapped layer")
-            forward = _lstm_options(forward_entry["config"], reader,
-                                    forward_entry["config"].get("name"))
-            backward_entry = config.get("backward_layer")
-            if backward_entry is not None:
-                backward = _lstm_options(backward_entry["config"], reader,
-                                         backward_entry["config"].get("name"))
-            else:                               # Keras: a copy of the layer, going the other way
-                backward = dict(forward, go_backwards=not forward["go_backwards"],
-                                name=f"backward_{forward['name']}")
-            for options in (forward, backward):
-                if options["stateful"]:
-                    reader.fail(f"layer {name!r}: a stateful Bidirectional is not supported")
-                # Keras's Bidirectional outputs zeros at masked steps of a returned sequence
-                options["zero_output_for_mask"] = options["return_sequences"]
-            if backward["go_backwards"] == forward["go_backwards"] or \
-                    backward["return_sequences"] != forward["return_sequences"] or \
-                    backward["units"] != forward["units"]:
-                reader.fail(f"layer {name!r}: the backward layer must go the other way with the "
-                            "same units and return_sequences as the forward one")
-            plan = _LayerPlan(
-                name, dtype,
-                lambda f=forward, b=backward, m=merge_mode, n=name: Bidirectional(
-                    LSTM(**f), merge_mode=m, name=n, backward_layer=LSTM(**b)),
-                _lstm_weights(forward, shape[2]) + _lstm_weights(backward, shape[2]))
-            n_forward = len(_lstm_weights(forward, shape[2]))
-            plan.keras_paths = [f"{group}/forward_layer/cell/vars/{i}" for i in
-                                range(n_forward)] + \
-                [f"{group}/backward_layer/cell/vars/{i}"
-                 for i in range(len(plan.weights) - n_forward)]
-            plan.directions = ["forward_"] * n_forward + \
-                ["backward_"] * (len(plan.weights) - n_forward)
-            units = forward["units"] * (2 if merge_mode == "concat" else 1)
-            shape = (shape[0], shape[1], units) if forward["return_sequences"] else \
-                (shape[0], units)
-        elif class_name == "Dense":
-            _check_known_keys(config, reader, name, ("units", "activation", "use_bias"))
-            if config.get("lora_rank"):
-                reader.fail(f"layer {name!r}: LoRA weights are not supported")
-            units = _get_int(config, "units", reader, name)
-            options = {"units": units, "activation": _activation(
-                config.get("activation"), "activation", reader, name, _DENSE_ACTIVATIONS),
-                "use_bias": _get_bool(config, "use_bias", reader, name, True),
-                "dtype": dtype, "name": name}
-            _note_training_only(config, reader, name)
-            plan = _LayerPlan(name, dtype, lambda o=options: Dense(**o),
-                              [_WeightSpec("kernel", (shape[-1], units))] +
-                              ([_WeightSpec("bias", (units,))] if options["use_bias"] else []))
-            plan.keras_paths = [f"{group}/vars/{i}" for i in range(len(plan.weights))]
-            shape = tuple(shape[:-1]) + (units,)
-        elif class_name == "Dropout":
-            _check_known_keys(config, reader, name, ("rate",))
-            options = {"rate": _get_float(config, "rate", reader, name, 0.0, 1.0),
-                       "dtype": dtype, "name": name}
-            _note_training_only(config, reader, name)
-            plan = _LayerPlan(name, dtype, lambda o=options: Dropout(**o))
-        elif class_name == "Masking":
-            _check_known_keys(config, reader, name, ("mask_value",))
-            if len(shape) != 3:
-                reader.fail(f"layer {name!r} (Masking) needs (batch, timesteps, features) input")
-            options = {"mask_value": _get_float(config, "mask_value", reader, name),
-                       "dtype": dtype, "name": name}
-            plan = _LayerPlan(name, dtype, lambda o=options: Masking(**o))
-        else:                                   # Embedding
-            _check_known_keys(config, reader, name, ("input_dim", "output_dim", "mask_zero"))
-            if plans:
-                reader.fail(f"layer {name!r}: an Embedding must be the first layer (it reads "
-                            "token ids)")
-            if config.get("lora_rank"):
-                reader.fail(f"layer {name!r}: LoRA weights are not supported")
-            options = {"input_dim": _get_int(config, "input_dim", reader, name),
-                       "output_dim": _get_int(config, "output_dim", reader, name),
-                       "mask_zero": _get_bool(config, "mask_zero", reader, name),
-                       "dtype": dtype, "name": name}
-            _note_training_only(config, reader, name)
-            plan = _LayerPlan(name, dtype, lambda o=options: Embedding(**o),
-                              [_WeightSpec("embeddings", (options["input_dim"],
-                                                          options["output_dim"]))])
-            plan.keras_paths = [f"{group}/vars/0"]
-            shape = tuple(shape) + (options["output_dim"],)
+        plan, shape = _PLANNERS[class_name](config, name, dtype, shape, group, reader)
         plans.append(plan)
     if token_input:
         dtype = input_dtype if input_dtype in ("int32", "int64") else "int64"
     else:
         dtype = model_dtype
-    input_layer = Input(batch_shape[1:], batch_size=batch_shape[0], dtype=dtype)
-    name = body.get("name") if isinstance(body, dict) else None
-    return input_layer, plans, name if isinstance(name, str) and name else "sequential"
+    return Input(batch_shape[1:], batch_size=batch_shape[0], dtype=dtype), plans, model_name
 
 
 # -- reading the weights ----------------------------------------------------------------------
