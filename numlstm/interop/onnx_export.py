@@ -15,7 +15,7 @@ Masking                      ``Equal``/``Not``/``ReduceMax`` for the mask, ``Mul
 Dropout                      nothing (inference)
 ===========================  ==================================================================
 
-The graph has one input ``"input"`` — float ``(batch, timesteps, features)``, or int64 token
+The graph has one input ``"input"`` — float32 ``(batch, timesteps, features)``, or int64 token
 ids ``(batch, timesteps)`` for a model that starts with an Embedding — and one output
 ``"output"``; batch and timesteps are dynamic (named ``"batch"`` and ``"timesteps"``).
 
