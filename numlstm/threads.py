@@ -8,8 +8,8 @@
 The ``numba`` backend splits the batch into one range of rows per thread and runs the whole
 time loop of each range on its thread (compiled loops that release the GIL, on a small pool of
 Python threads); every matrix product inside a range is a *single-threaded* BLAS call. Letting
-BLAS start its own threads beside numlstm's would put two busy threads on every core (DESIGN §5
-measured 80-100x slowdowns), so while numlstm's loops run, the BLAS libraries loaded in the
+BLAS start its own threads beside numlstm's would put two busy threads on every core
+(80-100x slowdowns were measured, docs/performance.md), so while numlstm's loops run, the BLAS libraries loaded in the
 process are held at one thread (:func:`blas_single_thread`) and restored afterwards.
 
 ``set_num_threads(n)`` also limits the process's BLAS libraries to ``n`` threads (through

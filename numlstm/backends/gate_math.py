@@ -103,7 +103,7 @@ def cell_update_backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_ac
 # Fast float32 activations for the CPU loops.
 #
 # ``math.tanh``/``math.exp`` are calls into libm that LLVM cannot vectorise, and they dominated
-# the gate loop (DESIGN §5). The functions below are pure arithmetic (a polynomial exp with the
+# the gate loop (docs/performance.md). The functions below are pure arithmetic (a polynomial exp with the
 # power of two built from its exponent bits, and an odd polynomial near 0), so a loop over them
 # compiles to packed vector instructions. They are accurate to float32 rounding (max abs error
 # of tanh ~1.2e-7 over the whole line; sigmoid keeps its *relative* accuracy for very negative
@@ -247,7 +247,7 @@ def _one_like_impl(x):
 
 
 # ---------------------------------------------------------------------------------------------
-# The float32 LSTM gate update of the CPU loops (docs/numerics.md, "Gate math").
+# The float32 LSTM gate update of the CPU loops (docs/performance.md, "The gate update").
 #
 # Inside an LSTM step the gates only ever enter through products (i*g, f*c, o*tanh(c)), so
 # what matters there is *absolute* accuracy, and a cheaper form than the exp-based functions

@@ -8,7 +8,7 @@ float64) and cached on disk (``cache=True``).
 Scratch buffers that do not outlive a call (the inference gate buffer, the backward pass's
 gate gradients, per-step buffers) are kept between calls, per Python thread, and reused when
 the next call has the same shapes: fresh large arrays cost page faults on every call
-(DESIGN §5). :meth:`NumbaBackend.clear_workspace` releases them.
+(docs/performance.md). :meth:`NumbaBackend.clear_workspace` releases them.
 """
 
 from __future__ import annotations

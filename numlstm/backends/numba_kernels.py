@@ -3,7 +3,7 @@
 Layout: batch-major, as the user's arrays are, so no transposes are needed:
 ``x (B, T, D)``, ``outputs (B, T, H)``, gate buffers ``(B, T, 4H)``.
 
-Structure (the shape a fast CPU LSTM takes on a few cores, DESIGN §5):
+Structure (the shape a fast CPU LSTM takes on a few cores, docs/performance.md):
 
 * :func:`forward_rows` and :func:`backward_rows` work on one contiguous range of batch rows
   and release the GIL; the caller splits the batch into one range per thread and runs the
