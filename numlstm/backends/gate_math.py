@@ -210,28 +210,33 @@ def sigmoid_f32(x):
     return d if x >= _F32_ZERO else e * d
 
 
-def fast_tanh(x):
-    """tanh(x): :func:`tanh_f32` for float32 (vectorisable), ``math.tanh`` otherwise."""
-    return math.tanh(x)
+def _by_float_type(name: str, float32_impl, float64_impl, doc: str):
+    """A scalar function for ``@njit`` code that runs ``float32_impl`` on a float32 argument
+    and ``float64_impl`` on any other (plain Python calls run ``float64_impl``): the float32
+    forms are the vectorisable pure-arithmetic ones, the float64 forms libm's."""
+    python_impl = getattr(float64_impl, "py_func", float64_impl)
+
+    def function(x):
+        return python_impl(x)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = doc
+
+    @overload(function)
+    def _implementation(x):
+        if x == types.float32:
+            return lambda x: float32_impl(x)
+        return lambda x: float64_impl(x)
+
+    return function
 
 
-def fast_sigmoid(x):
-    """sigmoid(x): :func:`sigmoid_f32` for float32 (vectorisable), :func:`sigmoid` otherwise."""
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-@overload(fast_tanh)
-def _fast_tanh_impl(x):
-    if x == types.float32:
-        return lambda x: tanh_f32(x)
-    return lambda x: math.tanh(x)
-
-
-@overload(fast_sigmoid)
-def _fast_sigmoid_impl(x):
-    if x == types.float32:
-        return lambda x: sigmoid_f32(x)
-    return lambda x: sigmoid(x)
+fast_tanh = _by_float_type(
+    "fast_tanh", tanh_f32, math.tanh,
+    "tanh(x): :func:`tanh_f32` for float32 (vectorisable), ``math.tanh`` otherwise.")
+fast_sigmoid = _by_float_type(
+    "fast_sigmoid", sigmoid_f32, sigmoid,
+    "sigmoid(x): :func:`sigmoid_f32` for float32 (vectorisable), :func:`sigmoid` otherwise.")
 
 
 def one_like(x):
@@ -303,30 +308,14 @@ def gate_sigmoid_f32(x):
     return _F32_HALF + _F32_HALF * gate_tanh_f32(_F32_HALF * x)
 
 
-def gate_tanh(x):
-    """tanh for the LSTM gate update: :func:`gate_tanh_f32` for float32, ``math.tanh`` for
-    float64 (which keeps the accurate libm math the float64 tolerances need)."""
-    return math.tanh(x)
-
-
-def gate_sigmoid(x):
-    """sigmoid for the LSTM gate update: :func:`gate_sigmoid_f32` for float32,
-    :func:`sigmoid` for float64."""
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-@overload(gate_tanh)
-def _gate_tanh_impl(x):
-    if x == types.float32:
-        return lambda x: gate_tanh_f32(x)
-    return lambda x: math.tanh(x)
-
-
-@overload(gate_sigmoid)
-def _gate_sigmoid_impl(x):
-    if x == types.float32:
-        return lambda x: gate_sigmoid_f32(x)
-    return lambda x: sigmoid(x)
+gate_tanh = _by_float_type(
+    "gate_tanh", gate_tanh_f32, math.tanh,
+    "tanh for the LSTM gate update: :func:`gate_tanh_f32` for float32, ``math.tanh`` for "
+    "float64 (which keeps the accurate libm math the float64 tolerances need).")
+gate_sigmoid = _by_float_type(
+    "gate_sigmoid", gate_sigmoid_f32, sigmoid,
+    "sigmoid for the LSTM gate update: :func:`gate_sigmoid_f32` for float32, :func:`sigmoid` "
+    "for float64.")
 
 
 @njit(cache=True, inline="always")
