@@ -100,19 +100,21 @@ def load_fixture(case: str) -> dict[str, np.ndarray]:
 CANDIDATE_BACKENDS = tuple(name for name in ALL_BACKENDS if name != "numpy")
 
 
-#: A parity-suite name for the ``numba`` backend with its float32 recurrent products on
-#: oneMKL's packed GEMM (numlstm.set_cpu_blas("mkl")); float64 stays on OpenBLAS there.
+#: Parity-suite names for the ``numba`` backend with its float32 recurrent products on one
+#: engine (numlstm.set_cpu_blas): numlstm's packed kernel, oneMKL's packed GEMM, OpenBLAS.
+#: Plain "numba" runs whatever "auto" picks on this machine; float64 is OpenBLAS on all.
+NUMBA_ENGINES = {"numba-numlstm": "numlstm", "numba-mkl": "mkl", "numba-openblas": "openblas"}
 NUMBA_MKL = "numba-mkl"
 
 
 def backend_and_blas(name: str) -> tuple[str, str | None]:
-    """The registry's backend name and the BLAS policy a parity-suite name stands for."""
-    return ("numba", "mkl") if name == NUMBA_MKL else (name, None)
+    """The registry's backend name and the engine policy a parity-suite name stands for."""
+    return ("numba", NUMBA_ENGINES[name]) if name in NUMBA_ENGINES else (name, None)
 
 
 @contextlib.contextmanager
 def backend_context(name: str):
-    """Run the block with the BLAS policy ``name`` stands for; yields the backend's name."""
+    """Run the block with the engine policy ``name`` stands for; yields the backend's name."""
     backend, blas = backend_and_blas(name)
     if blas is None:
         yield backend
@@ -123,12 +125,12 @@ def backend_context(name: str):
 
 def backend_param(name: str):
     """A pytest parameter for a backend, skipped with the registry's reason where unusable."""
-    if name == NUMBA_MKL:
-        reason = numlstm.cpu_blas_info()["reason"] if not numlstm.cpu_blas_info()["mkl"] \
-            else ""
-        marks = () if not reason else pytest.mark.skip(
-            reason=f"the numba backend's MKL path is not usable here: {reason}")
-        return pytest.param(name, marks=marks, id=name)
+    if name == NUMBA_MKL and not numlstm.cpu_blas_info()["mkl"]:
+        return pytest.param(name, id=name, marks=pytest.mark.skip(
+            reason="the numba backend's MKL path is not usable here: oneMKL is not installed "
+                   '(pip install "numlstm[mkl]")'))
+    if name in NUMBA_ENGINES:
+        return pytest.param(name, id=name)
     status = numlstm.available_backends()[name]
     reason = status.reason
     if status.available:

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from numlstm.activations import ACTIVATION_NAMES
 
-from conftest import (CANDIDATE_BACKENDS, NUMBA_MKL, backend_param, make_problem,
+from conftest import (CANDIDATE_BACKENDS, NUMBA_ENGINES, backend_param, make_problem,
                       relative_norm_error)
 
-#: Every backend, and the numba backend's second BLAS path (oneMKL's packed GEMM).
-BACKENDS = [backend_param(name) for name in CANDIDATE_BACKENDS + (NUMBA_MKL,)]
+#: Every backend, and the numba backend on each of its recurrent-product engines.
+BACKENDS = [backend_param(name) for name in CANDIDATE_BACKENDS + tuple(NUMBA_ENGINES)]
 FORWARD_NAMES = ("outputs", "h", "c")
 
 

@@ -1,18 +1,23 @@
-"""Which BLAS the ``numba`` backend's per-step products use: OpenBLAS or oneMKL's packed GEMM.
+"""What does the ``numba`` backend's per-step recurrent products: which engine, and why.
+
+Three engines (docs/performance.md measures them):
+
+* ``"numlstm"`` — numlstm's own packed-weights GEMM (:mod:`.packed_gemm`): the recurrent
+  weights packed into column panels once per call, then a register-blocked AVX-512
+  micro-kernel per step. float32.
+* ``"mkl"`` — oneMKL's packed API (:mod:`.mkl_blas`, ``pip install "numlstm[mkl]"``): the
+  weights packed once per call by ``cblas_sgemm_pack``, one ``cblas_sgemm_compute`` per step.
+  float32.
+* ``"openblas"`` — ``np.dot`` per step (SciPy's OpenBLAS, Numba's BLAS), which re-packs the
+  weights on every call. Every dtype; always used for float64.
 
 The policy, in order: :func:`set_policy` (``numlstm.set_cpu_blas``), else the environment
-variable ``NUMLSTM_BLAS``, else ``"auto"``.
-
-* ``"openblas"`` — every product through ``np.dot`` (SciPy's OpenBLAS, Numba's BLAS).
-* ``"mkl"`` — float32 recurrent products through oneMKL's packed API (the weights packed once
-  per call, then one compute per timestep); float64, and everything but the recurrent
-  products, stay on OpenBLAS. Requires the ``mkl`` extra; asking for it without MKL raises
-  :class:`~numlstm.errors.BackendUnavailableError` when the policy is set.
-* ``"auto"`` (default) — ``"mkl"`` where it was measured to pay: MKL installed *and* an Intel
-  CPU. On AMD CPUs oneMKL's GEMMs ran slower than OpenBLAS's AVX-512 kernels (see
-  docs/performance.md), so ``auto`` keeps OpenBLAS there.
-
-:func:`info` says what the policy resolves to on this machine and why.
+variable ``NUMLSTM_BLAS``, else ``"auto"``. ``"auto"`` picks, for float32, oneMKL on an Intel
+CPU where it is installed, else numlstm's kernel on the CPUs it was measured on (AVX-512 AMD
+Zen), else OpenBLAS. Naming an engine forces it for float32 (asking for ``"mkl"`` without MKL
+raises :class:`~numlstm.errors.BackendUnavailableError`). Whatever the engine, the input
+projection and the weight gradients are single large GEMMs through OpenBLAS. :func:`info` says
+what the policy resolves to on this machine and why.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 
-POLICIES = ("auto", "mkl", "openblas")
+POLICIES = ("auto", "numlstm", "mkl", "openblas")
+ENGINES = ("numlstm", "mkl", "openblas")
 ENV_VAR = "NUMLSTM_BLAS"
 
 _policy: str | None = None       # set_policy's choice; None: the environment variable or auto
@@ -48,9 +54,15 @@ def cpu_vendor() -> str:
 
 
 def _mkl_problem() -> str | None:
-    """Why MKL's packed path cannot run here, or None when it can (loads MKL once)."""
+    """Why oneMKL's packed path cannot run here, or None when it can (loads MKL once)."""
     from . import mkl_blas
     return mkl_blas.load()
+
+
+def _kernel_problem() -> str | None:
+    """Why numlstm's own kernel is not chosen automatically here, or None."""
+    from . import packed_gemm
+    return packed_gemm.why_not_usable()
 
 
 def requested() -> str:
@@ -78,32 +90,38 @@ def set_policy(name: str | None) -> None:
     _policy = name
 
 
-def use_mkl(dtype) -> bool:
-    """Whether a call in ``dtype`` takes the packed oneMKL path under the current policy."""
-    if np.dtype(dtype) != np.float32:
-        return False
+def _resolve() -> tuple[str, str]:
+    """``(engine, reason)`` for float32 under the current policy."""
     policy = requested()
     if policy == "openblas":
-        return False
-    if policy == "auto" and cpu_vendor() != "GenuineIntel":
-        return False
-    return _mkl_problem() is None
+        return "openblas", "OpenBLAS requested"
+    if policy == "numlstm":
+        return "numlstm", "numlstm's packed kernel requested"
+    mkl_problem = _mkl_problem() if (policy == "mkl" or cpu_vendor() == "GenuineIntel") \
+        else "auto uses oneMKL on Intel CPUs only (on AMD its GEMMs measured slower)"
+    if policy == "mkl":
+        return (("mkl", "oneMKL requested") if mkl_problem is None
+                else ("openblas", f"OpenBLAS: {mkl_problem}"))
+    if mkl_problem is None:
+        return "mkl", "auto: oneMKL's packed GEMM on this Intel CPU"
+    kernel_problem = _kernel_problem()
+    if kernel_problem is None:
+        return "numlstm", "auto: numlstm's packed AVX-512 kernel"
+    return "openblas", f"OpenBLAS: {mkl_problem}; numlstm's kernel: {kernel_problem}"
+
+
+def engine(dtype) -> str:
+    """The engine a call in ``dtype`` uses for its recurrent products: one of
+    :data:`ENGINES` (always ``"openblas"`` for float64)."""
+    if np.dtype(dtype) != np.float32:
+        return "openblas"
+    return _resolve()[0]
 
 
 def info() -> dict:
     """What the policy resolves to here: ``{"requested", "float32", "float64", "mkl",
-    "cpu_vendor", "reason"}`` with ``float32``/``float64`` each ``"mkl"`` or ``"openblas"``."""
-    policy = requested()
-    problem = _mkl_problem()
-    float32 = "mkl" if use_mkl(np.float32) else "openblas"
-    if policy == "openblas":
-        reason = "OpenBLAS requested"
-    elif problem is not None:
-        reason = f"OpenBLAS: {problem}"
-    elif policy == "auto" and cpu_vendor() != "GenuineIntel":
-        reason = (f"OpenBLAS: auto keeps OpenBLAS on this {cpu_vendor() or 'unknown'} CPU "
-                  "(set NUMLSTM_BLAS=mkl to use MKL anyway)")
-    else:
-        reason = "oneMKL packed GEMM for float32 recurrent products"
-    return {"requested": policy, "float32": float32, "float64": "openblas",
-            "mkl": problem is None, "cpu_vendor": cpu_vendor(), "reason": reason}
+    "cpu_vendor", "reason"}``; ``float32``/``float64`` name the engine (:data:`ENGINES`),
+    ``mkl`` says whether oneMKL is installed and loads."""
+    float32, reason = _resolve()
+    return {"requested": requested(), "float32": float32, "float64": "openblas",
+            "mkl": _mkl_problem() is None, "cpu_vendor": cpu_vendor(), "reason": reason}

@@ -21,8 +21,9 @@ import numpy as np
 from .. import threads
 from . import cpu_blas
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .numba_kernels import (SMALL_ROWS, backward_rows, backward_rows_packed, forward_rows,
-                            forward_rows_packed, forward_small, lstm_step_kernel)
+from .numba_kernels import (SMALL_ROWS, backward_rows, backward_rows_mkl, backward_rows_panels,
+                            forward_rows, forward_rows_mkl, forward_rows_panels, forward_small,
+                            lstm_step_kernel)
 
 #: Below this many multiply-adds per call, one thread does the whole batch: starting the
 #: thread team costs more than it saves.
@@ -118,8 +119,8 @@ def _l2_bytes() -> int:
 
 
 _L2_BYTES = _l2_bytes()
-#: Rows per packed-GEMM block on the MKL path while the packed weights fit in L2: the block's
-#: pre-activations are still in L1/L2 when its gates run right after the product.
+#: Rows per block of the packed engines' per-step products while the packed weights fit in
+#: L2: the block's pre-activations are still in L1/L2 when its gates run right after.
 _PACKED_BLOCK_ROWS = 16
 
 
@@ -140,11 +141,18 @@ class _Workspace(threading.local):
             array = self.arrays[name] = np.empty(shape, dtype)
         return array
 
-    def packed(self, name, weights, max_rows, transpose) -> np.ndarray:
-        """``weights`` (or its transpose) packed by oneMKL for products of up to
-        ``max_rows`` rows, in a 64-byte aligned buffer kept between calls. Packed afresh on
-        every call (it costs about one copy of the weights, a few percent of a sequence pass),
-        so an in-place weight update can never leave a stale packed copy behind."""
+    def packed(self, engine, weights, max_rows, transpose) -> np.ndarray:
+        """``weights`` (or its transpose) packed for ``engine``'s per-step products of up to
+        ``max_rows`` rows, in a buffer kept between calls. Packed afresh on every call (it
+        costs about one copy of the weights, a few percent of a sequence pass), so an
+        in-place weight update can never leave a stale packed copy behind."""
+        name = f"packed_{engine}_{'t' if transpose else 'n'}"
+        if engine == "numlstm":
+            from . import packed_gemm
+            return packed_gemm.pack_panels(
+                weights, transpose,
+                self.get(name, packed_gemm.panels_shape(weights.shape, transpose),
+                         weights.dtype))
         from . import mkl_blas
         size = mkl_blas.pack_size(*weights.shape, max_rows, transpose)
         buffer = self.arrays.get(name)
@@ -171,8 +179,9 @@ class NumbaBackend(Backend):
 
     def describe(self) -> str:
         import numba
-        blas = cpu_blas.info()
-        products = "oneMKL packed GEMM (float32)" if blas["float32"] == "mkl" else "OpenBLAS"
+        products = {"numlstm": "numlstm's packed kernel (float32)",
+                    "mkl": "oneMKL packed GEMM (float32)",
+                    "openblas": "OpenBLAS"}[cpu_blas.info()["float32"]]
         return (f"CPU (Numba {numba.__version__} JIT loops, {threads.get_num_threads()} "
                 f"threads, recurrent products: {products})")
 
@@ -236,16 +245,17 @@ class NumbaBackend(Backend):
                        bool(zero_output_for_mask), bool(return_cache),
                        outputs, h, c, gates, cells, h_prev)
             h_in = space.get("h_in", (batch, units), dtype)
-            if cpu_blas.use_mkl(dtype):
-                rows = _chunk_rows(batch, n_chunks)
-                packed = space.packed("packed_recurrent_kernel", recurrent_kernel, rows, False)
-                block_rows = _PACKED_BLOCK_ROWS if packed.nbytes <= _L2_BYTES else rows
-                args = (x, kernel, packed, bias) + options + (h_in, block_rows)
-                kernel_function = forward_rows_packed
-            else:
+            engine = cpu_blas.engine(dtype)
+            if engine == "openblas":
                 args = (x, kernel, recurrent_kernel, bias) + options + (
                     space.get("recurrent", (batch, 4 * units), dtype), h_in)
                 kernel_function = forward_rows
+            else:
+                rows = _chunk_rows(batch, n_chunks)
+                packed = space.packed(engine, recurrent_kernel, rows, False)
+                block_rows = _PACKED_BLOCK_ROWS if packed.nbytes <= _L2_BYTES else rows
+                args = (x, kernel, packed, bias) + options + (h_in, block_rows)
+                kernel_function = forward_rows_mkl if engine == "mkl" else forward_rows_panels
             _run_row_ranges(kernel_function, batch, n_chunks, lambda k: args)
 
         cache = None
@@ -278,13 +288,14 @@ class NumbaBackend(Backend):
         dropout = cache.recurrent_dropout_mask
         space = self._workspace
         n_chunks = _chunks(batch, timesteps, features, units)
-        if cpu_blas.use_mkl(dtype):
-            kernel_function = backward_rows_packed
-            recurrent = space.packed("packed_recurrent_kernel_t", cache.recurrent_kernel,
-                                     _chunk_rows(batch, n_chunks), True)
-        else:
+        engine = cpu_blas.engine(dtype)
+        if engine == "openblas":
             kernel_function = backward_rows
             recurrent = cache.recurrent_kernel
+        else:
+            kernel_function = backward_rows_mkl if engine == "mkl" else backward_rows_panels
+            recurrent = space.packed(engine, cache.recurrent_kernel,
+                                     _chunk_rows(batch, n_chunks), True)
         args = (x, cache.kernel, recurrent, cache.c0,
                 mask if mask is not None else _placeholder(np.bool_), mask is not None,
                 dropout if dropout is not None else _placeholder(dtype), dropout is not None,

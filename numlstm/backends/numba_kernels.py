@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from ..activations import SIGMOID, TANH
-from . import mkl_blas
+from . import mkl_blas, packed_gemm
 from .gate_math import cell_update, cell_update_backward, lstm_gates_backward, lstm_gates_forward
 
 #: Compile options shared by every loop here (see the module docstring for error_model).
@@ -233,7 +233,39 @@ def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, h
 
 
 @njit(**_JIT)
-def forward_rows_packed(row_start, row_stop, x, kernel, packed_recurrent_kernel, bias, mask,
+def forward_rows_panels(row_start, row_stop, x, kernel, recurrent_panels, bias, mask, has_mask,
+                        recurrent_dropout_mask, has_dropout, reverse, activation,
+                        recurrent_activation, zero_output_for_mask, store, outputs, h, c, gates,
+                        cells, h_prev, h_in, block_rows):
+    """:func:`forward_rows` with the recurrent product through numlstm's own packed GEMM
+    (float32, :mod:`.packed_gemm`): ``recurrent_panels`` is ``recurrent_kernel`` packed by
+    :func:`.packed_gemm.pack_panels`. Per timestep and per block of ``block_rows`` rows the
+    product is added straight into the step's pre-activations, and the block's gates follow
+    while they are in cache (the caller chooses ``block_rows``: all rows when the panels do
+    not fit in L2)."""
+    timesteps = x.shape[1]
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    width = gates.shape[2]
+    tile = np.empty((4, packed_gemm.PANEL), np.float32)
+    _project_inputs(row_start, row_stop, x, kernel, gates)
+    for step in range(timesteps):
+        t = timesteps - 1 - step if reverse else step
+        source = _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask,
+                                   has_dropout)
+        for block_start in range(row_start, row_stop, block_rows):
+            block_stop = min(block_start + block_rows, row_stop)
+            packed_gemm.packed_matmul(source[block_start - row_start:block_stop - row_start],
+                                      recurrent_panels, gates[block_start:block_stop, t],
+                                      width, True, tile)
+            _step_gates(block_start, block_stop, t, bias, mask, has_mask, zero_output_for_mask,
+                        store, activation, recurrent_activation, outputs, h, c, gates, cells,
+                        h_prev, gates[0], False)   # (no recurrent buffer: a 2-D stand-in)
+
+
+@njit(**_JIT)
+def forward_rows_mkl(row_start, row_stop, x, kernel, packed_recurrent_kernel, bias, mask,
                         has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
                         recurrent_activation, zero_output_for_mask, store, outputs, h, c,
                         gates, cells, h_prev, h_in, block_rows):
@@ -425,7 +457,37 @@ def backward_rows(row_start, row_stop, x, kernel, recurrent_kernel, c0, mask, ha
 
 
 @njit(**_JIT)
-def backward_rows_packed(row_start, row_stop, x, kernel, packed_recurrent_kernel_t, c0, mask,
+def backward_rows_panels(row_start, row_stop, x, kernel, recurrent_panels_t, c0, mask,
+                         has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
+                         recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
+                         grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
+                         dx, dkernel, drecurrent_kernel, dbias):
+    """:func:`backward_rows` with the per-step ``dz (rows, 4H) @ U.T`` through numlstm's own
+    packed GEMM (float32): ``recurrent_panels_t`` is ``recurrent_kernel.T`` packed by
+    :func:`.packed_gemm.pack_panels`."""
+    timesteps = x.shape[1]
+    rows = row_stop - row_start
+    if rows <= 0 or timesteps == 0:
+        return
+    units = c0.shape[1]
+    tile = np.empty((4, packed_gemm.PANEL), np.float32)
+    for step in range(timesteps - 1, -1, -1):
+        t = timesteps - 1 - step if reverse else step
+        t_before = t + 1 if reverse else t - 1
+        _step_gates_backward(row_start, row_stop, step, t, t_before, mask, has_mask,
+                             zero_output_for_mask, activation, recurrent_activation, c0,
+                             gates, cells, grad_outputs, dh, dc, dz_all, dz_step)
+        packed_gemm.packed_matmul(dz_step[row_start:row_stop], recurrent_panels_t,
+                                  dh_step[row_start:row_stop], units, False, tile)
+        _carry_dh(row_start, row_stop, t, mask, has_mask, recurrent_dropout_mask, has_dropout,
+                  dh, dh_step)
+    _input_and_weight_gradients(row_start, row_stop, x, kernel, recurrent_dropout_mask,
+                                has_dropout, h_prev, dz_all, h_in_all, dx, dkernel,
+                                drecurrent_kernel, dbias)
+
+
+@njit(**_JIT)
+def backward_rows_mkl(row_start, row_stop, x, kernel, packed_recurrent_kernel_t, c0, mask,
                          has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
                          recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
                          grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
