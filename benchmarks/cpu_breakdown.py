@@ -1,19 +1,24 @@
 """Where the numba backend's forward time goes: GEMMs, gates, the rest (float32, one thread).
 
-    python benchmarks/cpu_breakdown.py                  # configs b, c, d
-    python benchmarks/cpu_breakdown.py --configs cd --blas openblas mkl
+    python benchmarks/cpu_breakdown.py                  # configs b, c, d, every engine
+    python benchmarks/cpu_breakdown.py --configs cd --engines numlstm openblas --cpu-time
 
-For each configuration and BLAS path it times, in one process, interleaved round by round:
+For each configuration and recurrent-product engine (``numlstm``: numlstm's packed kernel,
+``mkl``, ``openblas``; see ``numlstm.set_cpu_blas``) it times, in one process, interleaved round
+by round:
 
 * ``forward``: the backend's whole inference forward (``lstm_forward``, one layer);
-* ``projection``: the input GEMM ``x (B·T, D) @ kernel (D, 4H)`` alone;
-* ``recurrent``: the T per-step products ``h (B, H) @ U (H, 4H)`` alone (OpenBLAS ``np.dot``,
-  or oneMKL's packed compute with the weights packed once, as the two paths do them);
+* ``projection``: the input GEMM ``x (B·T, D) @ kernel (D, 4H)`` alone, as the engine does it
+  (numlstm's engine with its packed kernel, the others through OpenBLAS);
+* ``recurrent``: the T per-step products ``h (B, H) @ U (H, 4H)`` alone, as the engine does
+  them (OpenBLAS ``np.dot``; oneMKL's or numlstm's packed GEMM with the weights packed once);
 * ``gates``: T passes of the fused gate update over the ``(B, H)`` units alone;
 
 and prints ``other = forward - (projection + recurrent + gates)`` (bias add, copies, masks
 checks, Python and thread overhead), each as ms and as a share of the forward, plus the
-GEMMs' GFLOP/s. Medians of the rounds.
+GEMMs' GFLOP/s. Medians of the rounds. ``--cpu-time`` reads the calling thread's CPU time
+instead of the wall clock: everything here runs on one thread, so on a machine busy with other
+work that measures the work done rather than the time spent waiting for a core.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from numba import njit
 import numlstm
 from numlstm import benchmarking as bm
 from numlstm.activations import SIGMOID, TANH
-from numlstm.backends import mkl_blas
+from numlstm.backends import mkl_blas, packed_gemm
 from numlstm.backends.numba_kernels import _gates_forward_row
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -52,6 +57,13 @@ def _recurrent_mkl(h, packed, out, timesteps):
 
 
 @njit(**_JIT)
+def _recurrent_numlstm(h, panels, out, timesteps):
+    tile = np.empty((4, packed_gemm.PANEL), np.float32)
+    for _ in range(timesteps):
+        packed_gemm.packed_matmul(h, panels, out, out.shape[1], True, tile)
+
+
+@njit(**_JIT)
 def _gates_only(z, c, h, timesteps):
     units = c.shape[1]
     for _ in range(timesteps):
@@ -59,7 +71,7 @@ def _gates_only(z, c, h, timesteps):
             _gates_forward_row(z[b], c[b], h[b], units, TANH, SIGMOID)
 
 
-def breakdown(config: str, blas: str, rounds: int) -> dict:
+def breakdown(config: str, blas: str, rounds: int, clock=time.perf_counter) -> dict:
     shape = bm.CONFIGS[config]
     problem = bm.make_problem(shape, "float32")
     x = problem.x
@@ -73,7 +85,21 @@ def breakdown(config: str, blas: str, rounds: int) -> dict:
     z, c, h_new = z0.copy(), np.zeros((batch, units), np.float32), np.empty_like(h)
     projection_out = np.empty((batch * timesteps, 4 * units), np.float32)
     x_flat = x.reshape(batch * timesteps, features)
-    if blas == "mkl":
+    def projection():
+        np.dot(x_flat, kernel, out=projection_out)
+
+    if blas == "numlstm":
+        panels = packed_gemm.pack_panels(recurrent_kernel, False, np.empty(
+            packed_gemm.panels_shape(recurrent_kernel.shape, False), np.float32))
+        kernel_panels = packed_gemm.pack_panels(kernel, False, np.empty(
+            packed_gemm.panels_shape(kernel.shape, False), np.float32))
+
+        def recurrent():
+            _recurrent_numlstm(h, panels, out, timesteps)
+
+        def projection():      # numlstm's engine projects the inputs with its kernel too
+            _recurrent_numlstm(x_flat, kernel_panels, projection_out, 1)
+    elif blas == "mkl":
         packed = mkl_blas.pack_b(recurrent_kernel, batch, False, mkl_blas.aligned_buffer(
             mkl_blas.pack_size(units, 4 * units, batch, False)))
 
@@ -87,7 +113,7 @@ def breakdown(config: str, blas: str, rounds: int) -> dict:
         numlstm.functional.lstm_forward(x, kernel, recurrent_kernel, bias, backend="numba")
 
     parts = {"forward": forward,
-             "projection": lambda: np.dot(x_flat, kernel, out=projection_out),
+             "projection": projection,
              "recurrent": recurrent,
              "gates": lambda: _gates_only(z, c, h_new, timesteps)}
     times = {name: [] for name in parts}
@@ -96,9 +122,9 @@ def breakdown(config: str, blas: str, rounds: int) -> dict:
             part()
         for _ in range(rounds):
             for name, part in parts.items():
-                start = time.perf_counter()
+                start = clock()
                 part()
-                times[name].append((time.perf_counter() - start) * 1e3)
+                times[name].append((clock() - start) * 1e3)
     ms = {name: statistics.median(values) for name, values in times.items()}
     ms["other"] = ms["forward"] - ms["projection"] - ms["recurrent"] - ms["gates"]
     flops = {"projection": 2 * batch * timesteps * features * 4 * units,
@@ -109,16 +135,23 @@ def breakdown(config: str, blas: str, rounds: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="bcd")
-    parser.add_argument("--blas", nargs="+", choices=("openblas", "mkl"),
-                        default=["openblas"])
+    parser.add_argument("--engines", nargs="+", choices=("numlstm", "mkl", "openblas"),
+                        default=None, help="default: every engine usable here")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with the thread's CPU time instead of the wall clock")
     args = parser.parse_args(argv)
-    if "mkl" in args.blas and not numlstm.cpu_blas_info()["mkl"]:
-        parser.error('--blas mkl needs oneMKL: pip install "numlstm[mkl]"')
-    print("float32, 1 thread; ms (share of the forward); GEMM GFLOP/s")
+    mkl = numlstm.cpu_blas_info()["mkl"]
+    if args.engines is None:
+        args.engines = ["numlstm", "mkl", "openblas"] if mkl else ["numlstm", "openblas"]
+    if "mkl" in args.engines and not mkl:
+        parser.error('--engines mkl needs oneMKL: pip install "numlstm[mkl]"')
+    clock = time.thread_time if args.cpu_time else time.perf_counter
+    print(f"float32, 1 thread, {'CPU' if args.cpu_time else 'wall-clock'} time; ms (share of "
+          "the forward); GEMM GFLOP/s")
     for config in args.configs:
-        for blas in args.blas:
-            result = breakdown(config, blas, args.rounds)
+        for blas in args.engines:
+            result = breakdown(config, blas, args.rounds, clock)
             ms, forward = result["ms"], result["ms"]["forward"]
             shares = ", ".join(f"{name} {ms[name]:.2f} ({100 * ms[name] / forward:.0f}%)"
                                for name in ("projection", "recurrent", "gates", "other"))

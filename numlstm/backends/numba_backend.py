@@ -141,12 +141,12 @@ class _Workspace(threading.local):
             array = self.arrays[name] = np.empty(shape, dtype)
         return array
 
-    def packed(self, engine, weights, max_rows, transpose) -> np.ndarray:
+    def packed(self, engine, weights, max_rows, transpose, role="recurrent") -> np.ndarray:
         """``weights`` (or its transpose) packed for ``engine``'s per-step products of up to
         ``max_rows`` rows, in a buffer kept between calls. Packed afresh on every call (it
         costs about one copy of the weights, a few percent of a sequence pass), so an
         in-place weight update can never leave a stale packed copy behind."""
-        name = f"packed_{engine}_{'t' if transpose else 'n'}"
+        name = f"packed_{engine}_{role}_{'t' if transpose else 'n'}"
         if engine == "numlstm":
             from . import packed_gemm
             return packed_gemm.pack_panels(
@@ -254,8 +254,12 @@ class NumbaBackend(Backend):
                 rows = _chunk_rows(batch, n_chunks)
                 packed = space.packed(engine, recurrent_kernel, rows, False)
                 block_rows = _PACKED_BLOCK_ROWS if packed.nbytes <= _L2_BYTES else rows
-                args = (x, kernel, packed, bias) + options + (h_in, block_rows)
-                kernel_function = forward_rows_mkl if engine == "mkl" else forward_rows_panels
+                if engine == "mkl":
+                    kernel_function, projection = forward_rows_mkl, kernel
+                else:   # numlstm's kernel does the input projection too
+                    kernel_function = forward_rows_panels
+                    projection = space.packed(engine, kernel, rows, False, "input")
+                args = (x, projection, packed, bias) + options + (h_in, block_rows)
             _run_row_ranges(kernel_function, batch, n_chunks, lambda k: args)
 
         cache = None

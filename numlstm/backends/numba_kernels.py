@@ -233,23 +233,27 @@ def forward_rows(row_start, row_stop, x, kernel, recurrent_kernel, bias, mask, h
 
 
 @njit(**_JIT)
-def forward_rows_panels(row_start, row_stop, x, kernel, recurrent_panels, bias, mask, has_mask,
-                        recurrent_dropout_mask, has_dropout, reverse, activation,
+def forward_rows_panels(row_start, row_stop, x, kernel_panels, recurrent_panels, bias, mask,
+                        has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
                         recurrent_activation, zero_output_for_mask, store, outputs, h, c, gates,
                         cells, h_prev, h_in, block_rows):
-    """:func:`forward_rows` with the recurrent product through numlstm's own packed GEMM
-    (float32, :mod:`.packed_gemm`): ``recurrent_panels`` is ``recurrent_kernel`` packed by
-    :func:`.packed_gemm.pack_panels`. Per timestep and per block of ``block_rows`` rows the
-    product is added straight into the step's pre-activations, and the block's gates follow
-    while they are in cache (the caller chooses ``block_rows``: all rows when the panels do
-    not fit in L2)."""
-    timesteps = x.shape[1]
+    """:func:`forward_rows` with both products through numlstm's own packed GEMM (float32,
+    :mod:`.packed_gemm`): ``kernel_panels`` and ``recurrent_panels`` are ``kernel`` and
+    ``recurrent_kernel`` packed by :func:`.packed_gemm.pack_panels`. The input projection is
+    one packed product over all rows and timesteps; then per timestep and per block of
+    ``block_rows`` rows the recurrent product is added straight into the step's
+    pre-activations, and the block's gates follow while they are in cache (the caller chooses
+    ``block_rows``: all rows when the panels do not fit in L2)."""
+    timesteps, features = x.shape[1], x.shape[2]
     rows = row_stop - row_start
     if rows <= 0 or timesteps == 0:
         return
     width = gates.shape[2]
     tile = np.empty((4, packed_gemm.PANEL), np.float32)
-    _project_inputs(row_start, row_stop, x, kernel, gates)
+    packed_gemm.packed_matmul(x[row_start:row_stop].reshape(rows * timesteps, features),
+                              kernel_panels,
+                              gates[row_start:row_stop].reshape(rows * timesteps, width),
+                              width, False, tile)
     for step in range(timesteps):
         t = timesteps - 1 - step if reverse else step
         source = _recurrent_source(row_start, row_stop, h, h_in, recurrent_dropout_mask,
