@@ -172,7 +172,7 @@ def _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_ne
     if has_mask and not mask[b, t]:
         # The state carries over; the output is the carried h, or zero.
         h_next[b, j] = h_old
-        outputs[b, t, j] = h_old * 0 if zero_output_for_mask else h_old
+        outputs[b, t, j] = c.dtype.type(0) if zero_output_for_mask else h_old
         if store:
             cells[b, t, j] = c[b, j]
         return
@@ -292,7 +292,7 @@ def backward_step_gates(t, t_before, first, c0, mask, has_mask, zero_output_for_
             if not zero_output_for_mask:
                 dh[b, j] += grad_out
             for gate in range(4):
-                dz_all[b, t, gate * units + j] = grad_out * 0
+                dz_all[b, t, gate * units + j] = dz_all.dtype.type(0)
             continue
         c_prev = c0[b, j] if first else cells[b, t_before, j]
         dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
