@@ -52,6 +52,37 @@ PERSISTENT_SHARED_BYTES = 48 * 1024
 
 #: Values of :attr:`CudaBackend.persistent`.
 PERSISTENT_MODES = ("auto", "never")
+#: The oldest numba-cuda with every API this backend uses (``numba.cuda.core.config`` appeared
+#: in 0.20); with an older one the backend reports itself unusable instead of failing later.
+MIN_NUMBA_CUDA = (0, 20)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"0.30.4"`` -> ``(0, 30, 4)``; stops at the first part that is not a number."""
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def compatibility_problem(version: str | None = None) -> str | None:
+    """Why the installed numba-cuda (or ``version``) cannot run this backend, or None.
+
+    Reads the installed distribution's metadata only, so it is cheap and imports nothing.
+    """
+    if version is None:
+        from importlib import metadata
+        try:
+            version = metadata.version("numba-cuda")
+        except metadata.PackageNotFoundError:
+            return "numba-cuda is not installed"
+    if _release(version) < MIN_NUMBA_CUDA:
+        wanted = ".".join(map(str, MIN_NUMBA_CUDA))
+        return f"numba-cuda {version} is too old: the cuda backend needs {wanted} or newer"
+    return None
 
 
 def _cuda():
@@ -126,6 +157,9 @@ class CudaBackend(Backend):
         import sys
         wanted_simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
         numba_before = "numba" in sys.modules and "numba.cuda" not in sys.modules
+        too_old = compatibility_problem()
+        if too_old:
+            raise BackendUnavailableError("cuda", too_old, "pip install -U 'numlstm[cuda]'")
         try:
             cuda = _cuda()
             from numba.cuda.core import config
