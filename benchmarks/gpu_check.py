@@ -507,6 +507,9 @@ class Worker:
                     if backend_name == "cuda" and mode == "forward":
                         outcome["host_per_step_us"] = self._host_time_per_step(backend,
                                                                                problem)
+                        if persistent == "never":     # the per-step kernels' launch cost
+                            outcome["host_per_step_us_plain_launches"] = \
+                                self._host_time_per_step(backend, problem, prepared=False)
                     return outcome
                 finally:
                     if backend_name == "cuda":
@@ -517,20 +520,26 @@ class Worker:
                              lambda: checked_timing(mode), config=config, mode=mode,
                              variant=label, shape=shape.describe())
 
-    def _host_time_per_step(self, backend, problem) -> dict:
+    def _host_time_per_step(self, backend, problem, prepared=True) -> dict:
         """Microseconds per timestep for the forward call to return (``enqueue``: what the
-        host spends launching) and with the device synchronised (``synchronised``)."""
+        host spends launching) and with the device synchronised (``synchronised``);
+        ``prepared=False`` switches the per-step kernels' prepared launches off."""
         arrays = self.bench._to_backend(backend, problem)
         backend.synchronize()
         enqueue, synced = [], []
-        for _ in range(max(3, self.repeats)):
-            start = time.perf_counter()
-            self.bench.stack_forward(backend, arrays)
-            returned = time.perf_counter()
-            backend.synchronize()
-            done = time.perf_counter()
-            enqueue.append(returned - start)
-            synced.append(done - start)
+        default = self.cuda_backend.PREPARED_LAUNCHES
+        self.cuda_backend.PREPARED_LAUNCHES = prepared
+        try:
+            for _ in range(max(3, self.repeats)):
+                start = time.perf_counter()
+                self.bench.stack_forward(backend, arrays)
+                returned = time.perf_counter()
+                backend.synchronize()
+                done = time.perf_counter()
+                enqueue.append(returned - start)
+                synced.append(done - start)
+        finally:
+            self.cuda_backend.PREPARED_LAUNCHES = default
         steps = problem.shape.timesteps * problem.shape.layers
         return {"enqueue": statistics.median(enqueue) / steps * 1e6,
                 "synchronised": statistics.median(synced) / steps * 1e6}
@@ -749,6 +758,9 @@ def print_table(records: list[dict], final: dict) -> None:
             host = r["host_per_step_us"]
             detail += (f" host/step {host['enqueue']:.1f} us enqueue, "
                        f"{host['synchronised']:.1f} us synced")
+            plain = r.get("host_per_step_us_plain_launches")
+            if plain:
+                detail += f" (plain launches: {plain['enqueue']:.1f} us enqueue)"
         detail = " ".join(detail.split())
         ok = {True: "ok", False: "FAIL", None: "-"}[r.get("ok")]
         print(f"{r['section']:<11}{str(r.get('name'))[:57]:<58}{ok:<6}{detail[:120]}")

@@ -236,3 +236,22 @@ def test_without_a_gpu_choosing_cuda_or_cupy_raises_the_unavailable_error(monkey
         with pytest.raises(BackendUnavailableError) as info:
             numlstm.get_backend(name)
         assert status.reason in str(info.value)
+
+
+def test_step_launches_fall_back_to_plain_launches_when_they_cannot_be_prepared(cuda_backend):
+    """Per-step kernels go through ``StepLauncher``: on a GPU it converts the arguments once
+    (numba-cuda internals); where that fails it must say so and keep launching plainly, with
+    the same results. The simulator's kernels lack those internals, so posing as a GPU here
+    drives exactly that fallback, forward and backward."""
+    problem = make_problem(3, 4, 2, 3, mask="holes", dropout=True, seed=8)
+    reference = problem.run("numpy")
+    cuda_backend.persistent = "never"
+    assert "plain launches (simulator)" in (problem.run("cuda") and cuda_backend.last_path_note)
+    simulator = cuda_backend.simulator
+    cuda_backend.simulator = False
+    try:
+        result = problem.run("cuda")
+    finally:
+        cuda_backend.simulator = simulator
+    assert "plain launches (preparing failed" in cuda_backend.last_path_note
+    _compare(result, reference, np.float64)

@@ -50,6 +50,10 @@ PERSISTENT_MAX_THREADS = 1024
 #: without an opt-in.
 PERSISTENT_SHARED_BYTES = 48 * 1024
 
+#: Per-step kernels launched through :class:`StepLauncher`'s prepared parameter lists on a GPU
+#: (False: plain numba-cuda launches, which convert every argument on every launch).
+PREPARED_LAUNCHES = True
+
 #: Values of :attr:`CudaBackend.persistent`.
 PERSISTENT_MODES = ("auto", "never")
 #: The oldest numba-cuda with every API this backend uses (``numba.cuda.core.config`` appeared
@@ -103,14 +107,99 @@ def _blocks(count: int, per_block: int) -> int:
     return max(1, min(MAX_GRID_BLOCKS, -(-count // per_block)))
 
 
+def _grid_1d(count: int) -> tuple:
+    return _blocks(count, THREADS_PER_BLOCK), THREADS_PER_BLOCK
+
+
+def _grid_2d(rows: int, cols: int) -> tuple:
+    """Square blocks; ``blockIdx.x`` walks the columns, ``blockIdx.y`` the rows."""
+    tile = _tile()
+    return (_blocks(cols, tile), _blocks(rows, tile)), (tile, tile)
+
+
 def _launch_1d(kernel, count: int, *args) -> None:
-    kernel[_blocks(count, THREADS_PER_BLOCK), THREADS_PER_BLOCK](*args)
+    kernel[_grid_1d(count)](*args)
 
 
 def _launch_2d(kernel, rows: int, cols: int, *args) -> None:
-    """Square blocks; ``blockIdx.x`` walks the columns, ``blockIdx.y`` the rows."""
-    tile = _tile()
-    kernel[(_blocks(cols, tile), _blocks(rows, tile)), (tile, tile)](*args)
+    kernel[_grid_2d(rows, cols)](*args)
+
+
+class StepLauncher:
+    """Launches one kernel once per timestep, where only a few scalar arguments (``t`` and
+    the like) change from launch to launch.
+
+    A plain ``kernel[grid, block](*args)`` makes numba-cuda look up the compiled kernel and
+    convert every argument to driver parameters on every call (a few microseconds per array,
+    tens of microseconds per launch for the step kernels: more than the GPU needs for a step
+    at moderate sizes). On a GPU, after the first (plain) launch has compiled the kernel, this
+    converts the arguments once, keeps the parameter list, and per launch replaces only the
+    parameters of the changing arguments before handing the list to the driver -- as
+    numba-cuda's own launch does, minus the repeated conversions.
+
+    In the CUDA simulator, with :data:`PREPARED_LAUNCHES` off, or when the installed
+    numba-cuda lacks an internal this relies on, every launch is a plain one (``note`` says
+    which ran and why).
+
+    Parameters
+    ----------
+    kernel : numba-cuda kernel
+    configuration : (griddim, blockdim)
+    args : sequence
+        Every argument; the ones at ``varying`` are placeholders, replaced by each call's values.
+    varying : tuple of int
+        The positions of the arguments that change; they must be scalars.
+    """
+
+    def __init__(self, kernel, configuration, args, varying, *, simulator: bool):
+        self.kernel = kernel
+        self.griddim, self.blockdim = configuration
+        self.args = list(args)
+        self.varying = tuple(varying)
+        self.try_prepared = PREPARED_LAUNCHES and not simulator
+        self.prepared = None
+        self.note = "plain launches" + (" (simulator)" if simulator else "")
+
+    def __call__(self, *values) -> None:
+        if self.prepared is not None:
+            compiled, params, slots, launch, config, handle = self.prepared
+            for (slot, argument_type), value in zip(slots, values):
+                converted = []
+                compiled._prepare_args(argument_type, value, 0, [], converted)
+                params[slot] = converted[0]
+            launch(0, config, handle, *params)
+            return
+        for position, value in zip(self.varying, values):
+            self.args[position] = value
+        self.kernel[self.griddim, self.blockdim](*self.args)
+        if self.try_prepared:
+            self.try_prepared = False
+            try:
+                self.prepared = self._prepare()
+                self.note = "prepared launches (arguments converted once)"
+            except Exception as error:    # an internal moved in this numba-cuda: stay plain
+                self.note = f"plain launches (preparing failed: {type(error).__name__}: {error})"
+
+    def _prepare(self):
+        from numba.cuda import dispatcher as numba_dispatcher
+        signature = tuple(self.kernel.typeof_pyval(a) for a in self.args)
+        compiled = self.kernel.overloads[signature]
+        params, slots = [], []
+        for position, (argument_type, value) in enumerate(zip(compiled.argument_types,
+                                                               self.args)):
+            if position in self.varying:
+                slots.append((len(params), argument_type))
+            compiled._prepare_args(argument_type, value, 0, [], params)
+        # One parameter per scalar: checked, since the slots above rely on it.
+        if any(not isinstance(t, (numba_dispatcher.types.Integer, numba_dispatcher.types.Boolean))
+               for _, t in slots):
+            raise TypeError("only integer and boolean arguments may vary")
+        option = ("is_cooperative" if numba_dispatcher.CUDA_CORE_GE_1_0
+                  else "cooperative_launch")
+        config = numba_dispatcher.LaunchConfig(grid=self.griddim, block=self.blockdim,
+                                               shmem_size=0, **{option: compiled.cooperative})
+        handle = compiled._codelibrary.get_cufunc().kernel
+        return compiled, params, slots, numba_dispatcher.launch, config, handle
 
 
 def _is_numba_device_array(array) -> bool:
@@ -311,12 +400,17 @@ class CudaBackend(Backend):
                 self.last_path = "persistent"
             else:
                 h, h_spare = self._copy(h0), cuda.device_array((batch, units), dtype)
+                # Even steps read h and write h_spare, odd steps the other way round.
+                launchers = [StepLauncher(K.forward_step, _grid_2d(batch, units),
+                                          (x_proj, 0, recurrent_kernel, h_in, h_out, c,
+                                           *flags, *options), (1,), simulator=self.simulator)
+                             for h_in, h_out in ((h, h_spare), (h_spare, h))]
                 for step in range(timesteps):
-                    t = timesteps - 1 - step if reverse else step
-                    _launch_2d(K.forward_step, batch, units, x_proj, t, recurrent_kernel, h,
-                               h_spare, c, *flags, *options)
-                    h, h_spare = h_spare, h
+                    launchers[step % 2](timesteps - 1 - step if reverse else step)
+                if timesteps % 2:
+                    h = h_spare
                 self.last_path = "per-step"
+                note = f"{note}; {launchers[0].note}"
             self.last_path_note = note
 
         cache = None
@@ -383,15 +477,19 @@ class CudaBackend(Backend):
             mask = cache.mask if has_mask else self._placeholder(np.bool_)
             dropout = cache.recurrent_dropout_mask if has_dropout else self._placeholder(dtype)
             dz_all = cuda.device_array((batch, timesteps, 4 * units), dtype)
+            gates_step = StepLauncher(
+                K.backward_step_gates, _grid_1d(batch * units),
+                (0, 0, False, cache.c0, mask, has_mask, cache.zero_output_for_mask,
+                 cache.activation, cache.recurrent_activation, cache.gates, cache.cells,
+                 grad_outputs, dh, dc, dz_all), (0, 1, 2), simulator=self.simulator)
+            recurrent_step = StepLauncher(
+                K.backward_step_recurrent, _grid_2d(batch, units),
+                (0, dz_all, cache.recurrent_kernel, mask, has_mask, dropout, has_dropout, dh),
+                (0,), simulator=self.simulator)
             for step in range(timesteps - 1, -1, -1):
                 t = timesteps - 1 - step if cache.reverse else step
-                t_before = t + 1 if cache.reverse else t - 1
-                _launch_1d(K.backward_step_gates, batch * units, t, t_before, step == 0,
-                           cache.c0, mask, has_mask, cache.zero_output_for_mask,
-                           cache.activation, cache.recurrent_activation, cache.gates,
-                           cache.cells, grad_outputs, dh, dc, dz_all)
-                _launch_2d(K.backward_step_recurrent, batch, units, t, dz_all,
-                           cache.recurrent_kernel, mask, has_mask, dropout, has_dropout, dh)
+                gates_step(t, t + 1 if cache.reverse else t - 1, step == 0)
+                recurrent_step(t)
 
             rows = batch * timesteps
             dz = dz_all.reshape(rows, 4 * units)
