@@ -67,7 +67,7 @@ E_RESERVE_S = 60
 GOALS = [
     ("d", "forward", "cuda", 0.8), ("d", "forward", "cupy", 0.8),
     ("persistent", "forward", "cuda persistent", 1.0),
-    ("a", "forward", "cuda", 1.0),
+    ("a", "forward", "cuda persistent", 1.0),
     ("a-d", "train", "cuda", 0.5), ("a-d", "train", "cupy", 0.5),
 ]
 #: Persistent shapes: batch x units (timesteps 100, features = units).
@@ -727,7 +727,7 @@ def verdict(records: list[dict]) -> dict:
                       and x["variant"] == variant]
         else:
             picked = [x for x in ratios if x["config"] == where and x["mode"] == mode
-                      and x["variant"].startswith(variant)]
+                      and x["variant"] == variant]
         worst = min((x["ratio"] for x in picked), default=None)
         goals.append({"where": where, "mode": mode, "variant": variant, "target": target,
                       "worst_ratio": worst,
