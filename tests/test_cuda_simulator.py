@@ -255,3 +255,15 @@ def test_step_launches_fall_back_to_plain_launches_when_they_cannot_be_prepared(
         cuda_backend.simulator = simulator
     assert "plain launches (preparing failed" in cuda_backend.last_path_note
     _compare(result, reference, np.float64)
+
+
+@pytest.mark.parametrize("tile", [1, 3, 4])
+def test_column_sums_reduces_rows_in_parallel(cuda_backend, tile):
+    """The bias-gradient reduction for block edges that are and are not powers of two, more
+    column tiles than blocks (grid-stride) and more rows than threads per column."""
+    from numba import cuda
+    from numlstm.backends import cuda_kernels
+    values = np.random.default_rng(tile).standard_normal((11, 10))
+    out = cuda.device_array(10, np.float64)
+    cuda_kernels.column_sums[(2, 1), (tile, tile)](cuda.to_device(values), out)
+    np.testing.assert_allclose(out.copy_to_host(), values.sum(axis=0), rtol=0, atol=1e-12)

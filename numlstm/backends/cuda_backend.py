@@ -508,7 +508,7 @@ class CudaBackend(Backend):
             _launch_2d(K.gemm, units, 4 * units, h_in.reshape(rows, units), dz, drecurrent,
                        True, False, no_bias, False)
             dbias = cuda.device_array(4 * units, dtype)
-            _launch_1d(K.column_sums, 4 * units, dz, dbias)
+            _launch_2d(K.column_sums, 1, 4 * units, dz, dbias)   # a 1-D grid over columns
             gradients = dict(x=dx, kernel=dkernel, recurrent_kernel=drecurrent, bias=dbias)
         kind = getattr(cache, "kind", "numba")
         return Gradients(**{k: self._to_kind(v, kind) for k, v in gradients.items()},

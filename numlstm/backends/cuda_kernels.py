@@ -17,7 +17,8 @@ The kernels, and what each one computes:
   synchronises between steps (a cooperative launch).
 * :func:`backward_step_gates` and :func:`backward_step_recurrent` -- one timestep of the
   backward: the gate derivatives, then ``dz @ recurrent_kernel.T`` for the hidden state.
-* small helpers: :func:`scale_rows`, :func:`column_sums`, :func:`copy_1d` / ``2d`` / ``3d``.
+* :func:`column_sums` -- the bias gradient, a parallel reduction over the rows.
+* small helpers: :func:`scale_rows`, :func:`copy_1d` / ``2d`` / ``3d``.
 
 Every kernel covers its output with grid-stride loops, so any grid size is correct, and guards
 every index against the array bounds. Tiled kernels take their output tile's edge from
@@ -357,13 +358,36 @@ def scale_rows(values, scale, out):
 
 @cuda.jit(cache=True)
 def column_sums(values, out):
-    """``out[j] = values[:, j].sum()`` for a 2-D ``values``; one thread per column."""
+    """``out[j] = values[:, j].sum()`` for a 2-D ``values`` (the bias gradient), as a parallel
+    reduction.
+
+    Launch with square blocks ``(tile, tile)`` (``tile <= MAX_TILE``) on a 1-D grid: a block
+    owns ``tile`` consecutive columns (``threadIdx.x``, so a warp reads consecutive addresses),
+    its ``threadIdx.y`` threads split the rows between them, and their partial sums are added
+    in shared memory by a tree over ``threadIdx.y``.
+    """
+    tile = cuda.blockDim.x
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    partial = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
     rows, cols = values.shape
-    for j in range(cuda.grid(1), cols, cuda.gridsize(1)):
+    for col0 in range(cuda.blockIdx.x * tile, cols, cuda.gridDim.x * tile):
+        j = col0 + tx
         acc = out.dtype.type(0)
-        for i in range(rows):
-            acc += values[i, j]
-        out[j] = acc
+        if j < cols:
+            for i in range(ty, rows, tile):
+                acc += values[i, j]
+        partial[ty, tx] = acc
+        cuda.syncthreads()
+        stride = 1
+        while stride < tile:      # the tree: the block's edge need not be a power of two
+            if ty % (2 * stride) == 0 and ty + stride < tile:
+                partial[ty, tx] += partial[ty + stride, tx]
+            stride *= 2
+            cuda.syncthreads()
+        if ty == 0 and j < cols:
+            out[j] = partial[0, tx]
+        cuda.syncthreads()      # partial is reused by the next tile of columns
 
 
 @cuda.jit(cache=True)
