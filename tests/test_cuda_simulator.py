@@ -75,6 +75,8 @@ def test_persistent_and_per_step_paths_both_match_the_reference(cuda_backend, ca
 def test_persistent_path_declines_visibly(cuda_backend, monkeypatch):
     from numlstm.backends import cuda_backend as launch
     monkeypatch.setattr(launch, "PERSISTENT_MAX_THREADS", 1024)
+    # The limits below are what a block may use; on a GPU the opt-in would raise them.
+    monkeypatch.setattr(launch, "PERSISTENT_OPT_IN_SHARED", False)
     x = np.ones((9, 2, 3), np.float32)
     kernel, recurrent = np.ones((3, 8), np.float32), np.ones((2, 8), np.float32)
     numlstm.functional.lstm_forward(x, kernel, recurrent, backend="cuda")

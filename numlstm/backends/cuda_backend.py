@@ -49,6 +49,11 @@ PERSISTENT_MAX_THREADS = 1024
 #: Shared memory a persistent block may use: 48 KiB, what every CUDA device gives a kernel
 #: without an opt-in.
 PERSISTENT_SHARED_BYTES = 48 * 1024
+#: On a GPU, let the persistent kernel use the device's opt-in shared memory per block (227 KiB
+#: on Hopper) when that is more: set through the driver attribute
+#: ``CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`` on the compiled kernel, since numba-cuda
+#: has no API for it.
+PERSISTENT_OPT_IN_SHARED = True
 
 #: Per-step kernels launched through :class:`StepLauncher`'s prepared parameter lists on a GPU
 #: (False: plain numba-cuda launches, which convert every argument on every launch).
@@ -125,6 +130,23 @@ def _launch_2d(kernel, rows: int, cols: int, *args) -> None:
     kernel[_grid_2d(rows, cols)](*args)
 
 
+def _compiled(kernel, args):
+    """The compiled kernel for ``args``: compiled (or loaded from the on-disk cache) on first
+    use, the same object every later launch with these argument types uses."""
+    return kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+
+
+def _allow_dynamic_shared_memory(compiled, nbytes: int) -> None:
+    """Opt ``compiled`` in to ``nbytes`` of dynamic shared memory per block (beyond the 48 KiB
+    every kernel gets), through the driver attribute on its function handle."""
+    from numba.cuda.cudadrv import driver as cuda_driver
+    function = compiled._codelibrary.get_cufunc()
+    attribute = cuda_driver.binding.CUfunction_attribute
+    cuda_driver.driver.cuKernelSetAttribute(
+        attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(nbytes),
+        function.handle, function.device.id)
+
+
 class StepLauncher:
     """Launches one kernel once per timestep, where only a few scalar arguments (``t`` and
     the like) change from launch to launch.
@@ -182,8 +204,7 @@ class StepLauncher:
 
     def _prepare(self):
         from numba.cuda import dispatcher as numba_dispatcher
-        signature = tuple(self.kernel.typeof_pyval(a) for a in self.args)
-        compiled = self.kernel.overloads[signature]
+        compiled = _compiled(self.kernel, self.args)
         params, slots = [], []
         for position, (argument_type, value) in enumerate(zip(compiled.argument_types,
                                                                self.args)):
@@ -384,18 +405,18 @@ class CudaBackend(Backend):
                 h_buffers[0].copy_to_device(h0)
                 per_block, blocks, shared_bytes = plan
                 args = (x_proj, recurrent_kernel, h_buffers, c, *flags, reverse, *options)
-                kernel_ = K.forward_persistent
                 if not self.simulator:
                     # Every block of a cooperative grid must be resident at once.
-                    kernel_ = K.forward_persistent.specialize(*args)
-                    overload = next(iter(kernel_.overloads.values()))
-                    limit = overload.max_cooperative_grid_blocks((per_block, batch),
+                    compiled = _compiled(K.forward_persistent, args)
+                    if shared_bytes > PERSISTENT_SHARED_BYTES:
+                        _allow_dynamic_shared_memory(compiled, shared_bytes)
+                    limit = compiled.max_cooperative_grid_blocks((per_block, batch),
                                                                  shared_bytes)
                     if blocks > limit:
                         plan, note = None, (f"{blocks} blocks needed, only {limit} can be "
                                             "co-resident for a grid-wide barrier")
             if plan is not None:
-                kernel_[blocks, (per_block, batch), 0, shared_bytes](*args)
+                K.forward_persistent[blocks, (per_block, batch), 0, shared_bytes](*args)
                 h = self._copy(h_buffers[timesteps % 2])
                 self.last_path = "persistent"
             else:
@@ -434,12 +455,16 @@ class CudaBackend(Backend):
             return None, (f"batch {batch} > {PERSISTENT_MAX_BATCH}: the per-step kernels "
                           "use the GPU better")
         itemsize = np.dtype(dtype).itemsize
+        shared_limit = PERSISTENT_SHARED_BYTES
+        if PERSISTENT_OPT_IN_SHARED and not self.simulator:
+            device = _cuda().get_current_device()
+            shared_limit = max(shared_limit, device.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
         # Shared memory per block: 4 gate columns of every unit it owns, plus h_{t-1}.
-        room = PERSISTENT_SHARED_BYTES // itemsize - batch * units
+        room = shared_limit // itemsize - batch * units
         most_per_block = min(units, PERSISTENT_MAX_THREADS // batch, room // (4 * units))
         if most_per_block < 1:
             return None, (f"hidden state of {units} units does not fit in "
-                          f"{PERSISTENT_SHARED_BYTES} bytes of shared memory per block")
+                          f"{shared_limit} bytes of shared memory per block")
         if self.simulator:
             if most_per_block < units:
                 return None, ("the CUDA simulator cannot synchronise a grid of several "
