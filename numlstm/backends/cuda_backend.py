@@ -46,6 +46,9 @@ MAX_GRID_BLOCKS = 4096
 PERSISTENT_MAX_BATCH = 8
 #: The most threads one persistent block may have (CUDA's per-block limit).
 PERSISTENT_MAX_THREADS = 1024
+#: The threads a persistent block aims for: when its units x rows are fewer, the reduction
+#: over the hidden units is split across more threads (and warps) until it has this many.
+PERSISTENT_TARGET_THREADS = 128
 #: Shared memory a persistent block may use: 48 KiB, what every CUDA device gives a kernel
 #: without an opt-in.
 PERSISTENT_SHARED_BYTES = 48 * 1024
@@ -403,20 +406,20 @@ class CudaBackend(Backend):
             if plan is not None:
                 h_buffers = cuda.device_array((2, batch, units), dtype)
                 h_buffers[0].copy_to_device(h0)
-                per_block, blocks, shared_bytes = plan
+                per_block, k_split, blocks, shared_bytes = plan
+                block = (per_block, batch, k_split)
                 args = (x_proj, recurrent_kernel, h_buffers, c, *flags, reverse, *options)
                 if not self.simulator:
                     # Every block of a cooperative grid must be resident at once.
                     compiled = _compiled(K.forward_persistent, args)
                     if shared_bytes > PERSISTENT_SHARED_BYTES:
                         _allow_dynamic_shared_memory(compiled, shared_bytes)
-                    limit = compiled.max_cooperative_grid_blocks((per_block, batch),
-                                                                 shared_bytes)
+                    limit = compiled.max_cooperative_grid_blocks(block, shared_bytes)
                     if blocks > limit:
                         plan, note = None, (f"{blocks} blocks needed, only {limit} can be "
                                             "co-resident for a grid-wide barrier")
             if plan is not None:
-                K.forward_persistent[blocks, (per_block, batch), 0, shared_bytes](*args)
+                K.forward_persistent[blocks, block, 0, shared_bytes](*args)
                 h = self._copy(h_buffers[timesteps % 2])
                 self.last_path = "persistent"
             else:
@@ -447,8 +450,8 @@ class CudaBackend(Backend):
                              c=self._to_kind(c, kind), cache=cache, backend=self.name)
 
     def _persistent_plan(self, batch: int, units: int, dtype):
-        """``((units_per_block, blocks, shared_bytes), note)`` when the persistent kernel fits,
-        else ``(None, why not)``."""
+        """``((units_per_block, k_split, blocks, shared_bytes), note)`` when the persistent
+        kernel fits, else ``(None, why not)``."""
         if self.persistent == "never":
             return None, "persistent kernel switched off (persistent='never')"
         if batch > PERSISTENT_MAX_BATCH:
@@ -459,9 +462,11 @@ class CudaBackend(Backend):
         if PERSISTENT_OPT_IN_SHARED and not self.simulator:
             device = _cuda().get_current_device()
             shared_limit = max(shared_limit, device.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-        # Shared memory per block: 4 gate columns of every unit it owns, plus h_{t-1}.
+        # Shared memory per block: 4 gate columns of every unit it owns, h_{t-1}, and 4 partial
+        # sums per thread (one thread per unit and row at least).
         room = shared_limit // itemsize - batch * units
-        most_per_block = min(units, PERSISTENT_MAX_THREADS // batch, room // (4 * units))
+        most_per_block = min(units, PERSISTENT_MAX_THREADS // batch,
+                             room // (4 * units + 4 * batch))
         if most_per_block < 1:
             return None, (f"hidden state of {units} units does not fit in "
                           f"{shared_limit} bytes of shared memory per block")
@@ -478,9 +483,17 @@ class CudaBackend(Backend):
                 return None, (f"{units} units need more shared memory than the co-resident "
                               "blocks have")
             blocks = -(-units // per_block)
-        shared_bytes = (4 * units * per_block + batch * units) * itemsize
-        return (per_block, blocks, shared_bytes), (
-            f"persistent kernel: {blocks} block(s) of {per_block} units x {batch} rows")
+        # Split the k-sum until the block has its target threads, within the thread limit,
+        # the shared memory left and the number of units.
+        threads = per_block * batch
+        room_left = room - 4 * units * per_block
+        k_split = max(1, min(-(-PERSISTENT_TARGET_THREADS // threads),
+                             PERSISTENT_MAX_THREADS // threads, units,
+                             room_left // (4 * threads)))
+        shared_bytes = (4 * units * per_block + batch * units + 4 * threads * k_split) * itemsize
+        return (per_block, k_split, blocks, shared_bytes), (
+            f"persistent kernel: {blocks} block(s) of {per_block} units x {batch} rows x "
+            f"{k_split} k-parts")
 
     def lstm_backward(self, cache, *, grad_outputs, grad_h, grad_c):
         cuda = _cuda()

@@ -207,18 +207,26 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
     c : (B, H), ``c0`` on entry, the final cell state on exit
     the rest : as for :func:`forward_step`
 
-    Launch cooperatively with blocks ``(units_per_block, B)`` and ``ceil(H / units_per_block)``
-    blocks, and ``(4 * H * units_per_block + B * H) * itemsize`` bytes of dynamic shared memory.
-    Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``: it copies their
-    columns of all four gates of ``recurrent_kernel`` into shared memory once, then for every
-    step stages ``h_{t-1} * r`` (all rows) in shared memory, computes its units, and waits at a
-    grid-wide barrier until every block has written its part of ``h_t``.
+    Launch cooperatively with blocks ``(units_per_block, B, k_split)``,
+    ``ceil(H / units_per_block)`` blocks and
+    ``(4 H units_per_block + B H + 4 units_per_block B k_split) * itemsize`` bytes of dynamic
+    shared memory. Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``:
+    it copies their columns of all four gates of ``recurrent_kernel`` into shared memory once;
+    then, every step, its threads stage ``h_{t-1} * r`` (all rows, consecutive threads reading
+    consecutive elements) in shared memory, thread ``(unit, row, part)`` sums the four gate
+    products over every ``k_split``-th ``k`` starting at ``part`` (the reduction over ``H`` is
+    split across warps, so that a block has enough threads even at batch 1), the parts are
+    added in shared memory, part 0 finishes the step, and the grid waits at a grid-wide barrier
+    until every block has written its part of ``h_t``.
     """
     per_block = cuda.blockDim.x
+    rows_in_block = cuda.blockDim.y
+    k_split = cuda.blockDim.z
     jl = cuda.threadIdx.x
     b = cuda.threadIdx.y
-    nthreads = cuda.blockDim.x * cuda.blockDim.y
-    tid = b * per_block + jl
+    part = cuda.threadIdx.z
+    nthreads = per_block * rows_in_block * k_split
+    tid = (part * rows_in_block + b) * per_block + jl
     batch = c.shape[0]
     units = c.shape[1]
     timesteps = x_proj.shape[1]
@@ -226,6 +234,10 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
     j = j0 + jl
     shared = cuda.shared.array(0, dtype=c.dtype)
     w_size = 4 * units * per_block
+    h_base = w_size
+    partial_base = h_base + batch * units
+    # The four partial sums of thread (jl, b, part) live at partial_base + 4 * slot + gate.
+    slot = (part * rows_in_block + b) * per_block + jl
     zero = c.dtype.type(0)
     # shared[(k * 4 + gate) * per_block + jl] = recurrent_kernel[k, gate * H + j0 + jl]
     for index in range(tid, w_size, nthreads):
@@ -245,26 +257,43 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
             value = h_cur[row, k]
             if has_dropout:
                 value *= dropout[row, k]
-            shared[w_size + index] = value
+            shared[h_base + index] = value
         cuda.syncthreads()
-        if b < batch and j < units:
+        active = b < batch and j < units
+        if active:
             acc_i = zero
             acc_f = zero
             acc_g = zero
             acc_o = zero
-            h_row = w_size + b * units
-            for k in range(units):
+            h_row = h_base + b * units
+            for k in range(part, units, k_split):
                 value = shared[h_row + k]
                 w_row = k * 4 * per_block + jl
                 acc_i += value * shared[w_row]
                 acc_f += value * shared[w_row + per_block]
                 acc_g += value * shared[w_row + 2 * per_block]
                 acc_o += value * shared[w_row + 3 * per_block]
+            shared[partial_base + 4 * slot] = acc_i
+            shared[partial_base + 4 * slot + 1] = acc_f
+            shared[partial_base + 4 * slot + 2] = acc_g
+            shared[partial_base + 4 * slot + 3] = acc_o
+        cuda.syncthreads()
+        if active and part == 0:
+            acc_i = zero
+            acc_f = zero
+            acc_g = zero
+            acc_o = zero
+            for other in range(k_split):
+                where = partial_base + 4 * ((other * rows_in_block + b) * per_block + jl)
+                acc_i += shared[where]
+                acc_f += shared[where + 1]
+                acc_g += shared[where + 2]
+                acc_o += shared[where + 3]
             _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_next,
                          c, mask, has_mask, activation, recurrent_activation,
                          zero_output_for_mask, store, outputs, gates, cells, h_prev)
-        # Every block's part of h_t is written (and the shared h is no longer read) before
-        # any block starts the next step.
+        # Every block's part of h_t is written (and the shared h and partial sums are no
+        # longer read) before any block starts the next step.
         grid.sync()
 
 
