@@ -272,3 +272,37 @@ def test_column_sums_reduces_rows_in_parallel(cuda_backend, tile):
     out = cuda.device_array(10, np.float64)
     cuda_kernels.column_sums[(2, 1), (tile, tile)](cuda.to_device(values), out)
     np.testing.assert_allclose(out.copy_to_host(), values.sum(axis=0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["auto", "never"])
+def test_repeated_calls_reuse_the_pooled_device_scratch(cuda_backend, monkeypatch, mode):
+    """The second forward + backward on the same shapes allocates none of the pooled scratch
+    arrays (input projection, h buffers, dz, dropped h, placeholders), and still matches the
+    reference; a new shape gets its own."""
+    from numba import cuda
+    cuda_backend.persistent = mode
+    cuda_backend.clear_workspace()
+    allocations = []
+    original = cuda.device_array
+
+    def counting(shape, dtype=np.float64, *args, **kwargs):
+        allocations.append(tuple(np.atleast_1d(shape)))
+        return original(shape, dtype, *args, **kwargs)
+
+    monkeypatch.setattr(cuda, "device_array", counting)
+    problem = make_problem(2, 3, 2, 3, mask="random", dropout=True, seed=5)
+    reference = problem.run("numpy")
+    calls = []
+    for _ in range(2):
+        allocations.clear()
+        _compare(problem.run("cuda"), reference, np.float64)
+        calls.append(sorted(allocations))
+    # x_proj and dz (2, 3, 12), the dropped h (2, 3, 3), the bias placeholder (0,), and the
+    # persistent path's h buffers (2, 2, 3).
+    pooled = [(0,), (2, 3, 3), (2, 3, 12), (2, 3, 12)] + ([(2, 2, 3)] if mode == "auto" else [])
+    for shape in pooled:
+        calls[0].remove(shape)
+    assert calls[1] == calls[0]
+    allocations.clear()
+    make_problem(2, 4, 2, 3, seed=5).run("cuda")
+    assert (2, 4, 12) in allocations

@@ -31,6 +31,7 @@ every kernel spans several blocks and every grid-stride loop runs more than once
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -61,6 +62,9 @@ PERSISTENT_OPT_IN_SHARED = True
 #: Per-step kernels launched through :class:`StepLauncher`'s prepared parameter lists on a GPU
 #: (False: plain numba-cuda launches, which convert every argument on every launch).
 PREPARED_LAUNCHES = True
+
+#: The most device scratch arrays a thread's workspace keeps (see :class:`_DeviceWorkspace`).
+WORKSPACE_ENTRIES = 32
 
 #: Values of :attr:`CudaBackend.persistent`.
 PERSISTENT_MODES = ("auto", "never")
@@ -239,6 +243,28 @@ def _kind(array) -> str:
     return "host"
 
 
+class _DeviceWorkspace(threading.local):
+    """Per-thread device scratch arrays, pooled by role, shape and dtype, so that repeated
+    calls on the same shapes allocate none of them (Numba's allocator does not pool, and its
+    deferred frees synchronise the device). Only arrays that never leave a call live here;
+    device work is ordered on one stream, so a later call's kernels cannot overtake the
+    earlier call's use of them. At most :data:`WORKSPACE_ENTRIES` arrays are kept (the oldest
+    go first)."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, role: str, shape, dtype):
+        key = (role, tuple(shape), np.dtype(dtype).str)
+        array = self.arrays.pop(key, None)
+        if array is None:
+            array = _cuda().device_array(shape, dtype)
+        self.arrays[key] = array          # most recently used last
+        while len(self.arrays) > WORKSPACE_ENTRIES:
+            del self.arrays[next(iter(self.arrays))]
+        return array
+
+
 class CudaCache(SequenceCache):
     """:class:`~.base.SequenceCache` on the device, plus the kind of array the forward got."""
 
@@ -294,6 +320,11 @@ class CudaBackend(Backend):
         self.persistent = "auto"
         self.last_path: str | None = None
         self.last_path_note = ""
+        self._workspace = _DeviceWorkspace()
+
+    def clear_workspace(self) -> None:
+        """Release this thread's pooled device scratch arrays."""
+        self._workspace.arrays.clear()
 
     # -- arrays and devices -------------------------------------------------------------------
     def describe(self) -> str:
@@ -350,7 +381,7 @@ class CudaBackend(Backend):
         return _cuda().to_device(np.zeros(shape, dtype))
 
     def _placeholder(self, dtype, ndim=2):
-        return _cuda().device_array((0,) * ndim, dtype)
+        return self._workspace.get("placeholder", (0,) * ndim, dtype)
 
     @staticmethod
     def _to_kind(device, kind: str):
@@ -395,7 +426,7 @@ class CudaBackend(Backend):
             h = self._copy(h0)
             self.last_path, self.last_path_note = "per-step", "nothing to compute"
         else:
-            x_proj = cuda.device_array((batch, timesteps, 4 * units), dtype)
+            x_proj = self._workspace.get("x_proj", (batch, timesteps, 4 * units), dtype)
             _launch_2d(K.gemm, batch * timesteps, 4 * units,
                        x.reshape(batch * timesteps, features), kernel,
                        x_proj.reshape(batch * timesteps, 4 * units), False, False, bias, True)
@@ -404,7 +435,7 @@ class CudaBackend(Backend):
                        outputs, gates, cells, h_prev)
             plan, note = self._persistent_plan(batch, units, dtype)
             if plan is not None:
-                h_buffers = cuda.device_array((2, batch, units), dtype)
+                h_buffers = self._workspace.get("h_buffers", (2, batch, units), dtype)
                 h_buffers[0].copy_to_device(h0)
                 per_block, k_split, blocks, shared_bytes = plan
                 block = (per_block, batch, k_split)
@@ -514,7 +545,7 @@ class CudaBackend(Backend):
             has_dropout = cache.recurrent_dropout_mask is not None
             mask = cache.mask if has_mask else self._placeholder(np.bool_)
             dropout = cache.recurrent_dropout_mask if has_dropout else self._placeholder(dtype)
-            dz_all = cuda.device_array((batch, timesteps, 4 * units), dtype)
+            dz_all = self._workspace.get("dz_all", (batch, timesteps, 4 * units), dtype)
             gates_step = StepLauncher(
                 K.backward_step_gates, _grid_1d(batch * units),
                 (0, 0, False, cache.c0, mask, has_mask, cache.zero_output_for_mask,
@@ -540,7 +571,7 @@ class CudaBackend(Backend):
                        True, False, no_bias, False)
             h_in = cache.h_prev
             if has_dropout:
-                h_in = cuda.device_array(cache.h_prev.shape, dtype)
+                h_in = self._workspace.get("h_dropped", cache.h_prev.shape, dtype)
                 _launch_1d(K.scale_rows, rows * units, cache.h_prev, dropout, h_in)
             drecurrent = cuda.device_array((units, 4 * units), dtype)
             _launch_2d(K.gemm, units, 4 * units, h_in.reshape(rows, units), dz, drecurrent,
