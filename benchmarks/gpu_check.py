@@ -42,6 +42,7 @@ used): it proves the script, not the GPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -197,6 +198,19 @@ def _error_fields(error: BaseException) -> dict:
             "traceback": traceback.format_exc()}
 
 
+@contextlib.contextmanager
+def _backend_settings(backend, settings: dict):
+    """Set backend attributes (``persistent``, ``gemm``) for a block, then restore them."""
+    before = {name: getattr(backend, name) for name in settings}
+    for name, value in settings.items():
+        setattr(backend, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(backend, name, value)
+
+
 def _run_child(command, timeout_s: float, **kwargs) -> tuple[int | None, str, str]:
     """``(returncode, stdout, stderr)``; ``returncode`` None when the child timed out (then it
     is killed with its process group, and what it printed so far is returned)."""
@@ -335,7 +349,7 @@ class Worker:
 
     # -- correctness ----------------------------------------------------------------------------
     def _compare(self, backend_name, dtype, *, batch, timesteps, features, units, mask,
-                 reverse, dropout, persistent="auto"):
+                 reverse, dropout, settings=None):
         """Forward + backward of ``backend_name`` against the ``numpy`` reference (tolerances
         of the test suite: float64 atol 1e-10; float32 outputs atol=rtol=1e-5 and gradients
         by relative norm <= 1e-5 against float64)."""
@@ -376,13 +390,9 @@ class Worker:
             return {k: np.asarray(to_host(v), np.float64) for k, v in out.items()}, path
 
         backend = self.numlstm.get_backend(backend_name)
-        if backend_name == "cuda":
-            backend.persistent = persistent
-        try:
+        with _backend_settings(backend, settings or {}):
             result, path = run(backend_name, dtype)
-        finally:
-            if backend_name == "cuda":
-                backend.persistent = "auto"
+            gemm = getattr(backend, "last_gemm", None)
         reference, _ = run("numpy", dtype)
         reference64 = reference if dtype == "float64" else run("numpy", "float64")[0]
         failures, worst = [], {}
@@ -399,7 +409,8 @@ class Worker:
                 ok = bool((error / scale if scale else error) <= 1e-5)
             if not ok:
                 failures.append(name)
-        return {"ok": not failures, "failures": failures, "max_abs_diff": worst, "path": path}
+        return {"ok": not failures, "failures": failures, "max_abs_diff": worst, "path": path,
+                "gemm": gemm}
 
     def section_smoke(self):
         if "cuda" not in self.backends:
@@ -424,23 +435,27 @@ class Worker:
         if not self.backends:
             self.results.write("skipped", section="parity", name="every backend",
                                reason=f"no GPU backend is usable: {self.unusable}")
+        # The cuda paths: persistent where it fits, per-step, and (on a GPU, where the GEMMs
+        # go through cuBLAS when CuPy is installed) per-step with the tiled GEMM kernel.
+        cuda_paths = [("cuda", {}), ("cuda per-step", {"persistent": "never"})]
+        if not self.simulate:
+            cuda_paths.append(("cuda per-step tiled", {"persistent": "never", "gemm": "tiled"}))
         cases = []
         for backend in self.backends:
-            paths = ("auto", "never") if backend == "cuda" else ("auto",)
             for dtype in ("float32", "float64"):
-                for persistent in paths:
+                for name, settings in (cuda_paths if backend == "cuda" else [(backend, {})]):
                     for mask, reverse, dropout in ((False, False, False), (True, True, False),
                                                    (True, False, True)):
-                        cases.append((backend, dtype, persistent, mask, reverse, dropout))
+                        cases.append((backend, name, settings, dtype, mask, reverse, dropout))
         batch_units = [(2, 5), (3, 4)] if self.simulate else [(4, 33), (64, 130)]
-        for backend, dtype, persistent, mask, reverse, dropout in cases:
+        for backend, name, settings, dtype, mask, reverse, dropout in cases:
             for batch, units in batch_units:
-                label = (f"{backend}{' per-step' if persistent == 'never' else ''} {dtype} "
-                         f"B{batch} H{units} mask={mask} reverse={reverse} dropout={dropout}")
+                label = (f"{name} {dtype} B{batch} H{units} mask={mask} reverse={reverse} "
+                         f"dropout={dropout}")
                 self.variant("parity", label, lambda: self._compare(
                     backend, dtype, batch=batch, timesteps=3 if self.simulate else 9,
                     features=3 if self.simulate else 17, units=units, mask=mask,
-                    reverse=reverse, dropout=dropout, persistent=persistent),
+                    reverse=reverse, dropout=dropout, settings=settings),
                     backend=backend, dtype=dtype)
 
     # -- timing ---------------------------------------------------------------------------------
@@ -490,9 +505,8 @@ class Worker:
             backend = self.numlstm.get_backend(backend_name)
 
             def checked_timing(mode):
-                if backend_name == "cuda":
-                    backend.persistent = persistent
-                try:
+                settings = {"persistent": persistent} if backend_name == "cuda" else {}
+                with _backend_settings(backend, settings):
                     parity = self.bench.check_parity(backend_name, problem)
                     if not parity.passed:
                         return {"ok": False, "error": "disagrees with the reference: "
@@ -503,17 +517,15 @@ class Worker:
                                "timing": timing.to_dict(),
                                "gflops": shape.flops(mode) / timing.median_ms / 1e6,
                                "path": getattr(backend, "last_path", None),
+                               "gemm": getattr(backend, "last_gemm", None),
                                "path_note": getattr(backend, "last_path_note", None)}
                     if backend_name == "cuda" and mode == "forward":
                         outcome["host_per_step_us"] = self._host_time_per_step(backend,
                                                                                problem)
-                        if persistent == "never":     # the per-step kernels' launch cost
+                        if backend.last_path == "per-step":   # the step kernels' launches
                             outcome["host_per_step_us_plain_launches"] = \
                                 self._host_time_per_step(backend, problem, prepared=False)
                     return outcome
-                finally:
-                    if backend_name == "cuda":
-                        backend.persistent = "auto"
 
             for mode in modes:
                 self.variant(section, f"{config} {mode} {label}",

@@ -284,6 +284,12 @@ class CudaBackend(Backend):
         The forward path the latest call ran: ``"persistent"`` or ``"per-step"``.
     last_path_note : str
         Why that path ran (e.g. why the persistent kernel declined).
+    gemm : str
+        The GEMMs (input projection, input and weight gradients): ``"auto"`` (default) runs
+        them through cuBLAS where CuPy is installed (not in the simulator) and with the tiled
+        kernel otherwise; ``"cublas"`` insists on CuPy; ``"tiled"`` always uses the kernel.
+    last_gemm : str or None
+        Which GEMM the latest call ran: ``"cuBLAS (CuPy)"`` or ``"tiled kernel"``.
     simulator : bool
         True when the kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
     """
@@ -321,6 +327,8 @@ class CudaBackend(Backend):
         self.last_path: str | None = None
         self.last_path_note = ""
         self._workspace = _DeviceWorkspace()
+        self.gemm = "auto"
+        self.last_gemm: str | None = None
 
     def clear_workspace(self) -> None:
         """Release this thread's pooled device scratch arrays."""
@@ -427,9 +435,8 @@ class CudaBackend(Backend):
             self.last_path, self.last_path_note = "per-step", "nothing to compute"
         else:
             x_proj = self._workspace.get("x_proj", (batch, timesteps, 4 * units), dtype)
-            _launch_2d(K.gemm, batch * timesteps, 4 * units,
-                       x.reshape(batch * timesteps, features), kernel,
-                       x_proj.reshape(batch * timesteps, 4 * units), False, False, bias, True)
+            self._gemm(x.reshape(batch * timesteps, features), kernel,
+                       x_proj.reshape(batch * timesteps, 4 * units), bias=bias)
             flags = (mask, has_mask, dropout, has_dropout)
             options = (activation, recurrent_activation, zero_output_for_mask, store,
                        outputs, gates, cells, h_prev)
@@ -479,6 +486,38 @@ class CudaBackend(Backend):
                 h_prev=h_prev, backend=self.name)
         return ForwardResult(outputs=self._to_kind(outputs, kind), h=self._to_kind(h, kind),
                              c=self._to_kind(c, kind), cache=cache, backend=self.name)
+
+    def _gemm(self, a, b, out, *, trans_a=False, trans_b=False, bias=None) -> None:
+        """``out (M, N) = op(a) @ op(b)`` (+ ``bias (N,)`` on every row), ``op`` an optional
+        transpose: through cuBLAS where CuPy is installed (see :attr:`gemm`), else with the
+        tiled kernel. ``last_gemm`` says which ran."""
+        library = self._gemm_library()
+        if library is not None:
+            # Zero-copy views of the Numba device arrays; both libraries use the legacy
+            # default stream here, so the order of work is kept.
+            left, right, target = (library.asarray(v) for v in (a, b, out))
+            library.matmul(left.T if trans_a else left, right.T if trans_b else right,
+                           out=target)
+            if bias is not None:
+                target += library.asarray(bias)
+            self.last_gemm = "cuBLAS (CuPy)"
+            return
+        rows, cols = out.shape
+        _launch_2d(_kernels().gemm, rows, cols, a, b, out, trans_a, trans_b,
+                   self._placeholder(out.dtype, 1) if bias is None else bias, bias is not None)
+        self.last_gemm = "tiled kernel"
+
+    def _gemm_library(self):
+        """CuPy when the GEMMs should go through cuBLAS, else None."""
+        if self.gemm == "tiled" or (self.gemm == "auto" and self.simulator):
+            return None
+        try:
+            import cupy
+        except Exception:
+            if self.gemm == "cublas":
+                raise
+            return None
+        return cupy
 
     def _persistent_plan(self, batch: int, units: int, dtype):
         """``((units_per_block, k_split, blocks, shared_bytes), note)`` when the persistent
@@ -562,20 +601,16 @@ class CudaBackend(Backend):
 
             rows = batch * timesteps
             dz = dz_all.reshape(rows, 4 * units)
-            no_bias = self._placeholder(dtype, 1)
             dx = cuda.device_array(x.shape, dtype)
-            _launch_2d(K.gemm, rows, features, dz, cache.kernel, dx.reshape(rows, features),
-                       False, True, no_bias, False)
+            self._gemm(dz, cache.kernel, dx.reshape(rows, features), trans_b=True)
             dkernel = cuda.device_array((features, 4 * units), dtype)
-            _launch_2d(K.gemm, features, 4 * units, x.reshape(rows, features), dz, dkernel,
-                       True, False, no_bias, False)
+            self._gemm(x.reshape(rows, features), dz, dkernel, trans_a=True)
             h_in = cache.h_prev
             if has_dropout:
                 h_in = self._workspace.get("h_dropped", cache.h_prev.shape, dtype)
                 _launch_1d(K.scale_rows, rows * units, cache.h_prev, dropout, h_in)
             drecurrent = cuda.device_array((units, 4 * units), dtype)
-            _launch_2d(K.gemm, units, 4 * units, h_in.reshape(rows, units), dz, drecurrent,
-                       True, False, no_bias, False)
+            self._gemm(h_in.reshape(rows, units), dz, drecurrent, trans_a=True)
             dbias = cuda.device_array(4 * units, dtype)
             _launch_2d(K.column_sums, 1, 4 * units, dz, dbias)   # a 1-D grid over columns
             gradients = dict(x=dx, kernel=dkernel, recurrent_kernel=drecurrent, bias=dbias)
