@@ -12,17 +12,24 @@ device, in the cache.
 
 Two forward paths; ``last_path`` says which one ran (and ``last_path_note`` why):
 
-* ``"per-step"``: the input projection of all timesteps as one tiled GEMM, then one fused
-  launch per timestep (recurrent product through shared memory + gates + cell update);
+* ``"per-step"``: the input projection of all timesteps as one GEMM, then one fused launch
+  per timestep (recurrent product through shared memory + gates + cell update), through a
+  :class:`StepLauncher` that on a GPU converts the arguments to driver parameters once per
+  call, so only the timestep changes from launch to launch;
 * ``"persistent"``: for batch <= :data:`PERSISTENT_MAX_BATCH`, one cooperative launch runs every
-  timestep with the recurrent weights held in shared memory and a grid-wide barrier between
-  steps. It declines (and the per-step path runs) when the weights do not fit in the
+  timestep with the recurrent weights held in shared memory (opted in to the device's larger
+  per-block limit) and a grid-wide barrier between steps; the reduction over the hidden units
+  is split across warps so that a block has at least :data:`PERSISTENT_TARGET_THREADS`
+  threads. It declines (and the per-step path runs) when the weights do not fit in the
   co-resident blocks' shared memory, or, in Numba's CUDA simulator, when more than one block
   would be needed (the simulator runs blocks one after another, so it cannot synchronise a
   grid).
 
-The backward always runs per step: gate derivatives, then ``dz @ recurrent_kernel.T``, then the
-weight and input gradients as GEMMs over the whole sequence.
+The backward always runs per step (through :class:`StepLauncher` too): gate derivatives, then
+``dz @ recurrent_kernel.T``, then the weight and input gradients as GEMMs over the whole
+sequence and the bias gradient as a parallel reduction. The GEMMs go through cuBLAS where CuPy
+is installed, else through the tiled kernel (:attr:`CudaBackend.gemm`). Scratch arrays that
+never leave a call are pooled per thread by shape (:class:`_DeviceWorkspace`).
 
 Launch configuration comes from the module constants below; tests patch them small so that
 every kernel spans several blocks and every grid-stride loop runs more than once.
