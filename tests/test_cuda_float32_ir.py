@@ -88,8 +88,9 @@ def _float32_launches(monkeypatch) -> dict:
 
 def test_float32_kernels_have_no_double_in_their_llvm_ir(monkeypatch):
     launches = _float32_launches(monkeypatch)
-    assert {"gemm", "forward_step", "forward_persistent", "backward_step_gates",
-            "backward_step_recurrent", "column_sums", "scale_rows", "copy_3d"} <= set(launches)
+    assert {"gemm", "forward_step", "forward_persistent", "backward_persistent",
+            "backward_step_gates", "backward_step_recurrent", "column_sums", "scale_rows",
+            "copy_3d"} <= set(launches)
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, str(HERE / "cuda_ir_check.py")],

@@ -57,6 +57,7 @@ PATH_CASES = {  # (batch, timesteps, features, units), options
 @pytest.mark.parametrize("case", list(PATH_CASES))
 def test_persistent_and_per_step_paths_both_match_the_reference(cuda_backend, case, dtype,
                                                                 monkeypatch):
+    """Forward and backward, each on its persistent kernel and on its per-step kernels."""
     from numlstm.backends import cuda_backend as launch
     monkeypatch.setattr(launch, "PERSISTENT_MAX_THREADS", 64)
     shape, options = PATH_CASES[case]
@@ -69,6 +70,7 @@ def test_persistent_and_per_step_paths_both_match_the_reference(cuda_backend, ca
         else:
             result = problem.astype(np.float32).run("cuda")
         assert cuda_backend.last_path == path, cuda_backend.last_path_note
+        assert cuda_backend.last_backward_path == path, cuda_backend.last_backward_path_note
         _compare(result, reference, dtype)
 
 

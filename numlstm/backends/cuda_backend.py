@@ -291,6 +291,9 @@ class CudaBackend(Backend):
         The forward path the latest call ran: ``"persistent"`` or ``"per-step"``.
     last_path_note : str
         Why that path ran (e.g. why the persistent kernel declined).
+    last_backward_path, last_backward_path_note : str
+        The same for the latest backward: it has a persistent kernel too, tried under the
+        same conditions with its own shared-memory needs.
     gemm : str
         The GEMMs (input projection, input and weight gradients): ``"auto"`` (default) runs
         them through cuBLAS where CuPy is installed (not in the simulator) and with the tiled
@@ -336,6 +339,8 @@ class CudaBackend(Backend):
         self._workspace = _DeviceWorkspace()
         self.gemm = "auto"
         self.last_gemm: str | None = None
+        self.last_backward_path: str | None = None
+        self.last_backward_path_note = ""
 
     def clear_workspace(self) -> None:
         """Release this thread's pooled device scratch arrays."""
@@ -451,20 +456,10 @@ class CudaBackend(Backend):
             if plan is not None:
                 h_buffers = self._workspace.get("h_buffers", (2, batch, units), dtype)
                 h_buffers[0].copy_to_device(h0)
-                per_block, k_split, blocks, shared_bytes = plan
-                block = (per_block, batch, k_split)
                 args = (x_proj, recurrent_kernel, h_buffers, c, *flags, reverse, *options)
-                if not self.simulator:
-                    # Every block of a cooperative grid must be resident at once.
-                    compiled = _compiled(K.forward_persistent, args)
-                    if shared_bytes > PERSISTENT_SHARED_BYTES:
-                        _allow_dynamic_shared_memory(compiled, shared_bytes)
-                    limit = compiled.max_cooperative_grid_blocks(block, shared_bytes)
-                    if blocks > limit:
-                        plan, note = None, (f"{blocks} blocks needed, only {limit} can be "
-                                            "co-resident for a grid-wide barrier")
+                plan, note = self._launch_persistent(K.forward_persistent, plan, note, batch,
+                                                     args)
             if plan is not None:
-                K.forward_persistent[blocks, block, 0, shared_bytes](*args)
                 h = self._copy(h_buffers[timesteps % 2])
                 self.last_path = "persistent"
             else:
@@ -526,9 +521,9 @@ class CudaBackend(Backend):
             return None
         return cupy
 
-    def _persistent_plan(self, batch: int, units: int, dtype):
+    def _persistent_plan(self, batch: int, units: int, dtype, *, backward: bool = False):
         """``((units_per_block, k_split, blocks, shared_bytes), note)`` when the persistent
-        kernel fits, else ``(None, why not)``."""
+        forward (or ``backward``) kernel fits, else ``(None, why not)``."""
         if self.persistent == "never":
             return None, "persistent kernel switched off (persistent='never')"
         if batch > PERSISTENT_MAX_BATCH:
@@ -539,11 +534,14 @@ class CudaBackend(Backend):
         if PERSISTENT_OPT_IN_SHARED and not self.simulator:
             device = _cuda().get_current_device()
             shared_limit = max(shared_limit, device.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-        # Shared memory per block: 4 gate columns of every unit it owns, h_{t-1}, and 4 partial
-        # sums per thread (one thread per unit and row at least).
-        room = shared_limit // itemsize - batch * units
+        # Shared memory per block: the 4H weights of every unit it owns, the staged h_{t-1}
+        # (forward, B x H) or dz_t (backward, B x 4H), and the partial sums of every thread
+        # (4 forward, 1 backward; one thread per unit and row at least).
+        staged = batch * units * (4 if backward else 1)
+        per_thread = 1 if backward else 4
+        room = shared_limit // itemsize - staged
         most_per_block = min(units, PERSISTENT_MAX_THREADS // batch,
-                             room // (4 * units + 4 * batch))
+                             room // (4 * units + per_thread * batch))
         if most_per_block < 1:
             return None, (f"hidden state of {units} units does not fit in "
                           f"{shared_limit} bytes of shared memory per block")
@@ -560,17 +558,35 @@ class CudaBackend(Backend):
                 return None, (f"{units} units need more shared memory than the co-resident "
                               "blocks have")
             blocks = -(-units // per_block)
-        # Split the k-sum until the block has its target threads, within the thread limit,
-        # the shared memory left and the number of units.
+        # Split the reduction (over H forward, 4H backward) until the block has its target
+        # threads, within the thread limit, the shared memory left and the reduction's length.
         threads = per_block * batch
         room_left = room - 4 * units * per_block
         k_split = max(1, min(-(-PERSISTENT_TARGET_THREADS // threads),
-                             PERSISTENT_MAX_THREADS // threads, units,
-                             room_left // (4 * threads)))
-        shared_bytes = (4 * units * per_block + batch * units + 4 * threads * k_split) * itemsize
+                             PERSISTENT_MAX_THREADS // threads,
+                             4 * units if backward else units,
+                             room_left // (per_thread * threads)))
+        shared_bytes = (4 * units * per_block + staged + per_thread * threads * k_split) * itemsize
         return (per_block, k_split, blocks, shared_bytes), (
             f"persistent kernel: {blocks} block(s) of {per_block} units x {batch} rows x "
             f"{k_split} k-parts")
+
+    def _launch_persistent(self, kernel, plan, note: str, batch: int, args):
+        """Launch a persistent kernel by its plan; returns ``(plan, note)``, with ``plan``
+        None (and nothing launched) when the device cannot keep every block resident."""
+        per_block, k_split, blocks, shared_bytes = plan
+        block = (per_block, batch, k_split)
+        if not self.simulator:
+            # Every block of a cooperative grid must be resident at once.
+            compiled = _compiled(kernel, args)
+            if shared_bytes > PERSISTENT_SHARED_BYTES:
+                _allow_dynamic_shared_memory(compiled, shared_bytes)
+            limit = compiled.max_cooperative_grid_blocks(block, shared_bytes)
+            if blocks > limit:
+                return None, (f"{blocks} blocks needed, only {limit} can be co-resident for "
+                              "a grid-wide barrier")
+        kernel[blocks, block, 0, shared_bytes](*args)
+        return plan, note
 
     def lstm_backward(self, cache, *, grad_outputs, grad_h, grad_c):
         cuda = _cuda()
@@ -592,19 +608,31 @@ class CudaBackend(Backend):
             mask = cache.mask if has_mask else self._placeholder(np.bool_)
             dropout = cache.recurrent_dropout_mask if has_dropout else self._placeholder(dtype)
             dz_all = self._workspace.get("dz_all", (batch, timesteps, 4 * units), dtype)
-            gates_step = StepLauncher(
-                K.backward_step_gates, _grid_1d(batch * units),
-                (0, 0, False, cache.c0, mask, has_mask, cache.zero_output_for_mask,
-                 cache.activation, cache.recurrent_activation, cache.gates, cache.cells,
-                 grad_outputs, dh, dc, dz_all), (0, 1, 2), simulator=self.simulator)
-            recurrent_step = StepLauncher(
-                K.backward_step_recurrent, _grid_2d(batch, units),
-                (0, dz_all, cache.recurrent_kernel, mask, has_mask, dropout, has_dropout, dh),
-                (0,), simulator=self.simulator)
-            for step in range(timesteps - 1, -1, -1):
-                t = timesteps - 1 - step if cache.reverse else step
-                gates_step(t, t + 1 if cache.reverse else t - 1, step == 0)
-                recurrent_step(t)
+            plan, note = self._persistent_plan(batch, units, dtype, backward=True)
+            if plan is not None:
+                plan, note = self._launch_persistent(
+                    K.backward_persistent, plan, note, batch,
+                    (cache.reverse, cache.c0, mask, has_mask, cache.zero_output_for_mask,
+                     cache.activation, cache.recurrent_activation, cache.gates, cache.cells,
+                     grad_outputs, cache.recurrent_kernel, dropout, has_dropout, dh, dc,
+                     dz_all))
+            if plan is None:
+                gates_step = StepLauncher(
+                    K.backward_step_gates, _grid_1d(batch * units),
+                    (0, 0, False, cache.c0, mask, has_mask, cache.zero_output_for_mask,
+                     cache.activation, cache.recurrent_activation, cache.gates, cache.cells,
+                     grad_outputs, dh, dc, dz_all), (0, 1, 2), simulator=self.simulator)
+                recurrent_step = StepLauncher(
+                    K.backward_step_recurrent, _grid_2d(batch, units),
+                    (0, dz_all, cache.recurrent_kernel, mask, has_mask, dropout, has_dropout,
+                     dh), (0,), simulator=self.simulator)
+                for step in range(timesteps - 1, -1, -1):
+                    t = timesteps - 1 - step if cache.reverse else step
+                    gates_step(t, t + 1 if cache.reverse else t - 1, step == 0)
+                    recurrent_step(t)
+                note = f"{note}; {gates_step.note}"
+            self.last_backward_path = "per-step" if plan is None else "persistent"
+            self.last_backward_path_note = note
 
             rows = batch * timesteps
             dz = dz_all.reshape(rows, 4 * units)

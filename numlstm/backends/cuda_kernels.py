@@ -17,6 +17,8 @@ The kernels, and what each one computes:
   synchronises between steps (a cooperative launch).
 * :func:`backward_step_gates` and :func:`backward_step_recurrent` -- one timestep of the
   backward: the gate derivatives, then ``dz @ recurrent_kernel.T`` for the hidden state.
+* :func:`backward_persistent` -- every timestep of the backward in one launch for small
+  batches, like :func:`forward_persistent`.
 * :func:`column_sums` -- the bias gradient, a parallel reduction over the rows.
 * small helpers: :func:`scale_rows`, :func:`copy_1d` / ``2d`` / ``3d``.
 
@@ -315,25 +317,118 @@ def backward_step_gates(t, t_before, first, c0, mask, has_mask, zero_output_for_
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for index in range(start, batch * units, stride):
-        b = index // units
-        j = index % units
-        grad_out = grad_outputs[b, t, j]
-        if has_mask and not mask[b, t]:
-            if not zero_output_for_mask:
-                dh[b, j] += grad_out
-            for gate in range(4):
-                dz_all[b, t, gate * units + j] = dz_all.dtype.type(0)
-            continue
-        c_prev = c0[b, j] if first else cells[b, t_before, j]
-        dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
-            gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
-            gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
-            dc[b, j], activation, recurrent_activation)
-        dz_all[b, t, j] = dzi
-        dz_all[b, t, units + j] = dzf
-        dz_all[b, t, 2 * units + j] = dzg
-        dz_all[b, t, 3 * units + j] = dzo
-        dc[b, j] = dc_prev
+        _gate_gradients(index // units, index % units, t, t_before, first, c0, mask, has_mask,
+                        zero_output_for_mask, activation, recurrent_activation, gates, cells,
+                        grad_outputs, dh, dc, dz_all)
+
+
+@cuda.jit(device=True, inline="always")
+def _gate_gradients(b, j, t, t_before, first, c0, mask, has_mask, zero_output_for_mask,
+                    activation, recurrent_activation, gates, cells, grad_outputs, dh, dc,
+                    dz_all):
+    """:func:`backward_step_gates` for one ``(row b, unit j)``."""
+    units = dh.shape[1]
+    grad_out = grad_outputs[b, t, j]
+    if has_mask and not mask[b, t]:
+        if not zero_output_for_mask:
+            dh[b, j] += grad_out
+        for gate in range(4):
+            dz_all[b, t, gate * units + j] = dz_all.dtype.type(0)
+        return
+    c_prev = c0[b, j] if first else cells[b, t_before, j]
+    dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
+        gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
+        gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
+        dc[b, j], activation, recurrent_activation)
+    dz_all[b, t, j] = dzi
+    dz_all[b, t, units + j] = dzf
+    dz_all[b, t, 2 * units + j] = dzg
+    dz_all[b, t, 3 * units + j] = dzo
+    dc[b, j] = dc_prev
+
+
+@cuda.jit(cache=True)
+def backward_persistent(reverse, c0, mask, has_mask, zero_output_for_mask, activation,
+                        recurrent_activation, gates, cells, grad_outputs, recurrent_kernel,
+                        dropout, has_dropout, dh, dc, dz_all):
+    """Every timestep of the backward in one launch: the persistent small-batch backward.
+
+    ``dh``, ``dc`` (B, H) hold the gradients of the final states on entry and those of ``h0``,
+    ``c0`` on exit; ``dz_all (B, T, 4H)`` receives the pre-activation gradients of every step
+    (for the weight gradients computed afterwards). The other arguments are those of
+    :func:`backward_step_gates` and :func:`backward_step_recurrent`.
+
+    Launch cooperatively with blocks ``(units_per_block, B, k_split)``,
+    ``ceil(H / units_per_block)`` blocks and
+    ``(4 H units_per_block + 4 H B + units_per_block B k_split) * itemsize`` bytes of dynamic
+    shared memory. Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``
+    and keeps their rows of ``recurrent_kernel`` (all ``4H`` columns, gate-column-major so a
+    warp reads consecutive words) in shared memory. Every step, processed last to first:
+
+    1. part 0 of each ``(unit, row)`` thread computes the gate derivatives of its unit (as
+       :func:`backward_step_gates` does), then the grid waits at a barrier, since the next
+       phase reads every unit's ``dz``;
+    2. the block stages ``dz[:, t]`` (all rows, all ``4H`` columns) in shared memory, thread
+       ``(unit k, row, part)`` sums every ``k_split``-th term of ``dz[row, t] . W[k]``, the
+       parts are added in shared memory, and part 0 writes ``dh[row, k] = sum * r[row, k]``
+       (rows masked at ``t`` keep their ``dh``).
+
+    The next step's phase 1 at ``(row, unit)`` reads only what the same thread wrote, so one
+    grid-wide barrier per step suffices (block barriers guard the shared arrays).
+    """
+    per_block = cuda.blockDim.x
+    rows_in_block = cuda.blockDim.y
+    k_split = cuda.blockDim.z
+    jl = cuda.threadIdx.x
+    b = cuda.threadIdx.y
+    part = cuda.threadIdx.z
+    nthreads = per_block * rows_in_block * k_split
+    tid = (part * rows_in_block + b) * per_block + jl
+    batch = dh.shape[0]
+    units = dh.shape[1]
+    width = 4 * units
+    timesteps = dz_all.shape[1]
+    j0 = cuda.blockIdx.x * per_block
+    j = j0 + jl
+    shared = cuda.shared.array(0, dtype=dh.dtype)
+    w_size = width * per_block
+    dz_base = w_size
+    partial_base = dz_base + batch * width
+    zero = dh.dtype.type(0)
+    # shared[g * per_block + jl] = recurrent_kernel[j0 + jl, g]
+    for index in range(tid, w_size, nthreads):
+        g = index // per_block
+        row = j0 + index % per_block
+        shared[index] = recurrent_kernel[row, g] if row < units else zero
+    grid = cuda.cg.this_grid()
+    active = b < batch and j < units
+    for step in range(timesteps - 1, -1, -1):
+        t = timesteps - 1 - step if reverse else step
+        t_before = t + 1 if reverse else t - 1
+        if active and part == 0:
+            _gate_gradients(b, j, t, t_before, step == 0, c0, mask, has_mask,
+                            zero_output_for_mask, activation, recurrent_activation, gates,
+                            cells, grad_outputs, dh, dc, dz_all)
+        grid.sync()
+        for index in range(tid, batch * width, nthreads):
+            shared[dz_base + index] = dz_all[index // width, t, index % width]
+        cuda.syncthreads()
+        if active:
+            acc = zero
+            dz_row = dz_base + b * width
+            for g in range(part, width, k_split):
+                acc += shared[dz_row + g] * shared[g * per_block + jl]
+            shared[partial_base + tid] = acc
+        cuda.syncthreads()
+        if active and part == 0 and not (has_mask and not mask[b, t]):
+            acc = zero
+            for other in range(k_split):
+                acc += shared[partial_base + (other * rows_in_block + b) * per_block + jl]
+            if has_dropout:
+                acc *= dropout[b, j]
+            dh[b, j] = acc
+        # The staged dz and the partial sums are rewritten by the next step.
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
