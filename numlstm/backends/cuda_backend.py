@@ -25,8 +25,9 @@ Two forward paths; ``last_path`` says which one ran (and ``last_path_note`` why)
   would be needed (the simulator runs blocks one after another, so it cannot synchronise a
   grid).
 
-The backward always runs per step (through :class:`StepLauncher` too): gate derivatives, then
-``dz @ recurrent_kernel.T``, then the weight and input gradients as GEMMs over the whole
+The backward has the same two paths (``last_backward_path``): a persistent kernel where it
+fits, else two launches per step (through :class:`StepLauncher` too) -- gate derivatives, then
+``dz @ recurrent_kernel.T``. Then the weight and input gradients as GEMMs over the whole
 sequence and the bias gradient as a parallel reduction. The GEMMs go through cuBLAS where CuPy
 is installed, else through the tiled kernel (:attr:`CudaBackend.gemm`). Scratch arrays that
 never leave a call are pooled per thread by shape (:class:`_DeviceWorkspace`).
