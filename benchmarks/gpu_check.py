@@ -12,7 +12,8 @@ a verdict):
 1. ``preflight`` (~20 s): versions and the numba-cuda compatibility check, libcudadevrt and NVVM
    found, a CuPy kernel compiles and runs, torch sees cuDNN, the device's SM count and opt-in
    shared memory per block.
-2. ``smoke``: the persistent forward across several blocks against the ``numpy`` reference.
+2. ``smoke``: the persistent forward and backward across several blocks against the
+   ``numpy`` reference.
 3. ``parity``: a matrix against the reference -- both ``cuda`` forward paths and ``cupy``,
    float32 and float64, masks, reverse, recurrent dropout -- forward and backward.
 4. ``cudnn``: ``torch.nn.LSTM`` on cuDNN (float32, TF32 off unless ``--torch-tf32``) at
@@ -22,7 +23,8 @@ a verdict):
    ``cuda`` rows also give the host time per timestep: the time for the call to return
    (enqueue) and with the device synchronised.
 6. ``train``: configurations a-d, forward + backward.
-7. ``persistent``: batch 1 and 8 x 256 and 512 units, the persistent path and its per-step twin.
+7. ``persistent``: batch 1 and 8 x 256 and 512 units, forward and training, the persistent
+   path and its per-step twin.
 8. ``tests``: the GPU part of the test suite with pytest, given the time that is left.
 9. ``e``: configuration e (two stacked layers), forward and training.
 
@@ -383,6 +385,7 @@ class Worker:
             path = getattr(self.numlstm.get_backend(name), "last_path", None)
             grads = functional.lstm_backward(
                 forward.cache, **{k: v.astype(as_dtype) for k, v in upstream.items()})
+            path = (path, getattr(self.numlstm.get_backend(name), "last_backward_path", None))
             to_host = self.numlstm.get_backend(name).to_numpy
             out = {"outputs": forward.outputs, "h": forward.h, "c": forward.c,
                    **{f"d_{n}": getattr(grads, n) for n in
@@ -409,8 +412,8 @@ class Worker:
                 ok = bool((error / scale if scale else error) <= 1e-5)
             if not ok:
                 failures.append(name)
-        return {"ok": not failures, "failures": failures, "max_abs_diff": worst, "path": path,
-                "gemm": gemm}
+        return {"ok": not failures, "failures": failures, "max_abs_diff": worst,
+                "path": path[0], "backward_path": path[1], "gemm": gemm}
 
     def section_smoke(self):
         if "cuda" not in self.backends:
@@ -425,9 +428,10 @@ class Worker:
                 outcome = self._compare("cuda", dtype, batch=batch, timesteps=timesteps,
                                         features=5, units=units, mask=True, reverse=False,
                                         dropout=True)
-                note = self.numlstm.get_backend("cuda").last_path_note
-                if outcome["path"] != "persistent":
-                    outcome.update(ok=False, error=f"the persistent path did not run: {note}")
+                backend = self.numlstm.get_backend("cuda")
+                note = f"{backend.last_path_note} | {backend.last_backward_path_note}"
+                if (outcome["path"], outcome["backward_path"]) != ("persistent", "persistent"):
+                    outcome.update(ok=False, error=f"a persistent kernel did not run: {note}")
                 return {**outcome, "note": note}
             self.variant("smoke", f"cuda persistent {dtype}", smoke, dtype=dtype)
 
@@ -517,6 +521,7 @@ class Worker:
                                "timing": timing.to_dict(),
                                "gflops": shape.flops(mode) / timing.median_ms / 1e6,
                                "path": getattr(backend, "last_path", None),
+                               "backward_path": getattr(backend, "last_backward_path", None),
                                "gemm": getattr(backend, "last_gemm", None),
                                "path_note": getattr(backend, "last_path_note", None)}
                     if backend_name == "cuda" and mode == "forward":
@@ -566,7 +571,7 @@ class Worker:
 
     def section_persistent(self):
         for config, shape in self.persistent_shapes().items():
-            self._time("persistent", config, shape, ("forward",))
+            self._time("persistent", config, shape, ("forward", "train"))
 
     def section_e(self):
         for config, shape in self.configs("e").items():

@@ -45,7 +45,7 @@ def test_gpu_check_simulated_with_a_tiny_deadline_writes_json_lines(tmp_path):
     assert versions["versions"]["numba-cuda"]
     for dtype in ("float32", "float64"):
         smoke = results[("smoke", f"cuda persistent {dtype}")]
-        assert smoke["ok"] and smoke["path"] == "persistent", smoke
+        assert smoke["ok"] and smoke["path"] == smoke["backward_path"] == "persistent", smoke
     parity = [r for (section, _), r in results.items() if section == "parity"
               and _ != "section"]
     assert parity and all(r["ok"] for r in parity), [r for r in parity if not r["ok"]]
