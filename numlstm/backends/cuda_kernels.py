@@ -69,19 +69,27 @@ def gemm(a, b, out, trans_a, trans_b, bias, add_bias):
             col = col0 + tx
             acc = zero
             for k0 in range(0, inner, MAX_TILE):
-                # a_tile[ty, kk] = op(a)[row, k0 + kk];  b_tile[kk, tx] = op(b)[k0 + kk, col]
-                for kk in range(tx, MAX_TILE, tile):
-                    k = k0 + kk
-                    if row < rows and k < inner:
-                        a_tile[ty, kk] = a[k, row] if trans_a else a[row, k]
-                    else:
-                        a_tile[ty, kk] = zero
-                for kk in range(ty, MAX_TILE, tile):
-                    k = k0 + kk
-                    if k < inner and col < cols:
-                        b_tile[kk, tx] = b[col, k] if trans_b else b[k, col]
-                    else:
-                        b_tile[kk, tx] = zero
+                # a_tile[r, kk] = op(a)[row0+r, k0+kk]; b_tile[kk, q] = op(b)[k0+kk, col0+q].
+                # Consecutive threads (threadIdx.x) always read consecutive addresses: along k
+                # for a and b.T, along the output's rows / columns for a.T and b.
+                if trans_a:
+                    for kk in range(ty, MAX_TILE, tile):
+                        k = k0 + kk
+                        a_row = row0 + tx
+                        a_tile[tx, kk] = a[k, a_row] if a_row < rows and k < inner else zero
+                else:
+                    for kk in range(tx, MAX_TILE, tile):
+                        k = k0 + kk
+                        a_tile[ty, kk] = a[row, k] if row < rows and k < inner else zero
+                if trans_b:
+                    for kk in range(tx, MAX_TILE, tile):
+                        k = k0 + kk
+                        b_col = col0 + ty
+                        b_tile[kk, ty] = b[b_col, k] if k < inner and b_col < cols else zero
+                else:
+                    for kk in range(ty, MAX_TILE, tile):
+                        k = k0 + kk
+                        b_tile[kk, tx] = b[k, col] if k < inner and col < cols else zero
                 cuda.syncthreads()
                 for kk in range(MAX_TILE):
                     acc += a_tile[ty, kk] * b_tile[kk, tx]
@@ -455,9 +463,12 @@ def backward_step_recurrent(t, dz_all, recurrent_kernel, mask, has_mask, dropout
                 for gg in range(tx, MAX_TILE, tile):
                     g = g0 + gg
                     dz_tile[ty, gg] = dz_all[b, t, g] if b < batch and g < inner else zero
-                for gg in range(ty, MAX_TILE, tile):
+                # w_tile[gg, q] = recurrent_kernel[col0 + q, g0 + gg], loaded along a row of
+                # recurrent_kernel by consecutive threads.
+                for gg in range(tx, MAX_TILE, tile):
                     g = g0 + gg
-                    w_tile[gg, tx] = (recurrent_kernel[k_out, g] if g < inner and k_out < units
+                    w_row = col0 + ty
+                    w_tile[gg, ty] = (recurrent_kernel[w_row, g] if g < inner and w_row < units
                                       else zero)
                 cuda.syncthreads()
                 for gg in range(MAX_TILE):
