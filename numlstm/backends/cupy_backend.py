@@ -161,8 +161,10 @@ class CupyBackend(Backend):
             cupy.matmul(dz_all[t], recurrent_t, out=dh_recurrent)
             if cache.recurrent_dropout_mask is not None:
                 dh_recurrent *= cache.recurrent_dropout_mask
-            # Rows masked at t keep their dh (in place: nothing is allocated per step).
-            cupy.copyto(dh, dh_recurrent, where=mask_tm[t][:, None] if has_mask else True)
+            if has_mask:   # rows masked at t keep their dh (in place: no allocation per step)
+                cupy.copyto(dh, dh_recurrent, where=mask_tm[t][:, None])
+            else:
+                dh[...] = dh_recurrent
 
         rows = timesteps * batch
         dz = dz_all.reshape(rows, 4 * units)
