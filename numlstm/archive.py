@@ -74,7 +74,8 @@ import numpy as np
 
 from .errors import ModelFileError
 
-__all__ = ["save_archive", "load_archive", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER"]
+__all__ = ["save_archive", "load_archive", "open_zip_archive", "write_file_atomically",
+           "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER"]
 
 #: The ``"format"`` value of every numlstm archive.
 FORMAT_NAME = "numlstm-model"
@@ -294,6 +295,15 @@ def save_archive(path, config: dict, arrays: dict) -> Path:
     _check_json_value(config, "config")
     config = json.loads(json.dumps(config))       # tuples -> lists: what a load returns
     checked = _check_arrays(arrays)
+    return write_file_atomically(target, lambda handle: _write_zip(handle, config, checked))
+
+
+def write_file_atomically(path, write) -> Path:
+    """Create or replace the file ``path`` with what ``write(handle)`` writes to a binary
+    handle, atomically: a temporary file next to ``path`` (named as the module docstring says),
+    flushed and ``fsync``-ed, then renamed over ``path``. If ``write`` raises, the target is
+    untouched and the temporary file removed. Returns ``path`` as a Path."""
+    target = _check_path(path)
     directory = target.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot save to {os.fspath(target)!r}: directory "
@@ -302,7 +312,7 @@ def save_archive(path, config: dict, arrays: dict) -> Path:
     fd, temp = _open_temp(target)
     try:
         with os.fdopen(fd, "wb") as handle:
-            _write_zip(handle, config, checked)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
@@ -390,6 +400,37 @@ def _read_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple, fail) -> np
     return array
 
 
+def open_zip_archive(path, fail, kind: str) -> zipfile.ZipFile:
+    """Open the ZIP file ``path`` for reading, or call ``fail(reason)`` (which must raise) with
+    what is wrong: missing, a directory, unreadable, empty, truncated, or not a ZIP archive
+    (then the reason says it is not a ``kind``, e.g. ``"numlstm model file"``)."""
+    target = _check_path(path)
+    try:
+        size = os.stat(target).st_size
+        if target.is_dir():
+            fail("it is a directory, not a file")
+    except FileNotFoundError:
+        fail("no such file")
+    except OSError as error:
+        fail(f"cannot access it ({error.strerror or error})")
+    if size == 0:
+        fail("the file is empty")
+    try:
+        with open(target, "rb") as handle:
+            start = handle.read(4)
+    except OSError as error:
+        fail(f"cannot open it ({error.strerror or error})")
+    try:
+        zf = zipfile.ZipFile(target, "r")
+    except zipfile.BadZipFile:
+        if start == b"PK\x03\x04":
+            fail("the ZIP archive is truncated or damaged (no valid central directory)")
+        fail(f"not a {kind} (not a ZIP archive)")
+    except Exception as error:      # damaged directories raise NotImplementedError, struct.error...
+        fail(f"the ZIP archive is damaged ({type(error).__name__}: {error})")
+    return zf
+
+
 def load_archive(path) -> tuple[dict, dict]:
     """Read a file written by :func:`save_archive`, verifying everything before returning.
 
@@ -414,38 +455,14 @@ def load_archive(path) -> tuple[dict, dict]:
     TypeError
         If ``path`` is not a str or os.PathLike.
     """
-    target = _check_path(path)
+    _check_path(path)
     shown = os.fspath(path)
 
     def fail(reason):
         # from None: the message already says what the underlying error was
         raise ModelFileError(shown, reason) from None
 
-    try:
-        size = os.stat(target).st_size
-        if target.is_dir():
-            fail("it is a directory, not a file")
-    except FileNotFoundError:
-        fail("no such file")
-    except OSError as error:
-        fail(f"cannot access it ({error.strerror or error})")
-    if size == 0:
-        fail("the file is empty")
-    try:
-        with open(target, "rb") as handle:
-            start = handle.read(4)
-    except OSError as error:
-        fail(f"cannot open it ({error.strerror or error})")
-    try:
-        zf = zipfile.ZipFile(target, "r")
-    except zipfile.BadZipFile:
-        if start == b"PK\x03\x04":
-            fail("the ZIP archive is truncated or damaged (no valid central directory)")
-        fail("not a numlstm model file (not a ZIP archive)")
-    except Exception as error:      # damaged directories raise NotImplementedError, struct.error...
-        fail(f"the ZIP archive is damaged ({type(error).__name__}: {error})")
-
-    with zf:
+    with open_zip_archive(path, fail, "numlstm model file") as zf:
         names = zf.namelist()
         if len(set(names)) != len(names):
             fail("the ZIP archive has duplicate member names")

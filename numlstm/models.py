@@ -494,6 +494,13 @@ class Sequential:
             arrays.update({f"optimizer/{k}": v for k, v in slots.items()})
         return save_archive(path, config, arrays)
 
+    def export_onnx(self, path, *, opset=None):
+        """Write the model as an ONNX graph that ONNX Runtime and other ONNX servers run with
+        ``predict``'s outputs (needs ``numlstm[onnx]``); see
+        :func:`numlstm.interop.onnx_export.export_onnx`. Returns the path written."""
+        from .interop.onnx_export import DEFAULT_OPSET, export_onnx
+        return export_onnx(self, path, opset=DEFAULT_OPSET if opset is None else opset)
+
 
 def _unique_name(base: str, taken) -> str:
     """``base_1``, ``base_2``, ...: the first not in ``taken`` (Keras's naming of repeated
