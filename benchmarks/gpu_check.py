@@ -649,7 +649,7 @@ def run_sections(args, results: Results, started: float) -> None:
     pending = args.sections.split(",")
     # The simulator's shares shrink with the deadline, but never below a few seconds.
     scale = 1.0 if not args.simulate else args.deadline_s / 780
-    minimum_share_s = 5.0 if args.simulate else 0.0
+    minimum_share_s = 10.0 if args.simulate else 0.0
     while pending:
         if deadline_at - time.time() < 2:
             for section in pending:
