@@ -318,9 +318,20 @@ class Worker:
             if self.simulate:
                 return {"ok": True, "note": "simulator: no NVVM or libcudadevrt needed"}
             from numba.cuda.cudadrv import libs, nvvm
-            devrt_found, devrt_where = libs.check_static_lib("cudadevrt")
-            return {"ok": bool(devrt_found) and nvvm.is_available(),
-                    "libcudadevrt": str(devrt_where), "nvvm": nvvm.is_available()}
+            found = {}
+            try:    # the grid-wide barrier of the persistent kernels links libcudadevrt
+                devrt = libs.get_cudalib("cudadevrt", static=True)
+                libs.check_static_lib(devrt)
+                found["libcudadevrt"] = str(devrt)
+            except Exception as error:
+                found["libcudadevrt_error"] = f"{type(error).__name__}: {error}"
+            try:
+                found["nvvm"] = str(libs.get_cudalib("nvvm"))
+                libs.open_cudalib("nvvm")
+            except Exception as error:
+                found["nvvm_error"] = f"{type(error).__name__}: {error}"
+            ok = "libcudadevrt" in found and "nvvm_error" not in found and nvvm.is_available()
+            return {"ok": ok, **found}
         self.variant("preflight", "toolchain", toolchain)
 
         def cupy_kernel():

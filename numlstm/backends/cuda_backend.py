@@ -199,12 +199,12 @@ class StepLauncher:
 
     def __call__(self, *values) -> None:
         if self.prepared is not None:
-            compiled, params, slots, launch, config, handle = self.prepared
+            compiled, params, slots, launch, stream, config, handle = self.prepared
             for (slot, argument_type), value in zip(slots, values):
                 converted = []
-                compiled._prepare_args(argument_type, value, 0, [], converted)
+                compiled._prepare_args(argument_type, value, stream, [], converted)
                 params[slot] = converted[0]
-            launch(0, config, handle, *params)
+            launch(stream, config, handle, *params)
             return
         for position, value in zip(self.varying, values):
             self.args[position] = value
@@ -219,13 +219,16 @@ class StepLauncher:
 
     def _prepare(self):
         from numba.cuda import dispatcher as numba_dispatcher
+        from numba.cuda.cudadrv import driver as cuda_driver
         compiled = _compiled(self.kernel, self.args)
+        # The default stream, as numba-cuda hands it to cuda.core for a plain launch.
+        stream = cuda_driver._to_core_stream(0)
         params, slots = [], []
         for position, (argument_type, value) in enumerate(zip(compiled.argument_types,
                                                                self.args)):
             if position in self.varying:
                 slots.append((len(params), argument_type))
-            compiled._prepare_args(argument_type, value, 0, [], params)
+            compiled._prepare_args(argument_type, value, stream, [], params)
         # One parameter per scalar: checked, since the slots above rely on it.
         if any(not isinstance(t, (numba_dispatcher.types.Integer, numba_dispatcher.types.Boolean))
                for _, t in slots):
@@ -235,7 +238,7 @@ class StepLauncher:
         config = numba_dispatcher.LaunchConfig(grid=self.griddim, block=self.blockdim,
                                                shmem_size=0, **{option: compiled.cooperative})
         handle = compiled._codelibrary.get_cufunc().kernel
-        return compiled, params, slots, numba_dispatcher.launch, config, handle
+        return compiled, params, slots, numba_dispatcher.launch, stream, config, handle
 
 
 def _is_numba_device_array(array) -> bool:
