@@ -115,6 +115,9 @@ def test_persistent_kernel_across_several_blocks_on_the_device(cuda_backend):
     result = problem.run("cuda")
     assert cuda_backend.last_path == "persistent", cuda_backend.last_path_note
     assert "1 block(s)" not in cuda_backend.last_path_note
+    assert cuda_backend.last_backward_path == "persistent", \
+        cuda_backend.last_backward_path_note
+    assert "1 block(s)" not in cuda_backend.last_backward_path_note
     _compare(result, reference, np.float64)
 
 
