@@ -509,8 +509,11 @@ class CudaBackend(Backend):
             self.last_gemm = "cuBLAS (CuPy)"
             return
         rows, cols = out.shape
-        _launch_2d(_kernels().gemm, rows, cols, a, b, out, trans_a, trans_b,
-                   self._placeholder(out.dtype, 1) if bias is None else bias, bias is not None)
+        tile = _tile()
+        edge = tile * _kernels().GEMM_REGISTERS      # each block computes edge x edge outputs
+        _kernels().gemm[(_blocks(cols, edge), _blocks(rows, edge)), (tile, tile)](
+            a, b, out, trans_a, trans_b,
+            self._placeholder(out.dtype, 1) if bias is None else bias, bias is not None)
         self.last_gemm = "tiled kernel"
 
     def _gemm_library(self):

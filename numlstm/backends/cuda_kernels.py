@@ -6,8 +6,8 @@ input projection ``x_proj (B, T, 4H)`` with the bias folded in, and the backward
 
 The kernels, and what each one computes:
 
-* :func:`gemm` -- ``out = op(a) @ op(b) (+ bias)``, a shared-memory tiled matrix product;
-  ``op`` is an optional transpose chosen at run time. Used for the input projection of all
+* :func:`gemm` -- ``out = op(a) @ op(b) (+ bias)``, a shared-memory tiled, register-blocked
+  matrix product; ``op`` is an optional transpose chosen at run time. Used for the input projection of all
   timesteps at once and for the input and weight gradients over the whole sequence.
 * :func:`forward_step` -- one timestep for every row: the recurrent product
   ``(h_{t-1} * r) @ recurrent_kernel`` tiled through shared memory and fused with the gates,
@@ -44,6 +44,10 @@ from .gate_math import cell_update, cell_update_backward
 #: reduction dimension it stages in shared memory (its shared arrays are this size; the launch
 #: code may use any edge up to it).
 MAX_TILE = 16
+#: Each thread of :func:`gemm` computes this many rows times this many columns of its output.
+GEMM_REGISTERS = 4
+#: The largest output-tile edge of :func:`gemm` (a shared array's shape must be a constant).
+GEMM_MAX_EDGE = MAX_TILE * GEMM_REGISTERS
 
 
 @cuda.jit(cache=True)
@@ -52,52 +56,84 @@ def gemm(a, b, out, trans_a, trans_b, bias, add_bias):
 
     ``op(a)`` is ``a.T`` when ``trans_a`` (then ``a`` is ``(K, M)``), else ``a`` (``(M, K)``);
     likewise ``op(b)`` is ``(K, N)``. Launch with square blocks ``(tile, tile)``,
-    ``tile <= MAX_TILE``; the grid may have any size.
+    ``tile <= MAX_TILE``, over output tiles of edge ``tile * GEMM_REGISTERS``; the grid may have
+    any size.
+
+    Register-blocked: thread ``(tx, ty)`` accumulates the ``GEMM_REGISTERS x GEMM_REGISTERS``
+    outputs at rows ``ty + i * tile`` and columns ``tx + jj * tile`` of its block's tile in
+    registers, so every value read from shared memory feeds ``GEMM_REGISTERS`` products. The
+    slices of ``op(a)`` and ``op(b)`` are staged in shared memory ``MAX_TILE`` values of ``K``
+    at a time, loaded so that consecutive threads read consecutive addresses whichever
+    operand is transposed.
     """
     tile = cuda.blockDim.x
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    a_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
-    b_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
+    threads = tile * tile
+    tid = ty * tile + tx
+    edge = tile * GEMM_REGISTERS
+    a_tile = cuda.shared.array((GEMM_MAX_EDGE, MAX_TILE), dtype=out.dtype)
+    b_tile = cuda.shared.array((MAX_TILE, GEMM_MAX_EDGE), dtype=out.dtype)
+    acc = cuda.local.array((GEMM_REGISTERS, GEMM_REGISTERS), dtype=out.dtype)
+    a_values = cuda.local.array(GEMM_REGISTERS, dtype=out.dtype)
+    b_values = cuda.local.array(GEMM_REGISTERS, dtype=out.dtype)
     rows = out.shape[0]
     cols = out.shape[1]
     inner = a.shape[0] if trans_a else a.shape[1]
     zero = out.dtype.type(0)
-    for row0 in range(cuda.blockIdx.y * tile, rows, cuda.gridDim.y * tile):
-        for col0 in range(cuda.blockIdx.x * tile, cols, cuda.gridDim.x * tile):
-            row = row0 + ty
-            col = col0 + tx
-            acc = zero
+    for row0 in range(cuda.blockIdx.y * edge, rows, cuda.gridDim.y * edge):
+        for col0 in range(cuda.blockIdx.x * edge, cols, cuda.gridDim.x * edge):
+            for i in range(GEMM_REGISTERS):
+                for jj in range(GEMM_REGISTERS):
+                    acc[i, jj] = zero
             for k0 in range(0, inner, MAX_TILE):
-                # a_tile[r, kk] = op(a)[row0+r, k0+kk]; b_tile[kk, q] = op(b)[k0+kk, col0+q].
-                # Consecutive threads (threadIdx.x) always read consecutive addresses: along k
-                # for a and b.T, along the output's rows / columns for a.T and b.
-                if trans_a:
-                    for kk in range(ty, MAX_TILE, tile):
-                        k = k0 + kk
-                        a_row = row0 + tx
-                        a_tile[tx, kk] = a[k, a_row] if a_row < rows and k < inner else zero
-                else:
-                    for kk in range(tx, MAX_TILE, tile):
-                        k = k0 + kk
-                        a_tile[ty, kk] = a[row, k] if row < rows and k < inner else zero
-                if trans_b:
-                    for kk in range(tx, MAX_TILE, tile):
-                        k = k0 + kk
-                        b_col = col0 + ty
-                        b_tile[kk, ty] = b[b_col, k] if k < inner and b_col < cols else zero
-                else:
-                    for kk in range(ty, MAX_TILE, tile):
-                        k = k0 + kk
-                        b_tile[kk, tx] = b[k, col] if k < inner and col < cols else zero
+                # a_tile[r, kk] = op(a)[row0 + r, k0 + kk]: along k for a, along rows for a.T.
+                for index in range(tid, edge * MAX_TILE, threads):
+                    if trans_a:
+                        kk = index // edge
+                        r = index % edge
+                    else:
+                        r = index // MAX_TILE
+                        kk = index % MAX_TILE
+                    row = row0 + r
+                    k = k0 + kk
+                    if row < rows and k < inner:
+                        a_tile[r, kk] = a[k, row] if trans_a else a[row, k]
+                    else:
+                        a_tile[r, kk] = zero
+                # b_tile[kk, q] = op(b)[k0 + kk, col0 + q]: along columns for b, along k for b.T.
+                for index in range(tid, edge * MAX_TILE, threads):
+                    if trans_b:
+                        q = index // MAX_TILE
+                        kk = index % MAX_TILE
+                    else:
+                        kk = index // edge
+                        q = index % edge
+                    col = col0 + q
+                    k = k0 + kk
+                    if col < cols and k < inner:
+                        b_tile[kk, q] = b[col, k] if trans_b else b[k, col]
+                    else:
+                        b_tile[kk, q] = zero
                 cuda.syncthreads()
                 for kk in range(MAX_TILE):
-                    acc += a_tile[ty, kk] * b_tile[kk, tx]
+                    for i in range(GEMM_REGISTERS):
+                        a_values[i] = a_tile[ty + i * tile, kk]
+                    for jj in range(GEMM_REGISTERS):
+                        b_values[jj] = b_tile[kk, tx + jj * tile]
+                    for i in range(GEMM_REGISTERS):
+                        for jj in range(GEMM_REGISTERS):
+                            acc[i, jj] += a_values[i] * b_values[jj]
                 cuda.syncthreads()
-            if row < rows and col < cols:
-                if add_bias:
-                    acc += bias[col]
-                out[row, col] = acc
+            for i in range(GEMM_REGISTERS):
+                row = row0 + ty + i * tile
+                for jj in range(GEMM_REGISTERS):
+                    col = col0 + tx + jj * tile
+                    if row < rows and col < cols:
+                        value = acc[i, jj]
+                        if add_bias:
+                            value += bias[col]
+                        out[row, col] = value
 
 
 @cuda.jit(cache=True)
