@@ -8,6 +8,10 @@ The launches are recorded where the tests run (the CUDA simulator without a GPU)
 runs in a child process with the simulator off (see ``tests/cuda_ir_check.py``: it needs
 numba-cuda but no GPU, driver or CUDA toolkit). A control kernel with a bare float64 literal
 must be reported, so the check can fail.
+
+It also proves that every launched kernel compiles for a real GPU target (type inference and
+lowering by numba-cuda's CUDA compiler), which the simulator does not: the simulator runs the
+kernels as Python and accepts, for instance, a shared array whose shape is not a constant.
 """
 
 import json
