@@ -337,3 +337,29 @@ def test_gemms_through_cublas_keep_transposes_and_bias_right(cuda_backend, monke
             assert cuda_backend.last_gemm == expected
     finally:
         cuda_backend.gemm = "auto"
+
+
+def test_gemm_auto_falls_back_to_the_kernel_when_cupy_cannot_run(cuda_backend, monkeypatch):
+    """A CuPy that imports but cannot run (built for another CUDA, say) must not break the
+    backend in ``gemm='auto'``: the tiled kernel takes over and ``last_gemm`` says why;
+    ``gemm='cublas'`` raises instead."""
+    import types as module_types
+    broken = module_types.ModuleType("cupy")
+
+    def asarray(array):
+        raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
+    broken.asarray = asarray
+    monkeypatch.setitem(sys.modules, "cupy", broken)
+    monkeypatch.setattr(cuda_backend, "simulator", False)   # "auto" tries cuBLAS off it only
+    monkeypatch.setattr(cuda_backend, "_cublas_unusable", "")
+    problem = make_problem(2, 3, 2, 3, seed=13)
+    reference = problem.run("numpy")
+    cuda_backend.persistent = "never"
+    _compare(problem.run("cuda"), reference, np.float64)
+    assert cuda_backend.last_gemm.startswith("tiled kernel (cuBLAS through CuPy failed: ")
+    cuda_backend.gemm = "cublas"
+    try:
+        with pytest.raises(RuntimeError, match="driver version"):
+            problem.run("cuda")
+    finally:
+        cuda_backend.gemm = "auto"

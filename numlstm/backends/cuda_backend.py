@@ -343,6 +343,7 @@ class CudaBackend(Backend):
         self._workspace = _DeviceWorkspace()
         self.gemm = "auto"
         self.last_gemm: str | None = None
+        self._cublas_unusable = ""      # why cuBLAS through CuPy failed, once it has
         self.last_backward_path: str | None = None
         self.last_backward_path_note = ""
 
@@ -499,26 +500,36 @@ class CudaBackend(Backend):
         tiled kernel. ``last_gemm`` says which ran."""
         library = self._gemm_library()
         if library is not None:
-            # Zero-copy views of the Numba device arrays; both libraries use the legacy
-            # default stream here, so the order of work is kept.
-            left, right, target = (library.asarray(v) for v in (a, b, out))
-            library.matmul(left.T if trans_a else left, right.T if trans_b else right,
-                           out=target)
-            if bias is not None:
-                target += library.asarray(bias)
-            self.last_gemm = "cuBLAS (CuPy)"
-            return
+            try:
+                # Zero-copy views of the Numba device arrays; both libraries use the legacy
+                # default stream here, so the order of work is kept.
+                left, right, target = (library.asarray(v) for v in (a, b, out))
+                library.matmul(left.T if trans_a else left, right.T if trans_b else right,
+                               out=target)
+                if bias is not None:
+                    target += library.asarray(bias)
+                self.last_gemm = "cuBLAS (CuPy)"
+                return
+            except Exception as error:
+                if self.gemm == "cublas":
+                    raise
+                # "auto": a CuPy that cannot run here (say, built for another CUDA) must not
+                # break the backend; the tiled kernel takes over for this backend's lifetime.
+                self._cublas_unusable = f"{type(error).__name__}: {error}"
         rows, cols = out.shape
         tile = _tile()
         edge = tile * _kernels().GEMM_REGISTERS      # each block computes edge x edge outputs
         _kernels().gemm[(_blocks(cols, edge), _blocks(rows, edge)), (tile, tile)](
             a, b, out, trans_a, trans_b,
             self._placeholder(out.dtype, 1) if bias is None else bias, bias is not None)
-        self.last_gemm = "tiled kernel"
+        self.last_gemm = "tiled kernel" + (
+            f" (cuBLAS through CuPy failed: {self._cublas_unusable})"
+            if self._cublas_unusable and self.gemm == "auto" else "")
 
     def _gemm_library(self):
         """CuPy when the GEMMs should go through cuBLAS, else None."""
-        if self.gemm == "tiled" or (self.gemm == "auto" and self.simulator):
+        if self.gemm == "tiled" or (self.gemm == "auto" and (self.simulator or
+                                                             self._cublas_unusable)):
             return None
         try:
             import cupy

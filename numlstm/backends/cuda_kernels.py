@@ -7,8 +7,9 @@ input projection ``x_proj (B, T, 4H)`` with the bias folded in, and the backward
 The kernels, and what each one computes:
 
 * :func:`gemm` -- ``out = op(a) @ op(b) (+ bias)``, a shared-memory tiled, register-blocked
-  matrix product; ``op`` is an optional transpose chosen at run time. Used for the input projection of all
-  timesteps at once and for the input and weight gradients over the whole sequence.
+  matrix product; ``op`` is an optional transpose chosen at run time. Used for the input
+  projection of all timesteps at once and for the input and weight gradients over the whole
+  sequence when cuBLAS (through CuPy) is not available.
 * :func:`forward_step` -- one timestep for every row: the recurrent product
   ``(h_{t-1} * r) @ recurrent_kernel`` tiled through shared memory and fused with the gates,
   the cell update, the mask and the cache writes.
