@@ -48,10 +48,12 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -650,7 +652,6 @@ def install_missing(results: Results, timeout_s: float) -> None:
 
 
 def _which(program: str) -> bool:
-    import shutil
     return shutil.which(program) is not None
 
 
@@ -682,7 +683,6 @@ def run_sections(args, results: Results, started: float) -> None:
                                    text=True, env=env, start_new_session=True)
         current, current_since, finished = None, time.time(), []
         log_tail: list[str] = []
-        import threading
 
         def drain():
             for line in process.stdout:
