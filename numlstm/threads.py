@@ -58,7 +58,7 @@ def set_num_threads(n: int) -> None:
         Larger values raise ``ValueError`` and change nothing.
     """
     global _requested
-    n = V.check_int_at_least(n, "n", 1, MAX_THREADS)
+    n = V.check_positive_int(n, "n", MAX_THREADS)
     _requested = n
     _blas_controller().limit(limits=n, user_api="blas")
     numba_threads = _running_numba()

@@ -18,6 +18,10 @@ import numpy as np
 
 from .activations import ACTIVATION_CODES
 
+#: The largest layer size (units, embedding dimensions) a layer accepts: the kernels index
+#: with machine integers, and no model near this size fits in memory anyway.
+MAX_LAYER_SIZE = (1 << 31) - 1
+
 #: The floating dtypes numlstm computes in.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -58,12 +62,17 @@ def check_activation(value, argument: str = "activation") -> int:
     return ACTIVATION_CODES[name]
 
 
-def check_positive_int(value, argument: str) -> int:
-    """Check an integer ≥ 1 (booleans and floats are refused, even 3.0)."""
+def check_positive_int(value, argument: str, maximum: int | None = None) -> int:
+    """Check an integer ≥ 1, and ≤ ``maximum`` when given (booleans and floats are refused,
+    even 3.0)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{argument} must be a positive integer; got {_kind_of(value)}")
     if value <= 0:
         raise ValueError(f"{argument} must be a positive integer; got {argument}={value}")
+    if maximum is not None and value > maximum:
+        shown = value if value < 10 ** 30 else f"an integer of {len(str(value))} digits"
+        raise ValueError(f"{argument} must be a positive integer <= {maximum}; got "
+                         f"{argument}={shown}")
     return int(value)
 
 

@@ -65,7 +65,7 @@ class Dense(Layer):
                  dtype="float32", name=None, backend=None):
         super().__init__(name=name if name is not None else "dense", dtype=dtype, seed=seed,
                          backend=backend)
-        self.units = V.check_positive_int(units, "units")
+        self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         activation = "linear" if activation is None else activation
         self.activation = V.check_name(activation, "activation", DENSE_ACTIVATIONS)
         self.use_bias = V.check_bool(use_bias, "use_bias")
@@ -223,8 +223,9 @@ class Embedding(Layer):
                  name=None, backend=None):
         super().__init__(name=name if name is not None else "embedding", dtype=dtype,
                          seed=seed, backend=backend)
-        self.input_dim = V.check_positive_int(input_dim, "input_dim")
-        self.output_dim = V.check_positive_int(output_dim, "output_dim")
+        self.input_dim = V.check_positive_int(input_dim, "input_dim", V.MAX_LAYER_SIZE)
+        self.output_dim = V.check_positive_int(output_dim, "output_dim",
+                                                 V.MAX_LAYER_SIZE)
         self.mask_zero = V.check_bool(mask_zero, "mask_zero")
         self._embeddings = None
 

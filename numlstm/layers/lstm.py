@@ -126,7 +126,7 @@ class LSTM(Layer):
         self._aligned = False
         self.input_shape = None
         self.grads = []
-        self.units = V.check_positive_int(units, "units")
+        self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         self._activation_code = V.check_activation(activation, "activation")
         self._recurrent_activation_code = V.check_activation(recurrent_activation,
                                                              "recurrent_activation")
@@ -646,6 +646,9 @@ class LSTM(Layer):
                                      f"shape (batch, units) = {shape} to be written in place; "
                                      f"got {type(value).__name__} of shape "
                                      f"{getattr(value, 'shape', None)}")
+                if not getattr(value.flags, "writeable", True):
+                    raise ValueError(f"{argument} must be writeable to be written in place; "
+                                     "got a read-only array")
             copy_back = type(out_h) is not array_type or type(out_c) is not array_type
         if copy_back:
             h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
