@@ -8,8 +8,10 @@ wrong feature count read garbage. So every backend's ``lstm_forward``, ``lstm_ba
 ``lstm_step`` first runs the matching check here (attached once, for every subclass, by
 :class:`numlstm.backends.base.Backend`): shapes consistent with one another, one floating
 dtype, a boolean mask, valid activation codes, and output buffers that are C-contiguous and
-writeable. The checks look only at shapes, dtypes and flags -- a few microseconds a call, the
-same for any size -- and never at the values; the kernels inside stay unchecked.
+writeable. The checks look only at shapes, dtypes and flags, never at the values, so they cost
+the same for any size: a call whose arguments are right passes one chain of comparisons
+(about a microsecond); only a failing one walks through the argument-by-argument checks that
+word the error. The kernels inside stay unchecked.
 
 Arrays may be NumPy arrays or device arrays (CuPy, Numba CUDA): anything with ``shape`` and
 ``dtype``. Every check raises ``ValueError`` (a shape, a value) or ``TypeError`` (a kind of
@@ -24,6 +26,20 @@ import numpy as np
 from ..activations import ACTIVATION_NAMES
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_BOOL = np.dtype(bool)
+_CODE_COUNT = len(ACTIVATION_NAMES)
+
+
+def _plain_code(value) -> bool:
+    """A valid activation code as the front-end passes it (a plain int)."""
+    return type(value) is int and 0 <= value < _CODE_COUNT
+
+
+def _plain_output(out, shape, dtype) -> bool:
+    """None, or a NumPy output buffer that is right in every respect."""
+    return out is None or (type(out) is np.ndarray and out.shape == shape
+                           and out.dtype == dtype and out.flags.c_contiguous
+                           and out.flags.writeable)
 
 
 def _array(value, where: str, argument: str, ndim: int, meaning: str):
@@ -101,8 +117,37 @@ def _weights(where, kernel, recurrent_kernel, bias, features, dtype, source) -> 
 
 def check_forward(x, kernel, recurrent_kernel, bias, *, h0, c0, mask, recurrent_dropout_mask,
                   reverse, activation, recurrent_activation, zero_output_for_mask,
-                  return_cache, where: str = "lstm_forward") -> None:
+                  return_cache) -> None:
     """The arguments of :meth:`~numlstm.backends.base.Backend.lstm_forward`."""
+    try:                                          # the common case: all right, in one chain
+        batch, timesteps, features = x.shape
+        units = recurrent_kernel.shape[0]
+        dtype = x.dtype
+        state = (batch, units)
+        if units and dtype in _FLOAT_DTYPES and recurrent_kernel.shape == (units, 4 * units) \
+                and kernel.shape == (features, 4 * units) and bias.shape == (4 * units,) \
+                and h0.shape == state and c0.shape == state \
+                and kernel.dtype == dtype and recurrent_kernel.dtype == dtype \
+                and bias.dtype == dtype and h0.dtype == dtype and c0.dtype == dtype \
+                and (mask is None or (mask.shape == (batch, timesteps) and mask.dtype == _BOOL)) \
+                and (recurrent_dropout_mask is None or (recurrent_dropout_mask.shape == state
+                                                        and recurrent_dropout_mask.dtype == dtype)) \
+                and type(reverse) is bool and type(zero_output_for_mask) is bool \
+                and type(return_cache) is bool and _plain_code(activation) \
+                and _plain_code(recurrent_activation):
+            return
+    except (AttributeError, TypeError, ValueError):
+        pass
+    _forward_in_detail(x, kernel, recurrent_kernel, bias, h0=h0, c0=c0, mask=mask,
+                       recurrent_dropout_mask=recurrent_dropout_mask, reverse=reverse,
+                       activation=activation, recurrent_activation=recurrent_activation,
+                       zero_output_for_mask=zero_output_for_mask, return_cache=return_cache)
+
+
+def _forward_in_detail(x, kernel, recurrent_kernel, bias, *, h0, c0, mask,
+                       recurrent_dropout_mask, reverse, activation, recurrent_activation,
+                       zero_output_for_mask, return_cache, where: str = "lstm_forward") -> None:
+    """Every argument of a forward one by one: raises, naming the first that is wrong."""
     batch, timesteps, features = _array(x, where, "x", 3, "(batch, timesteps, features)")
     dtype = _float_dtype(x, where, "x")
     units = _weights(where, kernel, recurrent_kernel, bias, features, dtype, "x")
@@ -142,8 +187,31 @@ def check_backward(backend_name: str, cache, *, grad_outputs, grad_h, grad_c,
 
 
 def check_step(x_t, kernel, recurrent_kernel, bias, h, c, *, activation, recurrent_activation,
-               out_h=None, out_c=None, where: str = "lstm_step") -> None:
+               out_h=None, out_c=None) -> None:
     """The arguments of :meth:`~numlstm.backends.base.Backend.lstm_step`."""
+    try:                                          # the common case: all right, in one chain
+        batch, features = x_t.shape
+        units = recurrent_kernel.shape[0]
+        dtype = x_t.dtype
+        state = (batch, units)
+        if units and dtype in _FLOAT_DTYPES and recurrent_kernel.shape == (units, 4 * units) \
+                and kernel.shape == (features, 4 * units) and bias.shape == (4 * units,) \
+                and h.shape == state and c.shape == state and kernel.dtype == dtype \
+                and recurrent_kernel.dtype == dtype and bias.dtype == dtype \
+                and h.dtype == dtype and c.dtype == dtype and _plain_code(activation) \
+                and _plain_code(recurrent_activation) and _plain_output(out_h, state, dtype) \
+                and _plain_output(out_c, state, dtype):
+            return
+    except (AttributeError, TypeError, ValueError):
+        pass
+    _step_in_detail(x_t, kernel, recurrent_kernel, bias, h, c, activation=activation,
+                    recurrent_activation=recurrent_activation, out_h=out_h, out_c=out_c)
+
+
+def _step_in_detail(x_t, kernel, recurrent_kernel, bias, h, c, *, activation,
+                    recurrent_activation, out_h=None, out_c=None,
+                    where: str = "lstm_step") -> None:
+    """Every argument of a step one by one: raises, naming the first that is wrong."""
     batch, features = _array(x_t, where, "x_t", 2, "(batch, features)")
     dtype = _float_dtype(x_t, where, "x_t")
     units = _weights(where, kernel, recurrent_kernel, bias, features, dtype, "x_t")
