@@ -310,6 +310,24 @@ def test_lstm_step_checks_output_buffers_and_codes(backend_name):
         backend.lstm_step(*args, activation=99, recurrent_activation=1)
 
 
+def test_cuda_backend_step_checks_device_output_buffers():
+    """The cuda backend (in Numba's CUDA simulator without a GPU) takes device arrays as
+    output buffers; a wrong-shaped one is refused by the entry check, a right one written."""
+    backend = numlstm.get_backend("cuda")
+    from numba import cuda
+    args = step_args()
+    out_h, out_c = cuda.to_device(np.zeros((2, 4), np.float32)), \
+        cuda.to_device(np.zeros((2, 4), np.float32))
+    h, c = backend.lstm_step(*args, activation=0, recurrent_activation=1, out_h=out_h,
+                             out_c=out_c)
+    ref_h, ref_c = get_backend("numpy").lstm_step(*args, activation=0, recurrent_activation=1)
+    np.testing.assert_allclose(h.copy_to_host(), ref_h, atol=1e-5)
+    np.testing.assert_allclose(c.copy_to_host(), ref_c, atol=1e-5)
+    with pytest.raises(ValueError, match="out_c"):
+        backend.lstm_step(*args, activation=0, recurrent_activation=1, out_h=out_h,
+                          out_c=cuda.to_device(np.zeros((2, 5), np.float32)))
+
+
 def forward_kwargs(batch=3, timesteps=5, features=2, units=4, dtype=np.float32):
     rng = np.random.default_rng(1)
     return dict(x=rng.normal(size=(batch, timesteps, features)).astype(dtype),

@@ -88,13 +88,11 @@ def _flag(value, where: str, argument: str) -> None:
 
 def _writable_output(value, where: str, argument: str) -> None:
     """An output buffer the kernel writes into: C-contiguous and writeable."""
-    flags = getattr(value, "flags", None)
-    if flags is not None:
-        contiguous = flags.c_contiguous
-        writeable = getattr(flags, "writeable", True)
-    else:                                         # Numba CUDA device arrays
-        contiguous = value.is_c_contiguous() if hasattr(value, "is_c_contiguous") else True
-        writeable = True
+    if hasattr(value, "is_c_contiguous"):         # Numba CUDA device arrays: flags is a dict
+        contiguous, writeable = value.is_c_contiguous(), True
+    else:                                         # NumPy and CuPy (which has no writeable)
+        flags = value.flags
+        contiguous, writeable = flags.c_contiguous, getattr(flags, "writeable", True)
     if not contiguous or not writeable:
         problem = "not C-contiguous" if not contiguous else "read-only"
         raise ValueError(f"{where}: {argument} must be a C-contiguous, writeable array to be "
