@@ -15,6 +15,7 @@ from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current
 from .errors import BackendUnavailableError
 from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input, Masking
 from .models import Sequential, load_model
+from .interop import load_keras_model
 from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
 from .threads import get_num_threads, num_threads, set_num_threads
 
@@ -24,7 +25,8 @@ __all__ = [
     "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "Bidirectional", "Dense",
     "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations", "archive",
     "available_backends", "callbacks", "current_backend_name", "datasets", "functional",
-    "get_backend", "get_num_threads", "initializers", "load_model", "losses", "metrics",
+    "get_backend", "get_num_threads", "initializers", "load_keras_model", "load_model",
+    "losses", "metrics",
     "num_threads", "optimizers", "set_default_backend", "set_num_threads",
     "use_backend", "__version__",
 ]

@@ -98,8 +98,8 @@ import numpy as np
 from .errors import ModelFileError
 from .validation import check_int_at_least
 
-__all__ = ["save_archive", "load_archive", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER",
-           "DEFAULT_MAX_BYTES"]
+__all__ = ["save_archive", "load_archive", "open_zip_archive", "write_file_atomically",
+           "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER", "DEFAULT_MAX_BYTES"]
 
 #: The ``"format"`` value of every numlstm archive.
 FORMAT_NAME = "numlstm-model"
@@ -353,6 +353,16 @@ def save_archive(path, config: dict, arrays: dict) -> Path:
     _check_json_value(config, "config")
     config = json.loads(json.dumps(config))       # tuples -> lists: what a load returns
     checked = _check_arrays(arrays)
+    return write_file_atomically(target, lambda handle: _write_zip(handle, config, checked))
+
+
+def write_file_atomically(path, write) -> Path:
+    """Create or replace the file ``path`` with what ``write(handle)`` writes to a binary
+    handle, atomically: a temporary file next to ``path`` (named as the module docstring says),
+    flushed and ``fsync``-ed, then renamed over ``path``. If ``write`` raises, the target is
+    untouched and the temporary file removed. A symbolic link is followed (its target is
+    written) and a replaced file keeps its permission bits. Returns ``path`` as a Path."""
+    target = _check_path(path)
     if target.is_symlink():
         # Write the file the link points to; replacing the link itself would cut it loose.
         target = Path(os.path.realpath(target))
@@ -372,7 +382,7 @@ def save_archive(path, config: dict, arrays: dict) -> Path:
         # On POSIX the descriptor (and so the lock) stays open until the file has its final
         # name: an unlocked temporary file may be removed as stale by another save.
         with os.fdopen(fd, "wb", closefd=fcntl is None) as handle:
-            _write_zip(handle, config, checked)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
@@ -464,6 +474,37 @@ def _read_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple, fail) -> np
     return array
 
 
+def open_zip_archive(path, fail, kind: str) -> zipfile.ZipFile:
+    """Open the ZIP file ``path`` for reading, or call ``fail(reason)`` (which must raise) with
+    what is wrong: missing, a directory, unreadable, empty, truncated, or not a ZIP archive
+    (then the reason says it is not a ``kind``, e.g. ``"numlstm model file"``)."""
+    target = _check_path(path)
+    try:
+        size = os.stat(target).st_size
+        if target.is_dir():
+            fail("it is a directory, not a file")
+    except FileNotFoundError:
+        fail("no such file")
+    except OSError as error:
+        fail(f"cannot access it ({error.strerror or error})")
+    if size == 0:
+        fail("the file is empty")
+    try:
+        with open(target, "rb") as handle:
+            start = handle.read(4)
+    except OSError as error:
+        fail(f"cannot open it ({error.strerror or error})")
+    try:
+        zf = zipfile.ZipFile(target, "r")
+    except zipfile.BadZipFile:
+        if start == b"PK\x03\x04":
+            fail("the ZIP archive is truncated or damaged (no valid central directory)")
+        fail(f"not a {kind} (not a ZIP archive)")
+    except Exception as error:      # damaged directories raise NotImplementedError, struct.error...
+        fail(f"the ZIP archive is damaged ({type(error).__name__}: {error})")
+    return zf
+
+
 def _check_member_infos(zf: zipfile.ZipFile, file_size: int, fail) -> None:
     """Refuse, before reading anything, members the format never writes: compressed or
     encrypted ones (their size in memory is not their size in the file) and ones whose
@@ -530,31 +571,8 @@ def load_archive(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, dic
         # from None: the message already says what the underlying error was
         raise ModelFileError(shown, reason) from None
 
-    try:
+    with open_zip_archive(path, fail, "numlstm model file") as zf:
         size = os.stat(target).st_size
-        if target.is_dir():
-            fail("it is a directory, not a file")
-    except FileNotFoundError:
-        fail("no such file")
-    except OSError as error:
-        fail(f"cannot access it ({error.strerror or error})")
-    if size == 0:
-        fail("the file is empty")
-    try:
-        with open(target, "rb") as handle:
-            start = handle.read(4)
-    except OSError as error:
-        fail(f"cannot open it ({error.strerror or error})")
-    try:
-        zf = zipfile.ZipFile(target, "r")
-    except zipfile.BadZipFile:
-        if start == b"PK\x03\x04":
-            fail("the ZIP archive is truncated or damaged (no valid central directory)")
-        fail("not a numlstm model file (not a ZIP archive)")
-    except Exception as error:      # damaged directories raise NotImplementedError, struct.error...
-        fail(f"the ZIP archive is damaged ({type(error).__name__}: {error})")
-
-    with zf:
         _check_member_infos(zf, size, fail)
         names = zf.namelist()
         if len(set(names)) != len(names):

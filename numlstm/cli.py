@@ -728,3 +728,9 @@ def summary(model_path, backend):
     model = _load_model(model_path, backend)
     console = _console()
     model.summary(print_fn=console.print)
+
+
+# -- numlstm convert, numlstm export: Keras import and ONNX export (numlstm/interop/commands.py)
+from .interop.commands import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
+for _command in _INTEROP_COMMANDS:
+    main.add_command(_command)

@@ -571,6 +571,13 @@ class Sequential:
                            f"cannot save the model to {str(path)!r}")
         return save_archive(path, config, arrays)
 
+    def export_onnx(self, path, *, opset=None):
+        """Write the model as an ONNX graph that ONNX Runtime and other ONNX servers run with
+        ``predict``'s outputs (needs ``numlstm[onnx]``); see
+        :func:`numlstm.interop.onnx_export.export_onnx`. Returns the path written."""
+        from .interop.onnx_export import DEFAULT_OPSET, export_onnx
+        return export_onnx(self, path, opset=DEFAULT_OPSET if opset is None else opset)
+
 
 def _unique_name(base: str, taken) -> str:
     """``base_1``, ``base_2``, ...: the first not in ``taken`` (Keras's naming of repeated
