@@ -140,7 +140,7 @@ def _split_usable(names: list[str] | None, console) -> list[str]:
     return usable
 
 
-def _check_output(path, option: str) -> None:
+def check_output_path(path, option: str) -> None:
     """Before any work starts: ``path`` (an output file) can be created or replaced -- its
     folder exists and takes a new file (probed by creating and removing one), its name fits
     the file system, it is not a folder or a read-only file. Otherwise a one-line usage error
@@ -257,7 +257,7 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
     names = _parse_backends(backend_list)
     for path, what in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
-            _check_output(path, what)
+            check_output_path(path, what)
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401
@@ -430,7 +430,7 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
     from rich.table import Table
     names = _parse_backends(backend_list)
     if json_path is not None:
-        _check_output(json_path, "--json")
+        check_output_path(json_path, "--json")
     console = _console()
     usable = [n for n in _split_usable(names, console) if n != "numpy"]
     if not usable:
@@ -624,7 +624,7 @@ def train(task, backend, units, layers, epochs, batch_size, learning_rate, sampl
     from . import optimizers
     from .layers import LSTM, Dense, Input
     from .models import Sequential
-    _check_output(out, "--out")
+    check_output_path(out, "--out")
     if task in TASKS and samples * (timesteps or 50) > MAX_TASK_VALUES:
         raise UsageFailure(f"--samples {samples} x --timesteps {timesteps or 50} is more than "
                            f"{MAX_TASK_VALUES} values of data; give fewer")
@@ -706,7 +706,7 @@ def evaluate(model_path, data, backend, batch_size, samples, seed):
 def predict(model_path, input_path, out, backend, batch_size):
     """Run a saved MODEL on INPUT.npy (samples, timesteps, features) -- or the x of an .npz --
     and write its outputs to --out."""
-    _check_output(out, "--out")
+    check_output_path(out, "--out")
     if backend is not None:
         get_backend(backend)
     model = _load_model(model_path, backend)

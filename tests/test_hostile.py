@@ -796,6 +796,12 @@ CLI_CASES = [
                                    "{f}/no/r.json"], "--json"),
     ("check-json-too-long", ["check", "--backends", "numba", "--json",
                              "{f}/" + "c" * 300 + ".json"], "--json"),
+    ("export-out-too-long", ["export", "{f}/model.npz", "{f}/" + "e" * 300 + ".onnx"], "OUT"),
+    ("export-hostile-model", ["export", "{f}/hostile.npz", "{f}/e.onnx"],
+     "cannot load model file"),
+    ("convert-out-missing-folder", ["convert", str(REPO / "tests" / "fixtures" / "keras_models"
+                                                   / "keras3_stack.keras"), "{f}/no/k.npz"],
+     "OUT"),
 ]
 
 
