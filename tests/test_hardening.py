@@ -402,7 +402,7 @@ def test_fit_stops_when_the_loss_becomes_non_finite(tmp_path):
     # outputs of about 5 * 3e38 overflow float32: the loss is inf or NaN from the first batch
     model.layers[1].set_weights([np.full_like(kernel, 3e38), bias])
     weights = model.get_weights()
-    with pytest.warns(RuntimeWarning, match="non-finite"):
+    with pytest.warns(RuntimeWarning, match="non-finite"), np.errstate(over="ignore"):
         history = model.fit(x, y, epochs=3, batch_size=4, verbose=0,
                             callbacks=[callbacks.ModelCheckpoint(str(path))])
     assert model.stop_training and history.epoch == []
