@@ -52,10 +52,27 @@ Guarantees
   flushed and ``fsync``-ed, then renamed over the target with ``os.replace`` (and the directory
   is ``fsync``-ed where the platform allows). A reader, or a crash at any moment, sees either
   the previous complete file (or none) or the new complete file, never a partial one.
-* Temporary files are named ``.<target name>.numlstm-tmp-<pid>-<random>``. On an error they
-  are removed. A process killed outright (e.g. ``SIGKILL``, power loss) cannot remove its own;
-  on POSIX systems the next :func:`save_archive` to the same target removes those whose
-  process id no longer runs. Elsewhere they stay until removed by hand.
+* Saving to a symbolic link writes the file the link points to (the link stays a link), and
+  replacing an existing file keeps its permission bits; a new file gets the usual mode
+  (0o666 less the umask).
+* Temporary files are named ``.<target name>.numlstm-tmp-<pid>-<random>``, or, where that
+  would exceed the file system's name limit, ``.<hash of the target name>.numlstm-tmp-<pid>-
+  <random>``. On an error they are removed. A writer holds an exclusive ``flock`` on its
+  temporary file for as long as it writes. A process killed outright (e.g. ``SIGKILL``, power
+  loss) cannot remove its own; on POSIX systems the next :func:`save_archive` to the same
+  target removes those no process holds a lock on (a process id proves nothing: the writer
+  may live in another PID namespace). Elsewhere they stay until removed by hand.
+
+Limits when loading
+-------------------
+Members must be stored uncompressed: a compressed (DEFLATE, BZIP2, LZMA, ...) or encrypted
+member is refused before anything is read, since it could expand to far more memory than the
+file's size. So are a member whose stored and declared sizes differ, an array whose declared
+dtype and shape need more bytes than its member holds or than the whole file, and a header
+nested deeper than JSON can be parsed. The arrays of one file may declare at most
+``max_bytes`` bytes in all (default :data:`DEFAULT_MAX_BYTES`, 4 GiB; pass a larger
+``max_bytes=`` for a larger trusted file). What loading allocates is thus bounded by the
+file's own size, and by ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -67,15 +84,22 @@ import math
 import os
 import re
 import secrets
+import stat
 import zipfile
+
+try:                                # POSIX: writers lock their temporary files
+    import fcntl
+except ImportError:                 # Windows: no stale-temporary cleanup at all
+    fcntl = None
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelFileError
+from .validation import check_int_at_least
 
 __all__ = ["save_archive", "load_archive", "open_zip_archive", "write_file_atomically",
-           "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER"]
+           "FORMAT_NAME", "FORMAT_VERSION", "HEADER_MEMBER", "DEFAULT_MAX_BYTES"]
 
 #: The ``"format"`` value of every numlstm archive.
 FORMAT_NAME = "numlstm-model"
@@ -91,8 +115,14 @@ _MAX_HEADER_BYTES = 64 * 1024 * 1024
 #: An .npy header (magic, version, length, dict) is padded to a multiple of 64 bytes; NumPy
 #: itself warns above 10 kB. Members may exceed their array's data size by at most this.
 _MAX_NPY_HEADER_BYTES = 1 << 16
+#: The most bytes the arrays of one file may declare, unless the caller passes ``max_bytes``.
+DEFAULT_MAX_BYTES = 4 << 30
 _MEMBER_PATTERN = re.compile(r"arrays/\d{5,}\.npy")
 _TEMP_MARKER = ".numlstm-tmp-"
+#: The longest file name most file systems allow (POSIX NAME_MAX on Linux, macOS, ext4, APFS).
+_NAME_MAX = 255
+#: What a temporary name adds to its prefix: ``<pid>-<12 hex digits>``, pid up to 10 digits.
+_TEMP_SUFFIX_MAX = 10 + 1 + 12
 
 
 # -- saving -----------------------------------------------------------------------------------
@@ -173,51 +203,78 @@ class _HashingWriter(io.RawIOBase):
 
 
 def _temp_prefix(target: Path) -> str:
-    return f".{target.name}{_TEMP_MARKER}"
+    """The name prefix of ``target``'s temporary files: ``.<name>.numlstm-tmp-``, or with a
+    hash of the name in its place where the full temporary name could exceed the file
+    system's limit (a legal 250-character target name must still save)."""
+    prefix = f".{target.name}{_TEMP_MARKER}"
+    if len(os.fsencode(prefix)) + _TEMP_SUFFIX_MAX > _NAME_MAX:
+        digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]
+        prefix = f".{digest}{_TEMP_MARKER}"
+    return prefix
 
 
-def _open_temp(target: Path) -> tuple[int, Path]:
-    """Create the temporary file next to ``target`` (mode 0o666 less the umask, like any new
-    file, rather than mkstemp's 0o600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        temp = target.with_name(f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(6)}")
-        try:
-            return os.open(temp, flags, 0o666), temp
-        except FileExistsError:     # a 48-bit random collision: draw again
-            continue
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:                 # EPERM: it exists, owned by someone else
+def _lock(fd: int, wait: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` (released when the process dies, however it
+    dies); False when ``wait`` is off and another open file holds it."""
+    if fcntl is None:
         return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:                 # a file system without flock: a writer goes on unlocked,
+        return wait                 # a cleaner cannot prove a file stale and keeps it
     return True
 
 
+def _open_temp(target: Path) -> tuple[int, Path]:
+    """Create and lock the temporary file next to ``target`` (mode 0o666 less the umask, like
+    any new file, rather than mkstemp's 0o600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    prefix = _temp_prefix(target)
+    while True:
+        temp = target.with_name(f"{prefix}{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            fd = os.open(temp, flags, 0o666)
+        except FileExistsError:     # a 48-bit random collision: draw again
+            continue
+        _lock(fd, wait=True)
+        # A cleaner may have taken the file for stale between its creation and the lock: keep
+        # it only if it is still linked under its name, else start over with a new one.
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(temp)):
+                return fd, temp
+        except OSError:
+            pass
+        os.close(fd)
+
+
 def _remove_stale_temps(target: Path) -> None:
-    """Remove temporary files of earlier saves to ``target`` whose process has died (POSIX
-    only: on Windows ``os.kill(pid, 0)`` would not be a harmless probe)."""
-    if os.name != "posix":
+    """Remove temporary files of earlier saves to ``target`` that no writer holds a lock on
+    (POSIX only). A file named with this process's id is left alone: where ``flock`` is
+    emulated by per-process locks (NFS), another thread's lock would not show."""
+    if fcntl is None:
         return
     prefix = _temp_prefix(target)
+    own = f"{prefix}{os.getpid()}-"
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
         return
     for entry in entries:
-        if not entry.name.startswith(prefix):
+        if not entry.name.startswith(prefix) or entry.name.startswith(own):
             continue
-        pid_text = entry.name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
-            continue                # a save in progress elsewhere (or in another thread)
         try:
-            os.unlink(entry.path)
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False):
+                os.unlink(entry.path)      # no writer holds it: its process is gone
         except OSError:
             pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -264,7 +321,8 @@ def save_archive(path, config: dict, arrays: dict) -> Path:
     ----------
     path : str or os.PathLike
         The file to write (any extension; ``.npz`` is customary). Its directory must exist.
-        An existing file is replaced only once the new one is complete and on disk.
+        An existing file is replaced only once the new one is complete and on disk, and keeps
+        its permission bits; a symbolic link is followed (its target is written).
     config : dict
         JSON-compatible: string keys; values dict, list, tuple, str, int, float, bool, None.
         Tuples come back as lists. NumPy scalars are refused (use ``.item()``).
@@ -302,16 +360,28 @@ def write_file_atomically(path, write) -> Path:
     """Create or replace the file ``path`` with what ``write(handle)`` writes to a binary
     handle, atomically: a temporary file next to ``path`` (named as the module docstring says),
     flushed and ``fsync``-ed, then renamed over ``path``. If ``write`` raises, the target is
-    untouched and the temporary file removed. Returns ``path`` as a Path."""
+    untouched and the temporary file removed. A symbolic link is followed (its target is
+    written) and a replaced file keeps its permission bits. Returns ``path`` as a Path."""
     target = _check_path(path)
+    if target.is_symlink():
+        # Write the file the link points to; replacing the link itself would cut it loose.
+        target = Path(os.path.realpath(target))
     directory = target.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot save to {os.fspath(target)!r}: directory "
                                 f"{os.fspath(directory)!r} does not exist")
+    try:
+        kept_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:                 # a new file: the usual mode
+        kept_mode = None
     _remove_stale_temps(target)
     fd, temp = _open_temp(target)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        if kept_mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, kept_mode)
+        # On POSIX the descriptor (and so the lock) stays open until the file has its final
+        # name: an unlocked temporary file may be removed as stale by another save.
+        with os.fdopen(fd, "wb", closefd=fcntl is None) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -322,6 +392,9 @@ def write_file_atomically(path, write) -> Path:
         except OSError:
             pass
         raise
+    finally:
+        if fcntl is not None:
+            os.close(fd)
     _fsync_directory(directory)
     return target
 
@@ -379,16 +452,17 @@ def _read_npy(data: bytes, name: str, dtype: np.dtype, shape: tuple, fail) -> np
             header = np.lib.format.read_array_header_1_0(stream)
         elif version == (2, 0):
             header = np.lib.format.read_array_header_2_0(stream)
-        else:                       # (3, 0): utf-8 field names; read_array handles it
-            header = None
+        else:
+            # (3, 0): utf-8 field names. NumPy has no public reader for its header, and
+            # read_array would allocate whatever shape it declares before reading the data.
+            header = np.lib.format._read_array_header(stream, version)
     except Exception as error:      # ValueError, or SyntaxError from a mangled header dict
         fail(f"array {name!r} is not a valid .npy member ({error})")
-    if header is not None:
-        stored_shape, _, stored_dtype = header
-        if stored_dtype != dtype or tuple(stored_shape) != shape:
-            fail(f"array {name!r} holds dtype {stored_dtype.str} and shape "
-                 f"{tuple(stored_shape)}, but the header records dtype {dtype.str} and shape "
-                 f"{shape}")
+    stored_shape, _, stored_dtype = header
+    if stored_dtype != dtype or tuple(stored_shape) != shape:
+        fail(f"array {name!r} holds dtype {stored_dtype.str} and shape "
+             f"{tuple(stored_shape)}, but the header records dtype {dtype.str} and shape "
+             f"{shape}")
     stream.seek(0)
     try:
         array = np.lib.format.read_array(stream, allow_pickle=False)
@@ -431,12 +505,44 @@ def open_zip_archive(path, fail, kind: str) -> zipfile.ZipFile:
     return zf
 
 
-def load_archive(path) -> tuple[dict, dict]:
+def _check_member_infos(zf: zipfile.ZipFile, file_size: int, fail) -> None:
+    """Refuse, before reading anything, members the format never writes: compressed or
+    encrypted ones (their size in memory is not their size in the file) and ones whose
+    stored and declared sizes differ or exceed the file."""
+    for info in zf.infolist():
+        if info.compress_type != zipfile.ZIP_STORED:
+            fail(f"member {info.filename!r} is compressed (ZIP method {info.compress_type}); "
+                 f"numlstm model files store members uncompressed, and a compressed member "
+                 f"could expand to far more memory than the file's size")
+        if info.flag_bits & 0x1:
+            fail(f"member {info.filename!r} is encrypted")
+        if info.file_size != info.compress_size or info.file_size > file_size:
+            fail(f"member {info.filename!r} declares {info.file_size} bytes but stores "
+                 f"{info.compress_size} in a file of {file_size} bytes")
+
+
+def _check_declared_sizes(parsed, file_size: int, max_bytes: int, fail) -> None:
+    """The arrays' declared dtypes and shapes must fit in the file, and in ``max_bytes``."""
+    total = 0
+    for name, _, dtype, shape, _ in parsed:
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > file_size:
+            fail(f"array {name!r} declares shape {shape} of {dtype.str}: {nbytes} bytes, more "
+                 f"than the file's {file_size} bytes")
+        total += nbytes
+    if total > max_bytes:
+        fail(f"its arrays declare {total} bytes in all, more than max_bytes={max_bytes}; "
+             f"pass a larger max_bytes= to load it if the file is trusted")
+
+
+def load_archive(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, dict]:
     """Read a file written by :func:`save_archive`, verifying everything before returning.
 
     Parameters
     ----------
     path : str or os.PathLike
+    max_bytes : int, default DEFAULT_MAX_BYTES (4 GiB)
+        The most bytes the file's arrays may declare in all (see "Limits when loading").
 
     Returns
     -------
@@ -451,11 +557,14 @@ def load_archive(path) -> tuple[dict, dict]:
         empty or a directory, is not a ZIP file or is truncated, lacks a member or has an
         unexpected one, has an unreadable header, a format name other than
         ``"numlstm-model"`` or an unknown version, a config or array whose SHA-256 differs
-        from the recorded one, or an array whose dtype or shape differs from the recorded one.
+        from the recorded one, or an array whose dtype or shape differs from the recorded one;
+        also a compressed or encrypted member, sizes that disagree or exceed the file or
+        ``max_bytes``, or a header nested too deeply to parse.
     TypeError
-        If ``path`` is not a str or os.PathLike.
+        If ``path`` is not a str or os.PathLike (or ``max_bytes`` not an integer).
     """
-    _check_path(path)
+    target = _check_path(path)
+    max_bytes = check_int_at_least(max_bytes, "max_bytes", 0)
     shown = os.fspath(path)
 
     def fail(reason):
@@ -463,6 +572,8 @@ def load_archive(path) -> tuple[dict, dict]:
         raise ModelFileError(shown, reason) from None
 
     with open_zip_archive(path, fail, "numlstm model file") as zf:
+        size = os.stat(target).st_size
+        _check_member_infos(zf, size, fail)
         names = zf.namelist()
         if len(set(names)) != len(names):
             fail("the ZIP archive has duplicate member names")
@@ -473,6 +584,8 @@ def load_archive(path) -> tuple[dict, dict]:
             header = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
             fail(f"the header {HEADER_MEMBER!r} is not valid UTF-8 JSON ({error})")
+        except RecursionError:
+            fail(f"the header {HEADER_MEMBER!r} is nested too deeply to parse")
         if not isinstance(header, dict):
             fail(f"the header {HEADER_MEMBER!r} is not a JSON object")
         if header.get("format") != FORMAT_NAME:
@@ -490,7 +603,10 @@ def load_archive(path) -> tuple[dict, dict]:
             fail("the header's 'config' is missing or not a JSON object")
         if not isinstance(entries, list):
             fail("the header's 'arrays' is missing or not a list")
-        digest = hashlib.sha256(_canonical_config(config)).hexdigest()
+        try:
+            digest = hashlib.sha256(_canonical_config(config)).hexdigest()
+        except RecursionError:
+            fail("the header's 'config' is nested too deeply")
         if header.get("config_sha256") != digest:
             fail(f"checksum mismatch for the config: recorded "
                  f"{header.get('config_sha256')!r}, computed {digest!r}")
@@ -504,6 +620,7 @@ def load_archive(path) -> tuple[dict, dict]:
                 fail(f"the header uses member {member!r} twice")
             seen_names.add(name)
             seen_members.add(member)
+        _check_declared_sizes(parsed, size, max_bytes, fail)
         missing = sorted(seen_members.difference(names))
         if missing:
             fail(f"member {missing[0]!r} is missing (the file is truncated or damaged)")

@@ -21,6 +21,11 @@ class Callback:
     def set_model(self, model) -> None:
         self.model = model
 
+    def check_before_training(self, log_names) -> None:
+        """Called by ``fit`` before the first training step with the names its logs will
+        have (``loss``, metrics, ``val_`` ones with validation data): raise ``ValueError``
+        for a setting that would fail later in training."""
+
     def on_train_begin(self, logs=None): ...
 
     def on_train_end(self, logs=None): ...
@@ -77,6 +82,10 @@ class EarlyStopping(Callback):
         self.restore_best_weights = V.check_bool(restore_best_weights, "restore_best_weights")
         self.stopped_epoch = None
 
+    def check_before_training(self, log_names) -> None:
+        V.check_monitored_in_logs(self.monitor, dict.fromkeys(log_names), "EarlyStopping",
+                                  " (use validation data for 'val_' names)")
+
     def on_train_begin(self, logs=None):
         self.wait = 0
         self.best = np.inf if self.mode == "min" else -np.inf
@@ -120,6 +129,14 @@ class ModelCheckpoint(Callback):
         self.mode = _monitor_op(self.monitor, mode)
         self.best = np.inf if self.mode == "min" else -np.inf
         self.saved: list[str] = []
+
+    def check_before_training(self, log_names) -> None:
+        """The path template formats with the logs training will produce, into a folder that
+        exists, and a monitored name is among them."""
+        if self.save_best_only:
+            V.check_monitored_in_logs(self.monitor, dict.fromkeys(log_names),
+                                      "ModelCheckpoint")
+        V.check_path_template(self.filepath, "filepath", log_names)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

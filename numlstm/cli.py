@@ -140,6 +140,50 @@ def _split_usable(names: list[str] | None, console) -> list[str]:
     return usable
 
 
+def check_output_path(path, option: str) -> None:
+    """Before any work starts: ``path`` (an output file) can be created or replaced -- its
+    folder exists and takes a new file (probed by creating and removing one), its name fits
+    the file system, it is not a folder or a read-only file. Otherwise a one-line usage error
+    (exit status 2), rather than a traceback after the work is done."""
+    target = Path(os.path.abspath(path))      # not resolve(): it fails on too-long names
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageFailure(f"{option}: the folder of {path!r} does not exist")
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):
+        name_max = 255
+    if len(os.fsencode(target.name)) > name_max:
+        raise UsageFailure(f"{option}: the file name of {path!r} is "
+                           f"{len(os.fsencode(target.name))} bytes long; this file system "
+                           f"allows at most {name_max}")
+    if target.is_dir():
+        raise UsageFailure(f"{option}: {path!r} is a folder, not a file")
+    probe = folder / f".numlstm-write-probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)       # a full disk refuses data, not only new names
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as error:
+        raise UsageFailure(f"{option}: the folder of {path!r} is not writable "
+                           f"({error.strerror or error})") from None
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageFailure(f"{option}: {path!r} exists and is not writable")
+
+
+def _write_output(path, option: str, write) -> None:
+    """Run ``write()``; a failure to write ``path`` (disk full meanwhile, ...) becomes a
+    one-line usage error naming the option."""
+    try:
+        write()
+    except OSError as error:
+        raise UsageFailure(f"{option}: could not write {str(path)!r} "
+                           f"({error.strerror or error})") from None
+
+
 def _positive(name: str):
     return click.option(f"--{name}", type=click.IntRange(min=1), default=None,
                         help=f"{name.capitalize()} (overrides --config).")
@@ -212,8 +256,8 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
     label = (config or "b") if not given else None
     names = _parse_backends(backend_list)
     for path, what in ((json_path, "--json"), (plot_path, "--plot")):
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise UsageFailure(f"{what}: the folder of {path!r} does not exist")
+        if path is not None:
+            check_output_path(path, what)
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401
@@ -292,10 +336,10 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
                   "x " + (peer or "peer") + ": median over the other's median (below 1 is "
                   "faster).")
     if json_path:
-        B.dump_report(report, json_path)
+        _write_output(json_path, "--json", lambda: B.dump_report(report, json_path))
         console.print(f"wrote {json_path}")
     if plot_path:
-        _plot(report, plot_path)
+        _write_output(plot_path, "--plot", lambda: _plot(report, plot_path))
         console.print(f"wrote {plot_path}")
     if failed:
         sys.exit(EXIT_CHECK_FAILED)
@@ -385,8 +429,8 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
 
     from rich.table import Table
     names = _parse_backends(backend_list)
-    if json_path is not None and not Path(json_path).resolve().parent.is_dir():
-        raise UsageFailure(f"--json: the folder of {json_path!r} does not exist")
+    if json_path is not None:
+        check_output_path(json_path, "--json")
     console = _console()
     usable = [n for n in _split_usable(names, console) if n != "numpy"]
     if not usable:
@@ -433,9 +477,10 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
                 records.append({"case": label, **result.to_dict()})
     console.print(table)
     if json_path:
-        Path(json_path).write_text(json.dumps({"schema": "numlstm.check/1", "shape": {
+        text = json.dumps({"schema": "numlstm.check/1", "shape": {
             "batch": batch, "timesteps": timesteps, "features": features, "units": units},
-            "results": records, "passed": not failed}, indent=2, default=float) + "\n")
+            "results": records, "passed": not failed}, indent=2, default=float) + "\n"
+        _write_output(json_path, "--json", lambda: Path(json_path).write_text(text))
         console.print(f"wrote {json_path}")
     if failed:
         console.print("check FAILED: at least one backend disagrees with the reference")
@@ -449,6 +494,15 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
 # datasets (numlstm.datasets).
 
 TASKS = ("digits", "adding", "sine")
+
+# Sizes `numlstm train` refuses above, in one line rather than a MemoryError after minutes:
+# far beyond anything the command's small tasks need.
+MAX_UNITS = 4096              # a 4096-unit layer's recurrent kernel alone is 256 MiB
+MAX_LAYERS = 64
+MAX_SAMPLES = 10 ** 6
+MAX_TIMESTEPS = 10 ** 5
+MAX_TASK_VALUES = 10 ** 8     # samples x timesteps of a generated task (400 MB of float32)
+MAX_CLASSES = 10 ** 5         # integer labels: one output unit per class
 
 
 def _load_npz(path, names=("x", "y")) -> tuple:
@@ -500,6 +554,9 @@ def _head(y: np.ndarray) -> tuple:
         if y.ndim != 1 or y.size == 0 or y.min() < 0:
             raise UsageFailure("y: integer class labels must be a 1-D array of labels >= 0; got "
                                f"shape {y.shape}")
+        if y.max() >= MAX_CLASSES:
+            raise UsageFailure(f"y: class labels must be below {MAX_CLASSES} (one output unit "
+                               f"per class); got a label of {y.max()}")
         return int(y.max()) + 1, "softmax", "sparse_categorical_crossentropy", ["accuracy"]
     if not np.issubdtype(y.dtype, np.floating) or y.ndim not in (1, 2):
         raise UsageFailure(f"y must hold integer class labels (1-D) or real targets (1-D or "
@@ -538,16 +595,16 @@ _backend_choice = click.Choice(BACKEND_NAMES)
 @click.argument("task", metavar="TASK|DATA.npz")
 @click.option("--backend", type=_backend_choice, default=None,
               help="Backend to train on (default: the one in use, normally numba).")
-@click.option("--units", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--units", type=click.IntRange(1, MAX_UNITS), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(1, MAX_LAYERS), default=1, show_default=True,
               help="Stacked LSTM layers.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=0.005,
               show_default=True, help="Adam's learning rate.")
-@click.option("--samples", type=click.IntRange(min=2), default=2000, show_default=True,
-              help="Training sequences of the adding and sine tasks.")
-@click.option("--timesteps", type=click.IntRange(min=1), default=None,
+@click.option("--samples", type=click.IntRange(2, MAX_SAMPLES), default=2000,
+              show_default=True, help="Training sequences of the adding and sine tasks.")
+@click.option("--timesteps", type=click.IntRange(1, MAX_TIMESTEPS), default=None,
               help="Sequence length of the adding and sine tasks (default 50).")
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               show_default=True, help="Fraction of a DATA.npz held out for validation.")
@@ -567,8 +624,10 @@ def train(task, backend, units, layers, epochs, batch_size, learning_rate, sampl
     from . import optimizers
     from .layers import LSTM, Dense, Input
     from .models import Sequential
-    if not Path(out).resolve().parent.is_dir():
-        raise UsageFailure(f"--out: the folder of {out!r} does not exist")
+    check_output_path(out, "--out")
+    if task in TASKS and samples * (timesteps or 50) > MAX_TASK_VALUES:
+        raise UsageFailure(f"--samples {samples} x --timesteps {timesteps or 50} is more than "
+                           f"{MAX_TASK_VALUES} values of data; give fewer")
     if backend is not None:
         get_backend(backend)        # a backend that cannot run here fails before any work
     console = _console()
@@ -601,8 +660,9 @@ def train(task, backend, units, layers, epochs, batch_size, learning_rate, sampl
     if test_data is not None:
         logs = model.evaluate(*test_data, batch_size=batch_size, return_dict=True)
         _print_logs(console, f"{task}: {len(test_data[0])} test sequences", logs)
-    saved = model.save(out)
-    console.print(f"saved the model to {saved}")
+    saved = []
+    _write_output(out, "--out", lambda: saved.append(model.save(out)))
+    console.print(f"saved the model to {saved[0]}")
 
 
 @main.command()
@@ -646,14 +706,13 @@ def evaluate(model_path, data, backend, batch_size, samples, seed):
 def predict(model_path, input_path, out, backend, batch_size):
     """Run a saved MODEL on INPUT.npy (samples, timesteps, features) -- or the x of an .npz --
     and write its outputs to --out."""
-    if not Path(out).resolve().parent.is_dir():
-        raise UsageFailure(f"--out: the folder of {out!r} does not exist")
+    check_output_path(out, "--out")
     if backend is not None:
         get_backend(backend)
     model = _load_model(model_path, backend)
     x = _load_array(input_path)
     outputs = model.predict(x, batch_size=batch_size)
-    np.save(out, outputs)
+    _write_output(out, "--out", lambda: np.save(out, outputs))
     _console().print(f"predicted {len(x)} sequences on {model.backend_name}: outputs "
                      f"{outputs.shape} {outputs.dtype} written to {out}")
 

@@ -99,5 +99,14 @@ def resolve(spec, argument: str) -> Callable:
         return INITIALIZERS[spec]
     if callable(spec):
         return lambda shape, dtype, rng: spec(shape, dtype)
+    if isinstance(spec, dict) and set(spec) == {"callable"} and isinstance(spec["callable"],
+                                                                          str):
+        # What a saved model records for a callable: its weights were loaded from the file,
+        # so it is only needed to build new weights, which then says how.
+        def unavailable(shape, dtype, rng):
+            raise ValueError(f"{argument} was the Python callable {spec['callable']!r}, which "
+                             "a saved model cannot hold; to build new weights, create the "
+                             f"layer again with {argument}=<the callable>")
+        return unavailable
     raise TypeError(f"{argument} must be an initializer name or a callable f(shape, dtype); "
                     f"got {type(spec).__name__} {spec!r}")

@@ -17,6 +17,7 @@ as an uninterrupted run would.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -111,20 +112,39 @@ class Sequential:
                 raise ValueError("the model has no Input: give Input(shape) as its first "
                                  "element, call build(input_shape), or call fit/predict")
             input_shape = self._input.batch_shape
-        shape = tuple(input_shape)
-        self._batch_shape = shape
+        self._build(tuple(input_shape))
+
+    def _build(self, shape: tuple, weights=None) -> None:
+        """Build every layer for the batch shape ``shape``: with their initializers, or (what
+        loading does) with ``weights``, every array checked against the shapes the layers'
+        configurations call for before any layer is touched and without running an
+        initializer."""
         self._seed_layers()
+        pending, position = [], 0
+        input_shape = shape
         for layer in self.layers:
             if isinstance(layer, LSTM) and layer.stateful and layer.batch_size is None:
                 layer.batch_size = V.check_fixed_batch(shape, layer.name)
             if isinstance(layer, (LSTM, Bidirectional)):
                 V.check_layer_input_rank(shape, 3, layer.name,
                                          "(batch, timesteps, features)")
-            if not layer.built:
+            if weights is not None:
+                count = len(layer.weight_specs(shape))
+                pending.append((layer, layer.check_weights(
+                    weights[position:position + count], shape), shape))
+                position += count
+            elif not layer.built:
                 layer.build(shape)
             else:
                 self._check_built_layer(layer, shape)
             shape = tuple(layer.compute_output_shape(shape))
+        if weights is not None:
+            if position != len(weights):
+                raise ValueError(f"the layers need {position} weight arrays; got "
+                                 f"{len(weights)}")
+            for layer, checked, layer_input in pending:
+                layer.install_weights(checked, layer_input)
+        self._batch_shape = input_shape
         self._output_shape = shape
         self.built = True
 
@@ -191,12 +211,16 @@ class Sequential:
         self._require_built()
         weights = V.check_weight_list(
             weights, sum(len(layer.trainable_weights) for layer in self.layers))
-        position = 0
+        # Every layer's arrays are checked before any layer's are replaced.
+        pending, position = [], 0
         for layer in self.layers:
             n = len(layer.trainable_weights)
             if n:
-                layer.set_weights(list(weights[position:position + n]))
+                pending.append((layer, layer.check_weights(list(weights[position:
+                                                                        position + n]))))
             position += n
+        for layer, checked in pending:
+            layer.install_weights(checked)
 
     def count_params(self) -> int:
         self._require_built()
@@ -278,40 +302,58 @@ class Sequential:
         V.check_targets_given(y, len(x), names)
         return x, self._check_y(y, len(x), names[1])
 
-    def _check_batch_size(self, batch_size, n):
+    def _check_batch_size(self, batch_size, n, samples="samples"):
         batch_size = V.check_int_at_least(batch_size, "batch_size", 1)
         fixed = [layer.batch_size for layer in self.layers
                  if isinstance(layer, LSTM) and layer.stateful]
-        return V.check_stateful_batch_size(batch_size, fixed[0] if fixed else None, n)
+        return V.check_stateful_batch_size(batch_size, fixed[0] if fixed else None, n,
+                                           samples=samples)
 
     # -- running ------------------------------------------------------------------------------
     def _backend(self):
         return get_backend(self._backend_name)
 
-    def _forward(self, x, training, backend, rng=None):
-        """Run every layer; the output's mask (if any) is kept in ``_output_mask`` as a host
-        array for the loss and metrics."""
+    def _run_layers(self, x, training, backend, rng=None):
+        """Run every layer; returns the output and its mask (a host bool array, or None) for
+        the loss and metrics. Masks travel with the call, never on the layers, so that
+        threads may share a model. Floating data is cast to each layer's dtype as it enters
+        it (as Keras does), so layers of different dtypes can follow one another."""
         mask = None
         out = to_xp(backend, x)
         for layer in self.layers:
+            if out.dtype.kind == "f" and out.dtype != layer.dtype:
+                out = out.astype(layer.dtype)
+            next_mask = layer.compute_mask(mask, out)
             out = layer.forward(out, mask=mask, training=training, backend=backend, rng=rng)
-            mask = layer.compute_mask(mask)
-        self._output_mask = None
+            mask = next_mask
         if mask is not None and out.ndim == 3 and tuple(mask.shape) == tuple(out.shape[:2]):
-            self._output_mask = np.asarray(backend.to_numpy(mask), dtype=bool)
+            return out, np.asarray(backend.to_numpy(mask), dtype=bool)
+        return out, None
+
+    def _forward(self, x, training, backend, rng=None):
+        """:meth:`_run_layers`'s output; its mask is kept in ``_output_mask`` (for callers
+        that run one call at a time, such as gradient checks)."""
+        out, self._output_mask = self._run_layers(x, training, backend, rng)
         return out
 
     def _backward(self, grad):
         """Back-propagate dL/d(output) through every layer (filling their ``grads``); returns
-        dL/dx (None for token ids)."""
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+        dL/dx (None for token ids). A gradient leaving a layer is cast to the dtype of the
+        layer before it, the dtype its input had."""
+        for index in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[index].backward(grad)
+            if grad is not None and index and grad.dtype != self.layers[index - 1].dtype:
+                grad = grad.astype(self.layers[index - 1].dtype)
         return grad
 
     def _train_step(self, xb, yb, backend):
-        pred = backend.to_numpy(self._forward(xb, True, backend, self._train_rng))
-        mask = self._output_mask
+        """One batch: forward, loss, backward and the optimizer's update -- which is skipped
+        when the loss is not finite (the caller stops training then)."""
+        out, mask = self._run_layers(xb, True, backend, self._train_rng)
+        pred = backend.to_numpy(out)
         loss, grad = self.loss.value_and_grad(yb, pred, mask)
+        if not np.isfinite(loss):
+            return loss, pred, mask
         self._backward(to_xp(backend, np.ascontiguousarray(grad, dtype=pred.dtype)))
         grads = [g for layer in self.layers for g in layer.grads]
         self.optimizer.apply_gradients(grads, self._weights())
@@ -325,7 +367,14 @@ class Sequential:
 
         ``validation_split`` holds out the *last* fraction of the samples (before shuffling,
         as Keras does); ``validation_data=(x_val, y_val)`` gives them explicitly. Every input
-        is checked before the first training step.
+        is checked before the first training step, and so are the callbacks' settings
+        (checkpoint path templates and folders, monitored names), the validation size of a
+        stateful model and the optimizer's state against the model's weights.
+
+        When a batch's loss is NaN or infinite, training stops there (Keras's
+        ``TerminateOnNaN``) with a ``RuntimeWarning``: that batch's update is not applied, so
+        the model keeps the last finite weights; the epoch is not completed and its
+        ``on_epoch_end`` callbacks (e.g. a checkpoint) do not run.
         """
         self._check_compiled()
         x, y = self._check_xy(x, y)
@@ -344,7 +393,15 @@ class Sequential:
             y = y[:split_at]
         V.check_sample_count(len(x))
         batch_size = self._check_batch_size(batch_size, len(x))
+        if val is not None:
+            self._check_batch_size(batch_size, len(val[0]), "validation samples")
         callbacks = V.check_callback_list(callbacks, C.Callback)
+        self.optimizer.check_state_matches(self._weights())
+        log_names = list(self._logs(np.zeros(1 + len(self.metrics))))
+        if val is not None:
+            log_names += [f"val_{name}" for name in log_names]
+        for callback in callbacks:
+            callback.check_before_training(log_names)
         history = C.History()
         all_callbacks = [history, *callbacks]
         for callback in all_callbacks:
@@ -365,6 +422,13 @@ class Sequential:
                 index = order[step * batch_size:(step + 1) * batch_size]
                 yb = y[index]
                 loss, pred, mask = self._train_step(x[index], yb, backend)
+                if not np.isfinite(loss):
+                    warnings.warn(f"fit stopped at epoch {epoch + 1}, batch {step + 1}: the "
+                                  f"loss became non-finite ({loss}); that batch's update was "
+                                  "not applied, so the model keeps the last finite weights",
+                                  RuntimeWarning, stacklevel=2)
+                    self.stop_training = True
+                    break
                 size = len(index)
                 totals += size * np.array([loss] + [m(yb, pred, mask) for m in self.metrics])
                 seen += size
@@ -372,6 +436,9 @@ class Sequential:
                 progress.update(step + 1, logs)
                 for callback in all_callbacks:
                     callback.on_batch_end(step, logs)
+            if self.stop_training and seen < n:
+                progress.close(self._logs(totals / max(seen, 1)))
+                break
             logs = self._logs(totals / seen)
             if val is not None:
                 values = self._evaluate_arrays(val[0], val[1], batch_size, backend)
@@ -394,8 +461,8 @@ class Sequential:
         totals = np.zeros(1 + len(self.metrics))
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            pred = backend.to_numpy(self._forward(xb, False, backend))
-            mask = self._output_mask
+            out, mask = self._run_layers(xb, False, backend)
+            pred = backend.to_numpy(out)
             loss, _ = self.loss.value_and_grad(yb, pred, mask)
             totals += len(xb) * np.array([loss] + [m(yb, pred, mask) for m in self.metrics])
         return totals / max(len(x), 1)
@@ -422,7 +489,7 @@ class Sequential:
         batch_size = self._check_batch_size(batch_size, len(x))
         backend = self._backend()
         start_time = time.perf_counter()
-        parts = [backend.to_numpy(self._forward(x[s:s + batch_size], False, backend))
+        parts = [backend.to_numpy(self._run_layers(x[s:s + batch_size], False, backend)[0])
                  for s in range(0, len(x), batch_size)]
         if verbose:
             print(f"predicted {len(x)} samples in {time.perf_counter() - start_time:.2f}s")
@@ -437,7 +504,7 @@ class Sequential:
         if not V.check_bool(training, "training"):
             return self.predict(x, batch_size=max(len(x), 1))
         backend = self._backend()
-        return backend.to_numpy(self._forward(x, True, backend, self._train_rng))
+        return backend.to_numpy(self._run_layers(x, True, backend, self._train_rng)[0])
 
     # -- summary ------------------------------------------------------------------------------
     def summary(self, print_fn=None) -> None:
@@ -477,7 +544,11 @@ class Sequential:
     def save(self, path):
         """Write the model to ``path`` (one file, atomically): its configuration, weights,
         compile settings, optimizer state and training-generator state; see
-        :func:`load_model`. Returns the path written."""
+        :func:`load_model`. Returns the path written.
+
+        Weights or optimizer slots holding NaN or inf (a diverged run) raise ``ValueError``
+        and write nothing: :func:`load_model` would refuse them, and an existing file at
+        ``path`` (say, the last good checkpoint) stays as it was."""
         from . import __version__
         from .archive import save_archive
         config = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
@@ -492,6 +563,12 @@ class Sequential:
             iterations, slots = self.optimizer.get_state()
             config["optimizer_iterations"] = iterations
             arrays.update({f"optimizer/{k}": v for k, v in slots.items()})
+        names = [f"weights of layer {layer.name!r} (array {index})" for layer in self.layers
+                 for index in range(len(layer.trainable_weights))]
+        V.check_all_finite({**dict(zip(names, arrays.values())),
+                            **{f"optimizer state {k[len('optimizer/'):]!r}": v
+                               for k, v in arrays.items() if k.startswith("optimizer/")}},
+                           f"cannot save the model to {str(path)!r}")
         return save_archive(path, config, arrays)
 
     def export_onnx(self, path, *, opset=None):
@@ -520,17 +597,33 @@ def _jsonable_rng_state(rng) -> dict:
 
 
 def _restore_rng(data) -> np.random.Generator:
-    if data.get("bit_generator") != "PCG64":
-        raise ValueError(f"unknown bit generator {data.get('bit_generator')!r}")
+    """The generator whose state :func:`_jsonable_rng_state` wrote, every field checked:
+    PCG64's ``state`` and ``inc`` decimal strings of integers in [0, 2**128), ``has_uint32``
+    0 or 1, ``uinteger`` in [0, 2**32)."""
+    def bad(what):
+        return ValueError(f"train_rng {what}")
+    if not isinstance(data, dict) or data.get("bit_generator") != "PCG64":
+        raise bad(f"names an unknown bit generator "
+                  f"{data.get('bit_generator') if isinstance(data, dict) else data!r}")
+    state = data.get("state")
+    if not isinstance(state, dict) or set(state) != {"state", "inc"}:
+        raise bad(f"must hold PCG64's 'state' and 'inc'; got {state!r}")
+    values = {}
+    for key, text in state.items():
+        if not isinstance(text, str) or not text.isdigit() or len(text) > 39 \
+                or int(text) >= 1 << 128:
+            raise bad(f"{key} must be a decimal integer in [0, 2**128); got {text!r}")
+        values[key] = int(text)
+    has_uint32 = V.check_int_at_least(data.get("has_uint32"), "train_rng has_uint32", 0, 1)
+    uinteger = V.check_int_at_least(data.get("uinteger"), "train_rng uinteger", 0,
+                                    (1 << 32) - 1)
     rng = np.random.Generator(np.random.PCG64())
-    rng.bit_generator.state = {"bit_generator": "PCG64",
-                               "state": {k: int(v) for k, v in data["state"].items()},
-                               "has_uint32": int(data["has_uint32"]),
-                               "uinteger": int(data["uinteger"])}
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": values,
+                               "has_uint32": has_uint32, "uinteger": uinteger}
     return rng
 
 
-def load_model(path, backend=None) -> Sequential:
+def load_model(path, backend=None, *, max_bytes=None) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: layers, weights, compile settings,
     optimizer state. ``backend`` overrides the saved backend choice (e.g. a model trained on
     ``cuda`` served on ``numba``). Only the known layer classes can be named by a file, and
@@ -542,22 +635,40 @@ def load_model(path, backend=None) -> Sequential:
     ``backend``, a model saved for a backend that cannot run here (e.g. ``cuda`` on a machine
     without a GPU) raises :class:`~numlstm.errors.BackendUnavailableError` naming the saved
     backend and the call that loads it on another one, rather than failing later in
-    ``predict``."""
+    ``predict``.
+
+    Nothing is built before the whole configuration has been checked: every value's type and
+    range by the layers' own constructors (which allocate nothing), and every weight array's
+    shape against what the configuration calls for; the weights then come from the file and
+    no initializer runs. ``max_bytes`` bounds the bytes the file's arrays may declare in all
+    (None: :data:`numlstm.archive.DEFAULT_MAX_BYTES`, 4 GiB); see :mod:`numlstm.archive` for
+    what else the loader refuses."""
     from .archive import load_archive
     from .errors import ModelFileError
     if backend is not None:
         V.check_name(backend, "backend", BACKEND_NAMES)
         get_backend(backend)                 # an unusable backend fails before any file work
-    config, arrays = load_archive(path)
+    config, arrays = load_archive(path, **({} if max_bytes is None else
+                                           {"max_bytes": max_bytes}))
     model_config = config.get("model") if isinstance(config, dict) else None
     saved = model_config.get("backend") if isinstance(model_config, dict) else None
     if backend is None and saved in BACKEND_NAMES:
         _require_saved_backend(path, saved)
     try:
         return _model_from_archive(config, arrays, backend)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError, MemoryError) as error:
+        # Any of these from a file that passed the archive's checks means a config that no
+        # numlstm wrote (MemoryError included, although the checks leave nothing large to
+        # allocate): one error type, naming the file.
         raise ModelFileError(path, f"not a valid numlstm model ({type(error).__name__}: "
-                                   f"{error})") from None
+                                   f"{_short(error)})") from None
+
+
+def _short(error, limit: int = 300) -> str:
+    """An exception's message, cut to ``limit`` characters (a tampered value may be huge)."""
+    text = str(error)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _require_saved_backend(path, saved: str) -> None:
@@ -584,8 +695,13 @@ def _model_from_archive(config, arrays, backend):
     if config.get("format_version") != MODEL_FORMAT_VERSION:
         raise ValueError(f"unsupported model format version {config.get('format_version')!r}")
     model_config = config["model"]
+    if not isinstance(model_config, dict) or not isinstance(model_config["layers"], list):
+        raise TypeError("'model' must be an object with a list of 'layers'")
     layers = []
     for entry in model_config["layers"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise TypeError(f"a layer entry must be an object with a 'config' object; got "
+                            f"{_short(repr(entry), 80)}")
         class_name = entry["class_name"]
         if class_name not in LAYER_CLASSES:
             raise ValueError(f"the file names an unknown layer class {class_name!r}; known: "
@@ -600,15 +716,14 @@ def _model_from_archive(config, arrays, backend):
         items.insert(0, Input(tuple(spec.pop("shape")), **spec))
     model = Sequential(items, backend=backend if backend is not None else
                        model_config.get("backend"), seed=model_config["seed"],
-                       name=model_config.get("name", "sequential"))
-    model.build(tuple(model_config["batch_shape"]))
+                       name=V.check_string(model_config.get("name", "sequential"), "name"))
+    n = sum(1 for key in arrays if key.startswith("weights/"))
+    weights = [arrays[f"weights/{i}"] for i in range(n)]
+    # Every weight's shape is checked against the layers' configs before anything is built,
+    # and the layers take the file's arrays: no initializer runs, nothing large is allocated.
+    model._build(V.check_batch_shape(model_config["batch_shape"]), weights)
     if backend is not None:
         model.set_backend(backend)           # the layers' own backend settings follow too
-    n = len(model._weights())
-    weights = [arrays[f"weights/{i}"] for i in range(n)]
-    if f"weights/{n}" in arrays:
-        raise ValueError("the file holds more weight arrays than its layers need")
-    model.set_weights(weights)
     model._train_rng = _restore_rng(config["train_rng"])
     compile_config = config.get("compile")
     if compile_config is not None:
@@ -617,4 +732,7 @@ def _model_from_archive(config, arrays, backend):
         slots = {k[len("optimizer/"):]: v for k, v in arrays.items()
                  if k.startswith("optimizer/")}
         model.optimizer.set_state(config["optimizer_iterations"], slots, model._weights())
+    unknown = sorted(k for k in arrays if not k.startswith(("weights/", "optimizer/")))
+    if unknown:
+        raise ValueError(f"the file holds an array {unknown[0]!r} that no part of a model uses")
     return model

@@ -36,6 +36,8 @@ class Optimizer:
 
     name = "optimizer"
     _slot_names: tuple[str, ...] = ()
+    #: Slots that hold running averages of squared gradients (never negative).
+    _squared_slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
         self.learning_rate = _check_float(learning_rate, "learning_rate")
@@ -80,10 +82,16 @@ class Optimizer:
         return self.iterations, arrays
 
     def set_state(self, iterations, arrays, weights) -> None:
-        """Restore what :meth:`get_state` returned, for a model whose weights are ``weights``."""
-        self.iterations = int(iterations)
+        """Restore what :meth:`get_state` returned, for a model whose weights are ``weights``.
+
+        Everything is checked before anything changes: ``iterations`` an integer in
+        ``[0, 2**62]``, one finite slot array per weight and slot name with the weight's
+        shape, non-negative where the slot holds squares (Adam's ``v``, RMSprop's
+        ``velocity``). Anything else (say, from a tampered file) raises ``ValueError`` or
+        ``TypeError``: a bad state would turn the weights into NaN at the next step."""
+        iterations = V.check_int_at_least(iterations, "optimizer iterations", 0, 1 << 62)
         if not arrays:
-            self.slots = None
+            self.iterations, self.slots = iterations, None
             return
         slots = {}
         for name in self._slot_names:
@@ -93,9 +101,32 @@ class Optimizer:
                 if key not in arrays or np.shape(arrays[key]) != w.shape:
                     raise ValueError(f"optimizer state {key!r} is missing or does not match "
                                      f"the weight of shape {w.shape}")
-                values.append(np.array(arrays[key], dtype=w.dtype))
+                value = V.as_float_array(arrays[key], f"optimizer state {key!r}", w.dtype)
+                if name in self._squared_slots and value.size and value.min() < 0:
+                    raise ValueError(f"optimizer state {key!r} holds running averages of "
+                                     f"squares, which cannot be negative; got {value.min()}")
+                values.append(np.array(value, dtype=w.dtype))
             slots[name] = values
-        self.slots = slots
+        unknown = sorted(set(arrays) - {f"{name}/{i}" for name in self._slot_names
+                                        for i in range(len(weights))})
+        if unknown:
+            raise ValueError(f"optimizer state {unknown[0]!r} does not belong to "
+                             f"{type(self).__name__} with {len(weights)} weights")
+        self.iterations, self.slots = iterations, slots
+
+    def check_state_matches(self, weights) -> None:
+        """Before training: the slots (if any yet) were made for exactly these weights; a
+        layer added after training leaves them behind, and the update would fail midway."""
+        if self.slots is None:
+            return
+        for name, values in self.slots.items():
+            if [v.shape for v in values] != [w.shape for w in weights]:
+                raise ValueError(f"the optimizer's state was built for {len(values)} weight "
+                                 f"arrays of shapes {[v.shape for v in values]}, but the model "
+                                 f"now has {len(weights)} of shapes "
+                                 f"{[w.shape for w in weights]} (a layer was added or rebuilt "
+                                 "after training); call model.compile(...) again to start "
+                                 "with a fresh optimizer")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
@@ -133,6 +164,7 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     name = "adam"
     _slot_names = ("m", "v")
+    _squared_slots = ("v",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  clipnorm=None, clipvalue=None):
@@ -157,6 +189,7 @@ class Adam(Optimizer):
 
 class RMSprop(Optimizer):
     name = "rmsprop"
+    _squared_slots = ("velocity",)
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  clipnorm=None, clipvalue=None):

@@ -32,6 +32,10 @@ __all__ = ["get_num_threads", "set_num_threads", "num_threads", "blas_single_thr
 
 _requested: int | None = None     # None: every thread Numba was started with
 
+#: The most threads :func:`set_num_threads` accepts: BLAS libraries take a C ``int`` and
+#: cap it far lower themselves.
+MAX_THREADS = 1 << 16
+
 
 def max_threads() -> int:
     """The most threads numlstm uses: the cores this process may run on."""
@@ -50,11 +54,12 @@ def set_num_threads(n: int) -> None:
 
     Parameters
     ----------
-    n : int >= 1
+    n : int in [1, MAX_THREADS]
         More threads than the usable cores are capped to that number (BLAS gets ``n``).
+        Larger values raise ``ValueError`` and change nothing.
     """
     global _requested
-    n = V.check_positive_int(n, "n")
+    n = V.check_positive_int(n, "n", MAX_THREADS)
     _requested = n
     _blas_controller().limit(limits=n, user_api="blas")
     numba_threads = _running_numba()

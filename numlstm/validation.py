@@ -18,6 +18,10 @@ import numpy as np
 
 from .activations import ACTIVATION_CODES
 
+#: The largest layer size (units, embedding dimensions) a layer accepts: the kernels index
+#: with machine integers, and no model near this size fits in memory anyway.
+MAX_LAYER_SIZE = (1 << 31) - 1
+
 #: The floating dtypes numlstm computes in.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -58,12 +62,17 @@ def check_activation(value, argument: str = "activation") -> int:
     return ACTIVATION_CODES[name]
 
 
-def check_positive_int(value, argument: str) -> int:
-    """Check an integer ≥ 1 (booleans and floats are refused, even 3.0)."""
+def check_positive_int(value, argument: str, maximum: int | None = None) -> int:
+    """Check an integer ≥ 1, and ≤ ``maximum`` when given (booleans and floats are refused,
+    even 3.0)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{argument} must be a positive integer; got {_kind_of(value)}")
     if value <= 0:
         raise ValueError(f"{argument} must be a positive integer; got {argument}={value}")
+    if maximum is not None and value > maximum:
+        shown = value if value < 10 ** 30 else f"an integer of {len(str(value))} digits"
+        raise ValueError(f"{argument} must be a positive integer <= {maximum}; got "
+                         f"{argument}={shown}")
     return int(value)
 
 
@@ -79,14 +88,26 @@ def check_seed(value, argument: str = "seed") -> int | None:
     return int(value)
 
 
-def check_int_at_least(value, argument: str, minimum: int) -> int:
-    """Check an integer ≥ ``minimum`` (booleans and floats are refused, even 3.0)."""
+def check_int_at_least(value, argument: str, minimum: int, maximum: int | None = None) -> int:
+    """Check an integer ≥ ``minimum`` (and ≤ ``maximum`` when given; booleans and floats are
+    refused, even 3.0)."""
+    bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument} must be an integer >= {minimum}; got {_kind_of(value)}")
-    if value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}; got "
-                         f"{argument}={value}")
+        raise TypeError(f"{argument} must be an integer {bound}; got {_kind_of(value)}")
+    if value < minimum or (maximum is not None and value > maximum):
+        shown = value if abs(value) < 10 ** 30 else f"an integer of {len(str(abs(value)))} digits"
+        raise ValueError(f"{argument} must be an integer {bound}; got {argument}={shown}")
     return int(value)
+
+
+def check_finite_number(value, argument: str, why: str = "") -> float:
+    """Check a finite real number (booleans refused); ``why`` explains a refused NaN/inf."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number; got {_kind_of(value)}")
+    if not np.isfinite(float(value)):
+        raise ValueError(f"{argument} must be a finite number{f' ({why})' if why else ''}; "
+                         f"got {argument}={value!r}")
+    return float(value)
 
 
 def check_fraction(value, argument: str) -> float:
@@ -303,6 +324,10 @@ def check_token_ids(x, input_dim, argument) -> np.ndarray:
     if array.dtype.kind == "f":
         if array.size and (not np.isfinite(array).all() or (array != np.round(array)).any()):
             raise ValueError(f"{argument} must be integer token ids; got non-integer values")
+        # Compare as floats before the cast: a float beyond int64 would wrap around.
+        if array.size and (array.min() < 0 or array.max() >= input_dim):
+            raise ValueError(f"{argument} ids must be in [0, input_dim) = [0, {input_dim}); "
+                             f"got values from {array.min()!r} to {array.max()!r}")
         array = array.astype(np.int64)
     elif array.dtype.kind not in "iu":
         raise TypeError(f"{argument} must be integer token ids; got dtype {array.dtype}")
@@ -407,6 +432,49 @@ def check_sequential_layer(layer, layers: list, model_name: str) -> None:
                          "Sequential model cannot pass on; use concat, sum, mul or ave")
 
 
+def check_backward_layer(layer, backward_layer) -> None:
+    """``Bidirectional(layer, backward_layer=...)``: an LSTM that reads the sequence the
+    other way and gives outputs of the same kind and shape (as Keras requires)."""
+    from .layers import LSTM
+    if not isinstance(backward_layer, LSTM):
+        raise TypeError(f"backward_layer must be an LSTM layer; got {_kind_of(backward_layer)}")
+    if backward_layer is layer:
+        raise ValueError("backward_layer must be another LSTM than layer; got the same object")
+    if backward_layer.go_backwards == layer.go_backwards:
+        raise ValueError(f"backward_layer must read the sequence the other way: its "
+                         f"go_backwards must be {not layer.go_backwards}; got "
+                         f"go_backwards={backward_layer.go_backwards}")
+    for attribute in ("units", "return_sequences", "return_state", "stateful", "dtype"):
+        if getattr(backward_layer, attribute) != getattr(layer, attribute):
+            raise ValueError(f"backward_layer must have the same {attribute} as layer "
+                             f"({getattr(layer, attribute)}); got "
+                             f"{attribute}={getattr(backward_layer, attribute)}")
+
+
+def check_all_finite(arrays: dict, what: str) -> None:
+    """Every array of ``arrays`` (name -> array) holds only finite values; ``what`` says what
+    they are for the message (e.g. "cannot save the model")."""
+    for name, array in arrays.items():
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise ValueError(f"{what}: {name} holds non-finite values ({array[bad]} at index "
+                             f"{bad}, {int((~finite).sum())} in all); a run whose loss became "
+                             f"NaN or inf has diverged")
+
+
+def check_batch_shape(value, argument: str = "batch_shape") -> tuple:
+    """A model's input shape with the batch axis: a list of 2 or 3 entries, each None or a
+    positive integer, e.g. ``[None, 28, 28]``."""
+    if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+        raise TypeError(f"{argument} must be a list of 2 or 3 sizes (None or integers >= 1); "
+                        f"got {_kind_of(value)}")
+    for index, size in enumerate(value):
+        if size is not None:
+            check_positive_int(size, f"{argument}[{index}]")
+    return tuple(value)
+
+
 def check_fixed_batch(shape: tuple, layer_name: str) -> int:
     """A stateful LSTM's input ``shape`` must fix the batch size (``shape[0]`` not None)."""
     if shape[0] is None:
@@ -504,17 +572,18 @@ def check_model_input_shape(array: np.ndarray, expected: tuple, described: str,
 
 
 def check_stateful_batch_size(batch_size: int, fixed: int | None, n: int,
-                              argument: str = "batch_size") -> int:
+                              argument: str = "batch_size", samples: str = "samples") -> int:
     """With stateful layers (fixed batch size ``fixed``) the batch size must equal it and
-    divide the sample count ``n``; without (``fixed`` None) anything goes."""
+    divide the sample count ``n`` (of what ``samples`` names); without (``fixed`` None)
+    anything goes."""
     if fixed is None:
         return batch_size
     if batch_size != fixed:
         raise ValueError(f"{argument} must be {fixed}, the fixed batch size of the stateful "
                          f"layers; got {argument}={batch_size}")
     if n % batch_size:
-        raise ValueError(f"with stateful layers the number of samples must be a multiple of "
-                         f"the batch size {batch_size}; got {n}")
+        raise ValueError(f"with stateful layers the number of {samples} must be a multiple "
+                         f"of the batch size {batch_size}; got {n}")
     return batch_size
 
 
@@ -577,6 +646,38 @@ def check_path_like(value, argument: str) -> str:
     if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
         raise TypeError(f"{argument} must be a path; got {_kind_of(value)}")
     return str(value)
+
+
+def check_path_template(template: str, argument: str, log_names) -> str:
+    """A checkpoint path template such as ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``: it must
+    format with ``epoch`` and the names in ``log_names`` (numbers), and name a file in a
+    folder that exists and can be written. Returns the path for epoch 1."""
+    import os
+    import string
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template)
+                  if field is not None]
+    except ValueError as error:
+        raise ValueError(f"{argument} {template!r} is not a valid path template ({error})") \
+            from None
+    known = ["epoch", *log_names]
+    for field in fields:
+        key = field.split(".")[0].split("[")[0]
+        if not key or key not in known:
+            shown = "{" + field + "}"
+            raise ValueError(f"{argument} {template!r} uses {shown}, which is not a name "
+                             f"training logs; it may use {{epoch}} and {sorted(log_names)}")
+    try:
+        path = template.format(epoch=1, **dict.fromkeys(log_names, 0.0))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        raise ValueError(f"{argument} {template!r} does not format with epoch=1 and the "
+                         f"logs' numbers ({type(error).__name__}: {error})") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{argument} {template!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{argument} {template!r}: the folder {folder!r} is not writable")
+    return path
 
 
 # -- optimizers --------------------------------------------------------------------------------

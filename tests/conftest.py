@@ -35,9 +35,10 @@ import numlstm  # noqa: E402
 def _small_launches() -> None:
     """Tiny blocks and grids for the ``cuda`` backend, so that on test-sized problems every
     kernel spans several blocks (2 x 2 tiles, 4-thread 1-D blocks) and grids are small enough
-    that the grid-stride loops go round more than once. The persistent forward is limited to
-    batches of 1-2 and 16 threads a block, so that the parity suite runs it for the smallest
-    shapes and the per-step forward for the others (on a GPU as in the simulator)."""
+    that the grid-stride loops go round more than once. The persistent kernels (forward and
+    backward) are limited to batches of 1-2 and 16 threads a block (their reductions split
+    across up to that many threads), so that the parity suite runs them for the smallest
+    shapes and the per-step kernels for the others (on a GPU as in the simulator)."""
     from numlstm.backends import cuda_backend
     cuda_backend.THREADS_PER_BLOCK = 4
     cuda_backend.MAX_GRID_BLOCKS = 2

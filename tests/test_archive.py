@@ -271,17 +271,31 @@ def test_data_is_fsynced_before_the_rename_and_the_directory_after(tmp_path, mon
 
 @pytest.mark.skipif(os.name != "posix", reason="stale temp files are only cleaned on POSIX")
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
+    """A temporary file no process holds a lock on is stale, whatever pid its name carries; a
+    live writer's (locked) file is left alone, even if its pid means nothing here (another
+    PID namespace)."""
     path = tmp_path / "m.npz"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = tmp_path / f".m.npz{archive._TEMP_MARKER}{dead.pid}-0123456789ab"
-    alive = tmp_path / f".m.npz{archive._TEMP_MARKER}{os.getppid()}-0123456789ab"
+    alive = tmp_path / f".m.npz{archive._TEMP_MARKER}{dead.pid + 1}-0123456789ab"
     other_target = tmp_path / f".other.npz{archive._TEMP_MARKER}{dead.pid}-0123456789ab"
     for file in (stale, alive, other_target):
         file.write_bytes(b"PK\x03\x04 partial")
-    save_archive(path, {}, {"a": np.zeros(2)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_WRONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\ntime.sleep(60)", str(alive)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        save_archive(path, {}, {"a": np.zeros(2)})
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
     assert not stale.exists()                  # its writer is gone
-    assert alive.exists()                      # might still be writing: left alone
+    assert alive.exists()                      # still being written: left alone
     assert other_target.exists()               # belongs to another target
     assert np.array_equal(load_archive(path)[1]["a"], np.zeros(2))
 

@@ -57,6 +57,7 @@ PATH_CASES = {  # (batch, timesteps, features, units), options
 @pytest.mark.parametrize("case", list(PATH_CASES))
 def test_persistent_and_per_step_paths_both_match_the_reference(cuda_backend, case, dtype,
                                                                 monkeypatch):
+    """Forward and backward, each on its persistent kernel and on its per-step kernels."""
     from numlstm.backends import cuda_backend as launch
     monkeypatch.setattr(launch, "PERSISTENT_MAX_THREADS", 64)
     shape, options = PATH_CASES[case]
@@ -69,12 +70,15 @@ def test_persistent_and_per_step_paths_both_match_the_reference(cuda_backend, ca
         else:
             result = problem.astype(np.float32).run("cuda")
         assert cuda_backend.last_path == path, cuda_backend.last_path_note
+        assert cuda_backend.last_backward_path == path, cuda_backend.last_backward_path_note
         _compare(result, reference, dtype)
 
 
 def test_persistent_path_declines_visibly(cuda_backend, monkeypatch):
     from numlstm.backends import cuda_backend as launch
     monkeypatch.setattr(launch, "PERSISTENT_MAX_THREADS", 1024)
+    # The limits below are what a block may use; on a GPU the opt-in would raise them.
+    monkeypatch.setattr(launch, "PERSISTENT_OPT_IN_SHARED", False)
     x = np.ones((9, 2, 3), np.float32)
     kernel, recurrent = np.ones((3, 8), np.float32), np.ones((2, 8), np.float32)
     numlstm.functional.lstm_forward(x, kernel, recurrent, backend="cuda")
@@ -83,12 +87,15 @@ def test_persistent_path_declines_visibly(cuda_backend, monkeypatch):
 
     numlstm.functional.lstm_forward(x[:2], kernel, recurrent, backend="cuda")
     assert cuda_backend.last_path == "persistent"
-    assert ("1 block(s) of 2 units x 2 rows" if CUDA_SIMULATOR else "units x 2 rows") in \
+    assert ("1 block(s) of 2 units x 2 rows x 2 k-parts" if CUDA_SIMULATOR else
+            "units x 2 rows") in \
         cuda_backend.last_path_note
 
     # Too many units for one block's shared memory: on a GPU several blocks share them, the
-    # simulator (which cannot synchronise a grid) declines.
-    monkeypatch.setattr(launch, "PERSISTENT_SHARED_BYTES", 60)
+    # simulator (which cannot synchronise a grid) declines. A float32 unit of this layer needs
+    # 4 weights x 2 units + 4 partial sums x 2 rows, plus the block's staged h (2 x 2): one unit
+    # fits in 80 bytes, two need 144.
+    monkeypatch.setattr(launch, "PERSISTENT_SHARED_BYTES", 100)
     numlstm.functional.lstm_forward(x[:2], kernel, recurrent, backend="cuda")
     if CUDA_SIMULATOR:
         assert cuda_backend.last_path == "per-step"
@@ -108,6 +115,9 @@ def test_persistent_kernel_across_several_blocks_on_the_device(cuda_backend):
     result = problem.run("cuda")
     assert cuda_backend.last_path == "persistent", cuda_backend.last_path_note
     assert "1 block(s)" not in cuda_backend.last_path_note
+    assert cuda_backend.last_backward_path == "persistent", \
+        cuda_backend.last_backward_path_note
+    assert "1 block(s)" not in cuda_backend.last_backward_path_note
     _compare(result, reference, np.float64)
 
 
@@ -201,7 +211,10 @@ def test_every_kernel_spans_several_blocks_and_grid_stride_loops(cuda_backend, m
     assert all(blocks * per_block < count or blocks > 1 for count, per_block, blocks in launches
                if count > per_block)
     assert any(blocks * per_block < count for count, per_block, blocks in launches)
-    assert all(per_block <= 4 for _, per_block, _ in launches)
+    # 4-thread 1-D blocks, 2 x 2 tiles, and GEMM blocks of 2 x 2 threads that each compute
+    # GEMM_REGISTERS x GEMM_REGISTERS outputs.
+    from numlstm.backends.cuda_kernels import GEMM_REGISTERS
+    assert {per_block for _, per_block, _ in launches} <= {2, 4, 2 * GEMM_REGISTERS}
 
 
 def test_describe_names_the_simulator_or_the_device(cuda_backend):
@@ -236,3 +249,117 @@ def test_without_a_gpu_choosing_cuda_or_cupy_raises_the_unavailable_error(monkey
         with pytest.raises(BackendUnavailableError) as info:
             numlstm.get_backend(name)
         assert status.reason in str(info.value)
+
+
+def test_step_launches_fall_back_to_plain_launches_when_they_cannot_be_prepared(cuda_backend):
+    """Per-step kernels go through ``StepLauncher``: on a GPU it converts the arguments once
+    (numba-cuda internals); where that fails it must say so and keep launching plainly, with
+    the same results. The simulator's kernels lack those internals, so posing as a GPU here
+    drives exactly that fallback, forward and backward."""
+    problem = make_problem(3, 4, 2, 3, mask="holes", dropout=True, seed=8)
+    reference = problem.run("numpy")
+    cuda_backend.persistent = "never"
+    assert "plain launches (simulator)" in (problem.run("cuda") and cuda_backend.last_path_note)
+    simulator = cuda_backend.simulator
+    cuda_backend.simulator = False
+    try:
+        result = problem.run("cuda")
+    finally:
+        cuda_backend.simulator = simulator
+    assert "plain launches (preparing failed" in cuda_backend.last_path_note
+    _compare(result, reference, np.float64)
+
+
+@pytest.mark.parametrize("tile", [1, 3, 4])
+def test_column_sums_reduces_rows_in_parallel(cuda_backend, tile):
+    """The bias-gradient reduction for block edges that are and are not powers of two, more
+    column tiles than blocks (grid-stride) and more rows than threads per column."""
+    from numba import cuda
+    from numlstm.backends import cuda_kernels
+    values = np.random.default_rng(tile).standard_normal((11, 10))
+    out = cuda.device_array(10, np.float64)
+    cuda_kernels.column_sums[(2, 1), (tile, tile)](cuda.to_device(values), out)
+    np.testing.assert_allclose(out.copy_to_host(), values.sum(axis=0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["auto", "never"])
+def test_repeated_calls_reuse_the_pooled_device_scratch(cuda_backend, monkeypatch, mode):
+    """The second forward + backward on the same shapes allocates none of the pooled scratch
+    arrays (input projection, h buffers, dz, dropped h, placeholders), and still matches the
+    reference; a new shape gets its own."""
+    from numba import cuda
+    cuda_backend.persistent = mode
+    cuda_backend.clear_workspace()
+    allocations = []
+    original = cuda.device_array
+
+    def counting(shape, dtype=np.float64, *args, **kwargs):
+        allocations.append(tuple(np.atleast_1d(shape)))
+        return original(shape, dtype, *args, **kwargs)
+
+    monkeypatch.setattr(cuda, "device_array", counting)
+    problem = make_problem(2, 3, 2, 3, mask="random", dropout=True, seed=5)
+    reference = problem.run("numpy")
+    calls = []
+    for _ in range(2):
+        allocations.clear()
+        _compare(problem.run("cuda"), reference, np.float64)
+        calls.append(sorted(allocations))
+    # x_proj and dz (2, 3, 12), the dropped h (2, 3, 3), the bias placeholder (0,), and the
+    # persistent path's h buffers (2, 2, 3).
+    pooled = [(0,), (2, 3, 3), (2, 3, 12), (2, 3, 12)] + ([(2, 2, 3)] if mode == "auto" else [])
+    for shape in pooled:
+        calls[0].remove(shape)
+    assert calls[1] == calls[0]
+    allocations.clear()
+    make_problem(2, 4, 2, 3, seed=5).run("cuda")
+    assert (2, 4, 12) in allocations
+
+
+def test_gemms_through_cublas_keep_transposes_and_bias_right(cuda_backend, monkeypatch):
+    """The cuBLAS route of the GEMMs (CuPy on a GPU) with a NumPy stand-in for CuPy over the
+    simulator's device arrays: which operand is transposed and where the bias goes are the
+    backend's own logic; cuBLAS itself is exercised by the GPU run. ``gemm='tiled'`` and the
+    simulator's default still use the kernel."""
+    import types as module_types
+    stand_in = module_types.ModuleType("cupy")
+    stand_in.asarray = lambda array: array._ary if hasattr(array, "_ary") else np.asarray(array)
+    stand_in.matmul = np.matmul
+    monkeypatch.setitem(sys.modules, "cupy", stand_in)
+    problem = make_problem(3, 4, 5, 3, mask="random", dropout=True, seed=11)
+    reference = problem.run("numpy")
+    cuda_backend.persistent = "never"
+    try:
+        for mode, expected in (("cublas", "cuBLAS (CuPy)"), ("tiled", "tiled kernel"),
+                               ("auto", "tiled kernel")):
+            cuda_backend.gemm = mode
+            _compare(problem.run("cuda"), reference, np.float64)
+            assert cuda_backend.last_gemm == expected
+    finally:
+        cuda_backend.gemm = "auto"
+
+
+def test_gemm_auto_falls_back_to_the_kernel_when_cupy_cannot_run(cuda_backend, monkeypatch):
+    """A CuPy that imports but cannot run (built for another CUDA, say) must not break the
+    backend in ``gemm='auto'``: the tiled kernel takes over and ``last_gemm`` says why;
+    ``gemm='cublas'`` raises instead."""
+    import types as module_types
+    broken = module_types.ModuleType("cupy")
+
+    def asarray(array):
+        raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
+    broken.asarray = asarray
+    monkeypatch.setitem(sys.modules, "cupy", broken)
+    monkeypatch.setattr(cuda_backend, "simulator", False)   # "auto" tries cuBLAS off it only
+    monkeypatch.setattr(cuda_backend, "_cublas_unusable", "")
+    problem = make_problem(2, 3, 2, 3, seed=13)
+    reference = problem.run("numpy")
+    cuda_backend.persistent = "never"
+    _compare(problem.run("cuda"), reference, np.float64)
+    assert cuda_backend.last_gemm.startswith("tiled kernel (cuBLAS through CuPy failed: ")
+    cuda_backend.gemm = "cublas"
+    try:
+        with pytest.raises(RuntimeError, match="driver version"):
+            problem.run("cuda")
+    finally:
+        cuda_backend.gemm = "auto"

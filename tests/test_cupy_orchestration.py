@@ -82,7 +82,8 @@ def _matmul(a, b, out=None):
 @pytest.fixture
 def numpy_cupy_backend(monkeypatch):
     stand_in = types.ModuleType("cupy")
-    for name in ("ascontiguousarray", "asarray", "empty", "ones", "zeros", "where", "ndarray"):
+    for name in ("ascontiguousarray", "asarray", "empty", "ones", "zeros", "where", "ndarray",
+                 "multiply", "copyto"):
         setattr(stand_in, name, getattr(np, name))
     stand_in.matmul = _matmul
     stand_in.asnumpy = np.asarray

@@ -98,6 +98,10 @@ def _probe_cuda() -> BackendStatus:
     if _missing("numba_cuda"):
         return BackendStatus("cuda", False, "numba-cuda (Numba's CUDA target) is not installed",
                              "pip install 'numlstm[cuda]'")
+    from .cuda_backend import compatibility_problem   # imports neither numba nor CUDA
+    too_old = compatibility_problem()
+    if too_old:
+        return BackendStatus("cuda", False, too_old, "pip install -U 'numlstm[cuda]'")
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return BackendStatus("cuda", True, note="Numba's CUDA simulator "
                              "(NUMBA_ENABLE_CUDASIM=1): correct but slow, and no GPU is used")

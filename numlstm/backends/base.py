@@ -24,17 +24,24 @@ Shapes (``B`` batch, ``T`` timesteps, ``D`` features, ``H`` units):
 * The recurrent dropout mask (already scaled by ``1/(1-p)``) multiplies ``h_{t-1}`` where it
   enters the recurrent product; the carried state itself is not dropped.
 
-The front-end has validated every argument before a backend sees it: arrays have the right
-shapes, one floating dtype, and activations arrive as integer codes from
-:mod:`numlstm.activations`. A backend never validates user input, so a ``Backend`` object's
-methods are a low-level, unchecked interface: call :mod:`numlstm.functional` instead.
+The front-end validates user input before a backend sees it (values included: NaN and inf
+are refused there), and activations arrive as integer codes from :mod:`numlstm.activations`.
+A backend's own code never validates. Its public entry points are nevertheless guarded: every
+subclass's ``lstm_forward``, ``lstm_backward`` and ``lstm_step`` is wrapped, when the class is
+defined, with the matching check of :mod:`numlstm.backends.entry_checks` (shapes, dtypes,
+contiguity and writability of outputs; a few microseconds a call), so that a wrong-shaped
+array raises a clear error instead of reaching an unchecked kernel. For user-facing calls
+use :mod:`numlstm.functional`, which also checks values.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 from typing import Any
+
+from . import entry_checks
 
 
 @dataclass
@@ -118,6 +125,29 @@ class SequenceCache:
     backend: str
 
 
+def _checked(method, check, pass_name: bool = False):
+    """``method`` preceded by ``check`` of its arguments (with the backend's name first when
+    ``pass_name``)."""
+    if getattr(method, "_entry_checked", False):
+        return method
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        if pass_name:
+            check(self.name, *args, **kwargs)
+        else:
+            check(*args, **kwargs)
+        return method(self, *args, **kwargs)
+    checked._entry_checked = True
+    return checked
+
+
+#: The public entry points every backend has checked, and their checks.
+_ENTRY_CHECKS = {"lstm_forward": (entry_checks.check_forward, False),
+                 "lstm_backward": (entry_checks.check_backward, True),
+                 "lstm_step": (entry_checks.check_step, False)}
+
+
 class Backend(abc.ABC):
     """One way of running the LSTM recurrence. Subclasses implement every abstract method.
 
@@ -132,6 +162,14 @@ class Backend(abc.ABC):
 
     name: str = ""
     xp: Any = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Guard the entry points this class defines itself (see the module docstring).
+        for method_name, (check, pass_name) in _ENTRY_CHECKS.items():
+            method = cls.__dict__.get(method_name)
+            if method is not None and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, method_name, _checked(method, check, pass_name))
 
     # -- arrays and devices -------------------------------------------------------------------
     @abc.abstractmethod
@@ -206,3 +244,5 @@ class Backend(abc.ABC):
             out_c[...] = c_new
             c_new = out_c
         return h_new, c_new
+
+    lstm_step = _checked(lstm_step, entry_checks.check_step)

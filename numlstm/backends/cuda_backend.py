@@ -12,17 +12,25 @@ device, in the cache.
 
 Two forward paths; ``last_path`` says which one ran (and ``last_path_note`` why):
 
-* ``"per-step"``: the input projection of all timesteps as one tiled GEMM, then one fused
-  launch per timestep (recurrent product through shared memory + gates + cell update);
+* ``"per-step"``: the input projection of all timesteps as one GEMM, then one fused launch
+  per timestep (recurrent product through shared memory + gates + cell update), through a
+  :class:`StepLauncher` that on a GPU converts the arguments to driver parameters once per
+  call, so only the timestep changes from launch to launch;
 * ``"persistent"``: for batch <= :data:`PERSISTENT_MAX_BATCH`, one cooperative launch runs every
-  timestep with the recurrent weights held in shared memory and a grid-wide barrier between
-  steps. It declines (and the per-step path runs) when the weights do not fit in the
+  timestep with the recurrent weights held in shared memory (opted in to the device's larger
+  per-block limit) and a grid-wide barrier between steps; the reduction over the hidden units
+  is split across warps so that a block has at least :data:`PERSISTENT_TARGET_THREADS`
+  threads. It declines (and the per-step path runs) when the weights do not fit in the
   co-resident blocks' shared memory, or, in Numba's CUDA simulator, when more than one block
   would be needed (the simulator runs blocks one after another, so it cannot synchronise a
   grid).
 
-The backward always runs per step: gate derivatives, then ``dz @ recurrent_kernel.T``, then the
-weight and input gradients as GEMMs over the whole sequence.
+The backward has the same two paths (``last_backward_path``): a persistent kernel where it
+fits, else two launches per step (through :class:`StepLauncher` too) -- gate derivatives, then
+``dz @ recurrent_kernel.T``. Then the weight and input gradients as GEMMs over the whole
+sequence and the bias gradient as a parallel reduction. The GEMMs go through cuBLAS where CuPy
+is installed, else through the tiled kernel (:attr:`CudaBackend.gemm`). Scratch arrays that
+never leave a call are pooled per thread by shape (:class:`_DeviceWorkspace`).
 
 Launch configuration comes from the module constants below; tests patch them small so that
 every kernel spans several blocks and every grid-stride loop runs more than once.
@@ -31,6 +39,7 @@ every kernel spans several blocks and every grid-stride loop runs more than once
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -46,12 +55,58 @@ MAX_GRID_BLOCKS = 4096
 PERSISTENT_MAX_BATCH = 8
 #: The most threads one persistent block may have (CUDA's per-block limit).
 PERSISTENT_MAX_THREADS = 1024
+#: The threads a persistent block aims for: when its units x rows are fewer, the reduction
+#: over the hidden units is split across more threads (and warps) until it has this many.
+PERSISTENT_TARGET_THREADS = 128
 #: Shared memory a persistent block may use: 48 KiB, what every CUDA device gives a kernel
 #: without an opt-in.
 PERSISTENT_SHARED_BYTES = 48 * 1024
+#: On a GPU, let the persistent kernel use the device's opt-in shared memory per block (227 KiB
+#: on Hopper) when that is more: set through the driver attribute
+#: ``CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`` on the compiled kernel, since numba-cuda
+#: has no API for it.
+PERSISTENT_OPT_IN_SHARED = True
+
+#: Per-step kernels launched through :class:`StepLauncher`'s prepared parameter lists on a GPU
+#: (False: plain numba-cuda launches, which convert every argument on every launch).
+PREPARED_LAUNCHES = True
+
+#: The most device scratch arrays a thread's workspace keeps (see :class:`_DeviceWorkspace`).
+WORKSPACE_ENTRIES = 32
 
 #: Values of :attr:`CudaBackend.persistent`.
 PERSISTENT_MODES = ("auto", "never")
+#: The oldest numba-cuda with every API this backend uses (``numba.cuda.core.config`` appeared
+#: in 0.20); with an older one the backend reports itself unusable instead of failing later.
+MIN_NUMBA_CUDA = (0, 20)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"0.30.4"`` -> ``(0, 30, 4)``; stops at the first part that is not a number."""
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def compatibility_problem(version: str | None = None) -> str | None:
+    """Why the installed numba-cuda (or ``version``) cannot run this backend, or None.
+
+    Reads the installed distribution's metadata only, so it is cheap and imports nothing.
+    """
+    if version is None:
+        from importlib import metadata
+        try:
+            version = metadata.version("numba-cuda")
+        except metadata.PackageNotFoundError:
+            return "numba-cuda is not installed"
+    if _release(version) < MIN_NUMBA_CUDA:
+        wanted = ".".join(map(str, MIN_NUMBA_CUDA))
+        return f"numba-cuda {version} is too old: the cuda backend needs {wanted} or newer"
+    return None
 
 
 def _cuda():
@@ -72,14 +127,118 @@ def _blocks(count: int, per_block: int) -> int:
     return max(1, min(MAX_GRID_BLOCKS, -(-count // per_block)))
 
 
+def _grid_1d(count: int) -> tuple:
+    return _blocks(count, THREADS_PER_BLOCK), THREADS_PER_BLOCK
+
+
+def _grid_2d(rows: int, cols: int) -> tuple:
+    """Square blocks; ``blockIdx.x`` walks the columns, ``blockIdx.y`` the rows."""
+    tile = _tile()
+    return (_blocks(cols, tile), _blocks(rows, tile)), (tile, tile)
+
+
 def _launch_1d(kernel, count: int, *args) -> None:
-    kernel[_blocks(count, THREADS_PER_BLOCK), THREADS_PER_BLOCK](*args)
+    kernel[_grid_1d(count)](*args)
 
 
 def _launch_2d(kernel, rows: int, cols: int, *args) -> None:
-    """Square blocks; ``blockIdx.x`` walks the columns, ``blockIdx.y`` the rows."""
-    tile = _tile()
-    kernel[(_blocks(cols, tile), _blocks(rows, tile)), (tile, tile)](*args)
+    kernel[_grid_2d(rows, cols)](*args)
+
+
+def _compiled(kernel, args):
+    """The compiled kernel for ``args``: compiled (or loaded from the on-disk cache) on first
+    use, the same object every later launch with these argument types uses."""
+    return kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+
+
+def _allow_dynamic_shared_memory(compiled, nbytes: int) -> None:
+    """Opt ``compiled`` in to ``nbytes`` of dynamic shared memory per block (beyond the 48 KiB
+    every kernel gets), through the driver attribute on its function handle."""
+    from numba.cuda.cudadrv import driver as cuda_driver
+    function = compiled._codelibrary.get_cufunc()
+    attribute = cuda_driver.binding.CUfunction_attribute
+    cuda_driver.driver.cuKernelSetAttribute(
+        attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(nbytes),
+        function.handle, function.device.id)
+
+
+class StepLauncher:
+    """Launches one kernel once per timestep, where only a few scalar arguments (``t`` and
+    the like) change from launch to launch.
+
+    A plain ``kernel[grid, block](*args)`` makes numba-cuda look up the compiled kernel and
+    convert every argument to driver parameters on every call (a few microseconds per array,
+    tens of microseconds per launch for the step kernels: more than the GPU needs for a step
+    at moderate sizes). On a GPU, after the first (plain) launch has compiled the kernel, this
+    converts the arguments once, keeps the parameter list, and per launch replaces only the
+    parameters of the changing arguments before handing the list to the driver -- as
+    numba-cuda's own launch does, minus the repeated conversions.
+
+    In the CUDA simulator, with :data:`PREPARED_LAUNCHES` off, or when the installed
+    numba-cuda lacks an internal this relies on, every launch is a plain one (``note`` says
+    which ran and why).
+
+    Parameters
+    ----------
+    kernel : numba-cuda kernel
+    configuration : (griddim, blockdim)
+    args : sequence
+        Every argument; the ones at ``varying`` are placeholders, replaced by each call's values.
+    varying : tuple of int
+        The positions of the arguments that change; they must be scalars.
+    """
+
+    def __init__(self, kernel, configuration, args, varying, *, simulator: bool):
+        self.kernel = kernel
+        self.griddim, self.blockdim = configuration
+        self.args = list(args)
+        self.varying = tuple(varying)
+        self.try_prepared = PREPARED_LAUNCHES and not simulator
+        self.prepared = None
+        self.note = "plain launches" + (" (simulator)" if simulator else "")
+
+    def __call__(self, *values) -> None:
+        if self.prepared is not None:
+            compiled, params, slots, launch, stream, config, handle = self.prepared
+            for (slot, argument_type), value in zip(slots, values):
+                converted = []
+                compiled._prepare_args(argument_type, value, stream, [], converted)
+                params[slot] = converted[0]
+            launch(stream, config, handle, *params)
+            return
+        for position, value in zip(self.varying, values):
+            self.args[position] = value
+        self.kernel[self.griddim, self.blockdim](*self.args)
+        if self.try_prepared:
+            self.try_prepared = False
+            try:
+                self.prepared = self._prepare()
+                self.note = "prepared launches (arguments converted once)"
+            except Exception as error:    # an internal moved in this numba-cuda: stay plain
+                self.note = f"plain launches (preparing failed: {type(error).__name__}: {error})"
+
+    def _prepare(self):
+        from numba.cuda import dispatcher as numba_dispatcher
+        from numba.cuda.cudadrv import driver as cuda_driver
+        compiled = _compiled(self.kernel, self.args)
+        # The default stream, as numba-cuda hands it to cuda.core for a plain launch.
+        stream = cuda_driver._to_core_stream(0)
+        params, slots = [], []
+        for position, (argument_type, value) in enumerate(zip(compiled.argument_types,
+                                                               self.args)):
+            if position in self.varying:
+                slots.append((len(params), argument_type))
+            compiled._prepare_args(argument_type, value, stream, [], params)
+        # One parameter per scalar: checked, since the slots above rely on it.
+        if any(not isinstance(t, (numba_dispatcher.types.Integer, numba_dispatcher.types.Boolean))
+               for _, t in slots):
+            raise TypeError("only integer and boolean arguments may vary")
+        option = ("is_cooperative" if numba_dispatcher.CUDA_CORE_GE_1_0
+                  else "cooperative_launch")
+        config = numba_dispatcher.LaunchConfig(grid=self.griddim, block=self.blockdim,
+                                               shmem_size=0, **{option: compiled.cooperative})
+        handle = compiled._codelibrary.get_cufunc().kernel
+        return compiled, params, slots, numba_dispatcher.launch, stream, config, handle
 
 
 def _is_numba_device_array(array) -> bool:
@@ -93,6 +252,28 @@ def _kind(array) -> str:
     if hasattr(array, "__cuda_array_interface__"):
         return "cupy" if type(array).__module__.split(".")[0] == "cupy" else "cai"
     return "host"
+
+
+class _DeviceWorkspace(threading.local):
+    """Per-thread device scratch arrays, pooled by role, shape and dtype, so that repeated
+    calls on the same shapes allocate none of them (Numba's allocator does not pool, and its
+    deferred frees synchronise the device). Only arrays that never leave a call live here;
+    device work is ordered on one stream, so a later call's kernels cannot overtake the
+    earlier call's use of them. At most :data:`WORKSPACE_ENTRIES` arrays are kept (the oldest
+    go first)."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, role: str, shape, dtype):
+        key = (role, tuple(shape), np.dtype(dtype).str)
+        array = self.arrays.pop(key, None)
+        if array is None:
+            array = _cuda().device_array(shape, dtype)
+        self.arrays[key] = array          # most recently used last
+        while len(self.arrays) > WORKSPACE_ENTRIES:
+            del self.arrays[next(iter(self.arrays))]
+        return array
 
 
 class CudaCache(SequenceCache):
@@ -114,6 +295,15 @@ class CudaBackend(Backend):
         The forward path the latest call ran: ``"persistent"`` or ``"per-step"``.
     last_path_note : str
         Why that path ran (e.g. why the persistent kernel declined).
+    last_backward_path, last_backward_path_note : str
+        The same for the latest backward: it has a persistent kernel too, tried under the
+        same conditions with its own shared-memory needs.
+    gemm : str
+        The GEMMs (input projection, input and weight gradients): ``"auto"`` (default) runs
+        them through cuBLAS where CuPy is installed (not in the simulator) and with the tiled
+        kernel otherwise; ``"cublas"`` insists on CuPy; ``"tiled"`` always uses the kernel.
+    last_gemm : str or None
+        Which GEMM the latest call ran: ``"cuBLAS (CuPy)"`` or ``"tiled kernel"``.
     simulator : bool
         True when the kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
     """
@@ -126,6 +316,9 @@ class CudaBackend(Backend):
         import sys
         wanted_simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
         numba_before = "numba" in sys.modules and "numba.cuda" not in sys.modules
+        too_old = compatibility_problem()
+        if too_old:
+            raise BackendUnavailableError("cuda", too_old, "pip install -U 'numlstm[cuda]'")
         try:
             cuda = _cuda()
             from numba.cuda.core import config
@@ -147,6 +340,16 @@ class CudaBackend(Backend):
         self.persistent = "auto"
         self.last_path: str | None = None
         self.last_path_note = ""
+        self._workspace = _DeviceWorkspace()
+        self.gemm = "auto"
+        self.last_gemm: str | None = None
+        self._cublas_unusable = ""      # why cuBLAS through CuPy failed, once it has
+        self.last_backward_path: str | None = None
+        self.last_backward_path_note = ""
+
+    def clear_workspace(self) -> None:
+        """Release this thread's pooled device scratch arrays."""
+        self._workspace.arrays.clear()
 
     # -- arrays and devices -------------------------------------------------------------------
     def describe(self) -> str:
@@ -203,7 +406,7 @@ class CudaBackend(Backend):
         return _cuda().to_device(np.zeros(shape, dtype))
 
     def _placeholder(self, dtype, ndim=2):
-        return _cuda().device_array((0,) * ndim, dtype)
+        return self._workspace.get("placeholder", (0,) * ndim, dtype)
 
     @staticmethod
     def _to_kind(device, kind: str):
@@ -248,41 +451,35 @@ class CudaBackend(Backend):
             h = self._copy(h0)
             self.last_path, self.last_path_note = "per-step", "nothing to compute"
         else:
-            x_proj = cuda.device_array((batch, timesteps, 4 * units), dtype)
-            _launch_2d(K.gemm, batch * timesteps, 4 * units,
-                       x.reshape(batch * timesteps, features), kernel,
-                       x_proj.reshape(batch * timesteps, 4 * units), False, False, bias, True)
+            x_proj = self._workspace.get("x_proj", (batch, timesteps, 4 * units), dtype)
+            self._gemm(x.reshape(batch * timesteps, features), kernel,
+                       x_proj.reshape(batch * timesteps, 4 * units), bias=bias)
             flags = (mask, has_mask, dropout, has_dropout)
             options = (activation, recurrent_activation, zero_output_for_mask, store,
                        outputs, gates, cells, h_prev)
             plan, note = self._persistent_plan(batch, units, dtype)
             if plan is not None:
-                h_buffers = cuda.device_array((2, batch, units), dtype)
+                h_buffers = self._workspace.get("h_buffers", (2, batch, units), dtype)
                 h_buffers[0].copy_to_device(h0)
-                per_block, blocks, shared_bytes = plan
                 args = (x_proj, recurrent_kernel, h_buffers, c, *flags, reverse, *options)
-                kernel_ = K.forward_persistent
-                if not self.simulator:
-                    # Every block of a cooperative grid must be resident at once.
-                    kernel_ = K.forward_persistent.specialize(*args)
-                    overload = next(iter(kernel_.overloads.values()))
-                    limit = overload.max_cooperative_grid_blocks((per_block, batch),
-                                                                 shared_bytes)
-                    if blocks > limit:
-                        plan, note = None, (f"{blocks} blocks needed, only {limit} can be "
-                                            "co-resident for a grid-wide barrier")
+                plan, note = self._launch_persistent(K.forward_persistent, plan, note, batch,
+                                                     args)
             if plan is not None:
-                kernel_[blocks, (per_block, batch), 0, shared_bytes](*args)
                 h = self._copy(h_buffers[timesteps % 2])
                 self.last_path = "persistent"
             else:
                 h, h_spare = self._copy(h0), cuda.device_array((batch, units), dtype)
+                # Even steps read h and write h_spare, odd steps the other way round.
+                launchers = [StepLauncher(K.forward_step, _grid_2d(batch, units),
+                                          (x_proj, 0, recurrent_kernel, h_in, h_out, c,
+                                           *flags, *options), (1,), simulator=self.simulator)
+                             for h_in, h_out in ((h, h_spare), (h_spare, h))]
                 for step in range(timesteps):
-                    t = timesteps - 1 - step if reverse else step
-                    _launch_2d(K.forward_step, batch, units, x_proj, t, recurrent_kernel, h,
-                               h_spare, c, *flags, *options)
-                    h, h_spare = h_spare, h
+                    launchers[step % 2](timesteps - 1 - step if reverse else step)
+                if timesteps % 2:
+                    h = h_spare
                 self.last_path = "per-step"
+                note = f"{note}; {launchers[0].note}"
             self.last_path_note = note
 
         cache = None
@@ -297,21 +494,75 @@ class CudaBackend(Backend):
         return ForwardResult(outputs=self._to_kind(outputs, kind), h=self._to_kind(h, kind),
                              c=self._to_kind(c, kind), cache=cache, backend=self.name)
 
-    def _persistent_plan(self, batch: int, units: int, dtype):
-        """``((units_per_block, blocks, shared_bytes), note)`` when the persistent kernel fits,
-        else ``(None, why not)``."""
+    def _gemm(self, a, b, out, *, trans_a=False, trans_b=False, bias=None) -> None:
+        """``out (M, N) = op(a) @ op(b)`` (+ ``bias (N,)`` on every row), ``op`` an optional
+        transpose: through cuBLAS where CuPy is installed (see :attr:`gemm`), else with the
+        tiled kernel. ``last_gemm`` says which ran."""
+        library = self._gemm_library()
+        if library is not None:
+            try:
+                # Zero-copy views of the Numba device arrays; both libraries use the legacy
+                # default stream here, so the order of work is kept.
+                left, right, target = (library.asarray(v) for v in (a, b, out))
+                library.matmul(left.T if trans_a else left, right.T if trans_b else right,
+                               out=target)
+                if bias is not None:
+                    target += library.asarray(bias)
+                self.last_gemm = "cuBLAS (CuPy)"
+                return
+            except Exception as error:
+                if self.gemm == "cublas":
+                    raise
+                # "auto": a CuPy that cannot run here (say, built for another CUDA) must not
+                # break the backend; the tiled kernel takes over for this backend's lifetime.
+                self._cublas_unusable = f"{type(error).__name__}: {error}"
+        rows, cols = out.shape
+        tile = _tile()
+        edge = tile * _kernels().GEMM_REGISTERS      # each block computes edge x edge outputs
+        _kernels().gemm[(_blocks(cols, edge), _blocks(rows, edge)), (tile, tile)](
+            a, b, out, trans_a, trans_b,
+            self._placeholder(out.dtype, 1) if bias is None else bias, bias is not None)
+        self.last_gemm = "tiled kernel" + (
+            f" (cuBLAS through CuPy failed: {self._cublas_unusable})"
+            if self._cublas_unusable and self.gemm == "auto" else "")
+
+    def _gemm_library(self):
+        """CuPy when the GEMMs should go through cuBLAS, else None."""
+        if self.gemm == "tiled" or (self.gemm == "auto" and (self.simulator or
+                                                             self._cublas_unusable)):
+            return None
+        try:
+            import cupy
+        except Exception:
+            if self.gemm == "cublas":
+                raise
+            return None
+        return cupy
+
+    def _persistent_plan(self, batch: int, units: int, dtype, *, backward: bool = False):
+        """``((units_per_block, k_split, blocks, shared_bytes), note)`` when the persistent
+        forward (or ``backward``) kernel fits, else ``(None, why not)``."""
         if self.persistent == "never":
             return None, "persistent kernel switched off (persistent='never')"
         if batch > PERSISTENT_MAX_BATCH:
             return None, (f"batch {batch} > {PERSISTENT_MAX_BATCH}: the per-step kernels "
                           "use the GPU better")
         itemsize = np.dtype(dtype).itemsize
-        # Shared memory per block: 4 gate columns of every unit it owns, plus h_{t-1}.
-        room = PERSISTENT_SHARED_BYTES // itemsize - batch * units
-        most_per_block = min(units, PERSISTENT_MAX_THREADS // batch, room // (4 * units))
+        shared_limit = PERSISTENT_SHARED_BYTES
+        if PERSISTENT_OPT_IN_SHARED and not self.simulator:
+            device = _cuda().get_current_device()
+            shared_limit = max(shared_limit, device.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+        # Shared memory per block: the 4H weights of every unit it owns, the staged h_{t-1}
+        # (forward, B x H) or dz_t (backward, B x 4H), and the partial sums of every thread
+        # (4 forward, 1 backward; one thread per unit and row at least).
+        staged = batch * units * (4 if backward else 1)
+        per_thread = 1 if backward else 4
+        room = shared_limit // itemsize - staged
+        most_per_block = min(units, PERSISTENT_MAX_THREADS // batch,
+                             room // (4 * units + per_thread * batch))
         if most_per_block < 1:
             return None, (f"hidden state of {units} units does not fit in "
-                          f"{PERSISTENT_SHARED_BYTES} bytes of shared memory per block")
+                          f"{shared_limit} bytes of shared memory per block")
         if self.simulator:
             if most_per_block < units:
                 return None, ("the CUDA simulator cannot synchronise a grid of several "
@@ -325,9 +576,35 @@ class CudaBackend(Backend):
                 return None, (f"{units} units need more shared memory than the co-resident "
                               "blocks have")
             blocks = -(-units // per_block)
-        shared_bytes = (4 * units * per_block + batch * units) * itemsize
-        return (per_block, blocks, shared_bytes), (
-            f"persistent kernel: {blocks} block(s) of {per_block} units x {batch} rows")
+        # Split the reduction (over H forward, 4H backward) until the block has its target
+        # threads, within the thread limit, the shared memory left and the reduction's length.
+        threads = per_block * batch
+        room_left = room - 4 * units * per_block
+        k_split = max(1, min(-(-PERSISTENT_TARGET_THREADS // threads),
+                             PERSISTENT_MAX_THREADS // threads,
+                             4 * units if backward else units,
+                             room_left // (per_thread * threads)))
+        shared_bytes = (4 * units * per_block + staged + per_thread * threads * k_split) * itemsize
+        return (per_block, k_split, blocks, shared_bytes), (
+            f"persistent kernel: {blocks} block(s) of {per_block} units x {batch} rows x "
+            f"{k_split} k-parts")
+
+    def _launch_persistent(self, kernel, plan, note: str, batch: int, args):
+        """Launch a persistent kernel by its plan; returns ``(plan, note)``, with ``plan``
+        None (and nothing launched) when the device cannot keep every block resident."""
+        per_block, k_split, blocks, shared_bytes = plan
+        block = (per_block, batch, k_split)
+        if not self.simulator:
+            # Every block of a cooperative grid must be resident at once.
+            compiled = _compiled(kernel, args)
+            if shared_bytes > PERSISTENT_SHARED_BYTES:
+                _allow_dynamic_shared_memory(compiled, shared_bytes)
+            limit = compiled.max_cooperative_grid_blocks(block, shared_bytes)
+            if blocks > limit:
+                return None, (f"{blocks} blocks needed, only {limit} can be co-resident for "
+                              "a grid-wide barrier")
+        kernel[blocks, block, 0, shared_bytes](*args)
+        return plan, note
 
     def lstm_backward(self, cache, *, grad_outputs, grad_h, grad_c):
         cuda = _cuda()
@@ -348,35 +625,47 @@ class CudaBackend(Backend):
             has_dropout = cache.recurrent_dropout_mask is not None
             mask = cache.mask if has_mask else self._placeholder(np.bool_)
             dropout = cache.recurrent_dropout_mask if has_dropout else self._placeholder(dtype)
-            dz_all = cuda.device_array((batch, timesteps, 4 * units), dtype)
-            for step in range(timesteps - 1, -1, -1):
-                t = timesteps - 1 - step if cache.reverse else step
-                t_before = t + 1 if cache.reverse else t - 1
-                _launch_1d(K.backward_step_gates, batch * units, t, t_before, step == 0,
-                           cache.c0, mask, has_mask, cache.zero_output_for_mask,
-                           cache.activation, cache.recurrent_activation, cache.gates,
-                           cache.cells, grad_outputs, dh, dc, dz_all)
-                _launch_2d(K.backward_step_recurrent, batch, units, t, dz_all,
-                           cache.recurrent_kernel, mask, has_mask, dropout, has_dropout, dh)
+            dz_all = self._workspace.get("dz_all", (batch, timesteps, 4 * units), dtype)
+            plan, note = self._persistent_plan(batch, units, dtype, backward=True)
+            if plan is not None:
+                plan, note = self._launch_persistent(
+                    K.backward_persistent, plan, note, batch,
+                    (cache.reverse, cache.c0, mask, has_mask, cache.zero_output_for_mask,
+                     cache.activation, cache.recurrent_activation, cache.gates, cache.cells,
+                     grad_outputs, cache.recurrent_kernel, dropout, has_dropout, dh, dc,
+                     dz_all))
+            if plan is None:
+                gates_step = StepLauncher(
+                    K.backward_step_gates, _grid_1d(batch * units),
+                    (0, 0, False, cache.c0, mask, has_mask, cache.zero_output_for_mask,
+                     cache.activation, cache.recurrent_activation, cache.gates, cache.cells,
+                     grad_outputs, dh, dc, dz_all), (0, 1, 2), simulator=self.simulator)
+                recurrent_step = StepLauncher(
+                    K.backward_step_recurrent, _grid_2d(batch, units),
+                    (0, dz_all, cache.recurrent_kernel, mask, has_mask, dropout, has_dropout,
+                     dh), (0,), simulator=self.simulator)
+                for step in range(timesteps - 1, -1, -1):
+                    t = timesteps - 1 - step if cache.reverse else step
+                    gates_step(t, t + 1 if cache.reverse else t - 1, step == 0)
+                    recurrent_step(t)
+                note = f"{note}; {gates_step.note}"
+            self.last_backward_path = "per-step" if plan is None else "persistent"
+            self.last_backward_path_note = note
 
             rows = batch * timesteps
             dz = dz_all.reshape(rows, 4 * units)
-            no_bias = self._placeholder(dtype, 1)
             dx = cuda.device_array(x.shape, dtype)
-            _launch_2d(K.gemm, rows, features, dz, cache.kernel, dx.reshape(rows, features),
-                       False, True, no_bias, False)
+            self._gemm(dz, cache.kernel, dx.reshape(rows, features), trans_b=True)
             dkernel = cuda.device_array((features, 4 * units), dtype)
-            _launch_2d(K.gemm, features, 4 * units, x.reshape(rows, features), dz, dkernel,
-                       True, False, no_bias, False)
+            self._gemm(x.reshape(rows, features), dz, dkernel, trans_a=True)
             h_in = cache.h_prev
             if has_dropout:
-                h_in = cuda.device_array(cache.h_prev.shape, dtype)
+                h_in = self._workspace.get("h_dropped", cache.h_prev.shape, dtype)
                 _launch_1d(K.scale_rows, rows * units, cache.h_prev, dropout, h_in)
             drecurrent = cuda.device_array((units, 4 * units), dtype)
-            _launch_2d(K.gemm, units, 4 * units, h_in.reshape(rows, units), dz, drecurrent,
-                       True, False, no_bias, False)
+            self._gemm(h_in.reshape(rows, units), dz, drecurrent, trans_a=True)
             dbias = cuda.device_array(4 * units, dtype)
-            _launch_1d(K.column_sums, 4 * units, dz, dbias)
+            _launch_2d(K.column_sums, 1, 4 * units, dz, dbias)   # a 1-D grid over columns
             gradients = dict(x=dx, kernel=dkernel, recurrent_kernel=drecurrent, bias=dbias)
         kind = getattr(cache, "kind", "numba")
         return Gradients(**{k: self._to_kind(v, kind) for k, v in gradients.items()},

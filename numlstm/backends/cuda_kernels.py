@@ -6,9 +6,10 @@ input projection ``x_proj (B, T, 4H)`` with the bias folded in, and the backward
 
 The kernels, and what each one computes:
 
-* :func:`gemm` -- ``out = op(a) @ op(b) (+ bias)``, a shared-memory tiled matrix product;
-  ``op`` is an optional transpose chosen at run time. Used for the input projection of all
-  timesteps at once and for the input and weight gradients over the whole sequence.
+* :func:`gemm` -- ``out = op(a) @ op(b) (+ bias)``, a shared-memory tiled, register-blocked
+  matrix product; ``op`` is an optional transpose chosen at run time. Used for the input
+  projection of all timesteps at once and for the input and weight gradients over the whole
+  sequence when cuBLAS (through CuPy) is not available.
 * :func:`forward_step` -- one timestep for every row: the recurrent product
   ``(h_{t-1} * r) @ recurrent_kernel`` tiled through shared memory and fused with the gates,
   the cell update, the mask and the cache writes.
@@ -17,7 +18,10 @@ The kernels, and what each one computes:
   synchronises between steps (a cooperative launch).
 * :func:`backward_step_gates` and :func:`backward_step_recurrent` -- one timestep of the
   backward: the gate derivatives, then ``dz @ recurrent_kernel.T`` for the hidden state.
-* small helpers: :func:`scale_rows`, :func:`column_sums`, :func:`copy_1d` / ``2d`` / ``3d``.
+* :func:`backward_persistent` -- every timestep of the backward in one launch for small
+  batches, like :func:`forward_persistent`.
+* :func:`column_sums` -- the bias gradient, a parallel reduction over the rows.
+* small helpers: :func:`scale_rows`, :func:`copy_1d` / ``2d`` / ``3d``.
 
 Every kernel covers its output with grid-stride loops, so any grid size is correct, and guards
 every index against the array bounds. Tiled kernels take their output tile's edge from
@@ -41,6 +45,10 @@ from .gate_math import cell_update, cell_update_backward
 #: reduction dimension it stages in shared memory (its shared arrays are this size; the launch
 #: code may use any edge up to it).
 MAX_TILE = 16
+#: Each thread of :func:`gemm` computes this many rows times this many columns of its output.
+GEMM_REGISTERS = 4
+#: The largest output-tile edge of :func:`gemm` (a shared array's shape must be a constant).
+GEMM_MAX_EDGE = MAX_TILE * GEMM_REGISTERS
 
 
 @cuda.jit(cache=True)
@@ -49,44 +57,84 @@ def gemm(a, b, out, trans_a, trans_b, bias, add_bias):
 
     ``op(a)`` is ``a.T`` when ``trans_a`` (then ``a`` is ``(K, M)``), else ``a`` (``(M, K)``);
     likewise ``op(b)`` is ``(K, N)``. Launch with square blocks ``(tile, tile)``,
-    ``tile <= MAX_TILE``; the grid may have any size.
+    ``tile <= MAX_TILE``, over output tiles of edge ``tile * GEMM_REGISTERS``; the grid may have
+    any size.
+
+    Register-blocked: thread ``(tx, ty)`` accumulates the ``GEMM_REGISTERS x GEMM_REGISTERS``
+    outputs at rows ``ty + i * tile`` and columns ``tx + jj * tile`` of its block's tile in
+    registers, so every value read from shared memory feeds ``GEMM_REGISTERS`` products. The
+    slices of ``op(a)`` and ``op(b)`` are staged in shared memory ``MAX_TILE`` values of ``K``
+    at a time, loaded so that consecutive threads read consecutive addresses whichever
+    operand is transposed.
     """
     tile = cuda.blockDim.x
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    a_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
-    b_tile = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
+    threads = tile * tile
+    tid = ty * tile + tx
+    edge = tile * GEMM_REGISTERS
+    a_tile = cuda.shared.array((GEMM_MAX_EDGE, MAX_TILE), dtype=out.dtype)
+    b_tile = cuda.shared.array((MAX_TILE, GEMM_MAX_EDGE), dtype=out.dtype)
+    acc = cuda.local.array((GEMM_REGISTERS, GEMM_REGISTERS), dtype=out.dtype)
+    a_values = cuda.local.array(GEMM_REGISTERS, dtype=out.dtype)
+    b_values = cuda.local.array(GEMM_REGISTERS, dtype=out.dtype)
     rows = out.shape[0]
     cols = out.shape[1]
     inner = a.shape[0] if trans_a else a.shape[1]
     zero = out.dtype.type(0)
-    for row0 in range(cuda.blockIdx.y * tile, rows, cuda.gridDim.y * tile):
-        for col0 in range(cuda.blockIdx.x * tile, cols, cuda.gridDim.x * tile):
-            row = row0 + ty
-            col = col0 + tx
-            acc = zero
+    for row0 in range(cuda.blockIdx.y * edge, rows, cuda.gridDim.y * edge):
+        for col0 in range(cuda.blockIdx.x * edge, cols, cuda.gridDim.x * edge):
+            for i in range(GEMM_REGISTERS):
+                for jj in range(GEMM_REGISTERS):
+                    acc[i, jj] = zero
             for k0 in range(0, inner, MAX_TILE):
-                # a_tile[ty, kk] = op(a)[row, k0 + kk];  b_tile[kk, tx] = op(b)[k0 + kk, col]
-                for kk in range(tx, MAX_TILE, tile):
+                # a_tile[r, kk] = op(a)[row0 + r, k0 + kk]: along k for a, along rows for a.T.
+                for index in range(tid, edge * MAX_TILE, threads):
+                    if trans_a:
+                        kk = index // edge
+                        r = index % edge
+                    else:
+                        r = index // MAX_TILE
+                        kk = index % MAX_TILE
+                    row = row0 + r
                     k = k0 + kk
                     if row < rows and k < inner:
-                        a_tile[ty, kk] = a[k, row] if trans_a else a[row, k]
+                        a_tile[r, kk] = a[k, row] if trans_a else a[row, k]
                     else:
-                        a_tile[ty, kk] = zero
-                for kk in range(ty, MAX_TILE, tile):
+                        a_tile[r, kk] = zero
+                # b_tile[kk, q] = op(b)[k0 + kk, col0 + q]: along columns for b, along k for b.T.
+                for index in range(tid, edge * MAX_TILE, threads):
+                    if trans_b:
+                        q = index // MAX_TILE
+                        kk = index % MAX_TILE
+                    else:
+                        kk = index // edge
+                        q = index % edge
+                    col = col0 + q
                     k = k0 + kk
-                    if k < inner and col < cols:
-                        b_tile[kk, tx] = b[col, k] if trans_b else b[k, col]
+                    if col < cols and k < inner:
+                        b_tile[kk, q] = b[col, k] if trans_b else b[k, col]
                     else:
-                        b_tile[kk, tx] = zero
+                        b_tile[kk, q] = zero
                 cuda.syncthreads()
                 for kk in range(MAX_TILE):
-                    acc += a_tile[ty, kk] * b_tile[kk, tx]
+                    for i in range(GEMM_REGISTERS):
+                        a_values[i] = a_tile[ty + i * tile, kk]
+                    for jj in range(GEMM_REGISTERS):
+                        b_values[jj] = b_tile[kk, tx + jj * tile]
+                    for i in range(GEMM_REGISTERS):
+                        for jj in range(GEMM_REGISTERS):
+                            acc[i, jj] += a_values[i] * b_values[jj]
                 cuda.syncthreads()
-            if row < rows and col < cols:
-                if add_bias:
-                    acc += bias[col]
-                out[row, col] = acc
+            for i in range(GEMM_REGISTERS):
+                row = row0 + ty + i * tile
+                for jj in range(GEMM_REGISTERS):
+                    col = col0 + tx + jj * tile
+                    if row < rows and col < cols:
+                        value = acc[i, jj]
+                        if add_bias:
+                            value += bias[col]
+                        out[row, col] = value
 
 
 @cuda.jit(cache=True)
@@ -172,7 +220,7 @@ def _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_ne
     if has_mask and not mask[b, t]:
         # The state carries over; the output is the carried h, or zero.
         h_next[b, j] = h_old
-        outputs[b, t, j] = h_old * 0 if zero_output_for_mask else h_old
+        outputs[b, t, j] = c.dtype.type(0) if zero_output_for_mask else h_old
         if store:
             cells[b, t, j] = c[b, j]
         return
@@ -206,18 +254,26 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
     c : (B, H), ``c0`` on entry, the final cell state on exit
     the rest : as for :func:`forward_step`
 
-    Launch cooperatively with blocks ``(units_per_block, B)`` and ``ceil(H / units_per_block)``
-    blocks, and ``(4 * H * units_per_block + B * H) * itemsize`` bytes of dynamic shared memory.
-    Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``: it copies their
-    columns of all four gates of ``recurrent_kernel`` into shared memory once, then for every
-    step stages ``h_{t-1} * r`` (all rows) in shared memory, computes its units, and waits at a
-    grid-wide barrier until every block has written its part of ``h_t``.
+    Launch cooperatively with blocks ``(units_per_block, B, k_split)``,
+    ``ceil(H / units_per_block)`` blocks and
+    ``(4 H units_per_block + B H + 4 units_per_block B k_split) * itemsize`` bytes of dynamic
+    shared memory. Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``:
+    it copies their columns of all four gates of ``recurrent_kernel`` into shared memory once;
+    then, every step, its threads stage ``h_{t-1} * r`` (all rows, consecutive threads reading
+    consecutive elements) in shared memory, thread ``(unit, row, part)`` sums the four gate
+    products over every ``k_split``-th ``k`` starting at ``part`` (the reduction over ``H`` is
+    split across warps, so that a block has enough threads even at batch 1), the parts are
+    added in shared memory, part 0 finishes the step, and the grid waits at a grid-wide barrier
+    until every block has written its part of ``h_t``.
     """
     per_block = cuda.blockDim.x
+    rows_in_block = cuda.blockDim.y
+    k_split = cuda.blockDim.z
     jl = cuda.threadIdx.x
     b = cuda.threadIdx.y
-    nthreads = cuda.blockDim.x * cuda.blockDim.y
-    tid = b * per_block + jl
+    part = cuda.threadIdx.z
+    nthreads = per_block * rows_in_block * k_split
+    tid = (part * rows_in_block + b) * per_block + jl
     batch = c.shape[0]
     units = c.shape[1]
     timesteps = x_proj.shape[1]
@@ -225,6 +281,10 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
     j = j0 + jl
     shared = cuda.shared.array(0, dtype=c.dtype)
     w_size = 4 * units * per_block
+    h_base = w_size
+    partial_base = h_base + batch * units
+    # The four partial sums of thread (jl, b, part) live at partial_base + 4 * slot + gate.
+    slot = (part * rows_in_block + b) * per_block + jl
     zero = c.dtype.type(0)
     # shared[(k * 4 + gate) * per_block + jl] = recurrent_kernel[k, gate * H + j0 + jl]
     for index in range(tid, w_size, nthreads):
@@ -244,26 +304,43 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
             value = h_cur[row, k]
             if has_dropout:
                 value *= dropout[row, k]
-            shared[w_size + index] = value
+            shared[h_base + index] = value
         cuda.syncthreads()
-        if b < batch and j < units:
+        active = b < batch and j < units
+        if active:
             acc_i = zero
             acc_f = zero
             acc_g = zero
             acc_o = zero
-            h_row = w_size + b * units
-            for k in range(units):
+            h_row = h_base + b * units
+            for k in range(part, units, k_split):
                 value = shared[h_row + k]
                 w_row = k * 4 * per_block + jl
                 acc_i += value * shared[w_row]
                 acc_f += value * shared[w_row + per_block]
                 acc_g += value * shared[w_row + 2 * per_block]
                 acc_o += value * shared[w_row + 3 * per_block]
+            shared[partial_base + 4 * slot] = acc_i
+            shared[partial_base + 4 * slot + 1] = acc_f
+            shared[partial_base + 4 * slot + 2] = acc_g
+            shared[partial_base + 4 * slot + 3] = acc_o
+        cuda.syncthreads()
+        if active and part == 0:
+            acc_i = zero
+            acc_f = zero
+            acc_g = zero
+            acc_o = zero
+            for other in range(k_split):
+                where = partial_base + 4 * ((other * rows_in_block + b) * per_block + jl)
+                acc_i += shared[where]
+                acc_f += shared[where + 1]
+                acc_g += shared[where + 2]
+                acc_o += shared[where + 3]
             _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_next,
                          c, mask, has_mask, activation, recurrent_activation,
                          zero_output_for_mask, store, outputs, gates, cells, h_prev)
-        # Every block's part of h_t is written (and the shared h is no longer read) before
-        # any block starts the next step.
+        # Every block's part of h_t is written (and the shared h and partial sums are no
+        # longer read) before any block starts the next step.
         grid.sync()
 
 
@@ -285,25 +362,118 @@ def backward_step_gates(t, t_before, first, c0, mask, has_mask, zero_output_for_
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for index in range(start, batch * units, stride):
-        b = index // units
-        j = index % units
-        grad_out = grad_outputs[b, t, j]
-        if has_mask and not mask[b, t]:
-            if not zero_output_for_mask:
-                dh[b, j] += grad_out
-            for gate in range(4):
-                dz_all[b, t, gate * units + j] = grad_out * 0
-            continue
-        c_prev = c0[b, j] if first else cells[b, t_before, j]
-        dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
-            gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
-            gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
-            dc[b, j], activation, recurrent_activation)
-        dz_all[b, t, j] = dzi
-        dz_all[b, t, units + j] = dzf
-        dz_all[b, t, 2 * units + j] = dzg
-        dz_all[b, t, 3 * units + j] = dzo
-        dc[b, j] = dc_prev
+        _gate_gradients(index // units, index % units, t, t_before, first, c0, mask, has_mask,
+                        zero_output_for_mask, activation, recurrent_activation, gates, cells,
+                        grad_outputs, dh, dc, dz_all)
+
+
+@cuda.jit(device=True, inline="always")
+def _gate_gradients(b, j, t, t_before, first, c0, mask, has_mask, zero_output_for_mask,
+                    activation, recurrent_activation, gates, cells, grad_outputs, dh, dc,
+                    dz_all):
+    """:func:`backward_step_gates` for one ``(row b, unit j)``."""
+    units = dh.shape[1]
+    grad_out = grad_outputs[b, t, j]
+    if has_mask and not mask[b, t]:
+        if not zero_output_for_mask:
+            dh[b, j] += grad_out
+        for gate in range(4):
+            dz_all[b, t, gate * units + j] = dz_all.dtype.type(0)
+        return
+    c_prev = c0[b, j] if first else cells[b, t_before, j]
+    dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
+        gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
+        gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
+        dc[b, j], activation, recurrent_activation)
+    dz_all[b, t, j] = dzi
+    dz_all[b, t, units + j] = dzf
+    dz_all[b, t, 2 * units + j] = dzg
+    dz_all[b, t, 3 * units + j] = dzo
+    dc[b, j] = dc_prev
+
+
+@cuda.jit(cache=True)
+def backward_persistent(reverse, c0, mask, has_mask, zero_output_for_mask, activation,
+                        recurrent_activation, gates, cells, grad_outputs, recurrent_kernel,
+                        dropout, has_dropout, dh, dc, dz_all):
+    """Every timestep of the backward in one launch: the persistent small-batch backward.
+
+    ``dh``, ``dc`` (B, H) hold the gradients of the final states on entry and those of ``h0``,
+    ``c0`` on exit; ``dz_all (B, T, 4H)`` receives the pre-activation gradients of every step
+    (for the weight gradients computed afterwards). The other arguments are those of
+    :func:`backward_step_gates` and :func:`backward_step_recurrent`.
+
+    Launch cooperatively with blocks ``(units_per_block, B, k_split)``,
+    ``ceil(H / units_per_block)`` blocks and
+    ``(4 H units_per_block + 4 H B + units_per_block B k_split) * itemsize`` bytes of dynamic
+    shared memory. Block ``k`` owns units ``[k * units_per_block, (k + 1) * units_per_block)``
+    and keeps their rows of ``recurrent_kernel`` (all ``4H`` columns, gate-column-major so a
+    warp reads consecutive words) in shared memory. Every step, processed last to first:
+
+    1. part 0 of each ``(unit, row)`` thread computes the gate derivatives of its unit (as
+       :func:`backward_step_gates` does), then the grid waits at a barrier, since the next
+       phase reads every unit's ``dz``;
+    2. the block stages ``dz[:, t]`` (all rows, all ``4H`` columns) in shared memory, thread
+       ``(unit k, row, part)`` sums every ``k_split``-th term of ``dz[row, t] . W[k]``, the
+       parts are added in shared memory, and part 0 writes ``dh[row, k] = sum * r[row, k]``
+       (rows masked at ``t`` keep their ``dh``).
+
+    The next step's phase 1 at ``(row, unit)`` reads only what the same thread wrote, so one
+    grid-wide barrier per step suffices (block barriers guard the shared arrays).
+    """
+    per_block = cuda.blockDim.x
+    rows_in_block = cuda.blockDim.y
+    k_split = cuda.blockDim.z
+    jl = cuda.threadIdx.x
+    b = cuda.threadIdx.y
+    part = cuda.threadIdx.z
+    nthreads = per_block * rows_in_block * k_split
+    tid = (part * rows_in_block + b) * per_block + jl
+    batch = dh.shape[0]
+    units = dh.shape[1]
+    width = 4 * units
+    timesteps = dz_all.shape[1]
+    j0 = cuda.blockIdx.x * per_block
+    j = j0 + jl
+    shared = cuda.shared.array(0, dtype=dh.dtype)
+    w_size = width * per_block
+    dz_base = w_size
+    partial_base = dz_base + batch * width
+    zero = dh.dtype.type(0)
+    # shared[g * per_block + jl] = recurrent_kernel[j0 + jl, g]
+    for index in range(tid, w_size, nthreads):
+        g = index // per_block
+        row = j0 + index % per_block
+        shared[index] = recurrent_kernel[row, g] if row < units else zero
+    grid = cuda.cg.this_grid()
+    active = b < batch and j < units
+    for step in range(timesteps - 1, -1, -1):
+        t = timesteps - 1 - step if reverse else step
+        t_before = t + 1 if reverse else t - 1
+        if active and part == 0:
+            _gate_gradients(b, j, t, t_before, step == 0, c0, mask, has_mask,
+                            zero_output_for_mask, activation, recurrent_activation, gates,
+                            cells, grad_outputs, dh, dc, dz_all)
+        grid.sync()
+        for index in range(tid, batch * width, nthreads):
+            shared[dz_base + index] = dz_all[index // width, t, index % width]
+        cuda.syncthreads()
+        if active:
+            acc = zero
+            dz_row = dz_base + b * width
+            for g in range(part, width, k_split):
+                acc += shared[dz_row + g] * shared[g * per_block + jl]
+            shared[partial_base + tid] = acc
+        cuda.syncthreads()
+        if active and part == 0 and not (has_mask and not mask[b, t]):
+            acc = zero
+            for other in range(k_split):
+                acc += shared[partial_base + (other * rows_in_block + b) * per_block + jl]
+            if has_dropout:
+                acc *= dropout[b, j]
+            dh[b, j] = acc
+        # The staged dz and the partial sums are rewritten by the next step.
+        cuda.syncthreads()
 
 
 @cuda.jit(cache=True)
@@ -330,9 +500,12 @@ def backward_step_recurrent(t, dz_all, recurrent_kernel, mask, has_mask, dropout
                 for gg in range(tx, MAX_TILE, tile):
                     g = g0 + gg
                     dz_tile[ty, gg] = dz_all[b, t, g] if b < batch and g < inner else zero
-                for gg in range(ty, MAX_TILE, tile):
+                # w_tile[gg, q] = recurrent_kernel[col0 + q, g0 + gg], loaded along a row of
+                # recurrent_kernel by consecutive threads.
+                for gg in range(tx, MAX_TILE, tile):
                     g = g0 + gg
-                    w_tile[gg, tx] = (recurrent_kernel[k_out, g] if g < inner and k_out < units
+                    w_row = col0 + ty
+                    w_tile[gg, ty] = (recurrent_kernel[w_row, g] if g < inner and w_row < units
                                       else zero)
                 cuda.syncthreads()
                 for gg in range(MAX_TILE):
@@ -357,13 +530,36 @@ def scale_rows(values, scale, out):
 
 @cuda.jit(cache=True)
 def column_sums(values, out):
-    """``out[j] = values[:, j].sum()`` for a 2-D ``values``; one thread per column."""
+    """``out[j] = values[:, j].sum()`` for a 2-D ``values`` (the bias gradient), as a parallel
+    reduction.
+
+    Launch with square blocks ``(tile, tile)`` (``tile <= MAX_TILE``) on a 1-D grid: a block
+    owns ``tile`` consecutive columns (``threadIdx.x``, so a warp reads consecutive addresses),
+    its ``threadIdx.y`` threads split the rows between them, and their partial sums are added
+    in shared memory by a tree over ``threadIdx.y``.
+    """
+    tile = cuda.blockDim.x
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    partial = cuda.shared.array((MAX_TILE, MAX_TILE), dtype=out.dtype)
     rows, cols = values.shape
-    for j in range(cuda.grid(1), cols, cuda.gridsize(1)):
+    for col0 in range(cuda.blockIdx.x * tile, cols, cuda.gridDim.x * tile):
+        j = col0 + tx
         acc = out.dtype.type(0)
-        for i in range(rows):
-            acc += values[i, j]
-        out[j] = acc
+        if j < cols:
+            for i in range(ty, rows, tile):
+                acc += values[i, j]
+        partial[ty, tx] = acc
+        cuda.syncthreads()
+        stride = 1
+        while stride < tile:      # the tree: the block's edge need not be a power of two
+            if ty % (2 * stride) == 0 and ty + stride < tile:
+                partial[ty, tx] += partial[ty + stride, tx]
+            stride *= 2
+            cuda.syncthreads()
+        if ty == 0 and j < cols:
+            out[j] = partial[0, tx]
+        cuda.syncthreads()      # partial is reused by the next tile of columns
 
 
 @cuda.jit(cache=True)

@@ -108,9 +108,12 @@ class CupyBackend(Backend):
             x_proj += bias
             x_proj = x_proj.reshape(timesteps, batch, 4 * units)
             recurrent = cupy.empty((batch, 4 * units), dtype)
+            # Per step only kernels run: no array is allocated inside the loop.
+            h_in = cupy.empty((batch, units), dtype) if dropout is not None else h
             for step in range(timesteps):
                 t = timesteps - 1 - step if reverse else step
-                h_in = h * dropout if dropout is not None else h
+                if dropout is not None:
+                    cupy.multiply(h, dropout, out=h_in)
                 cupy.matmul(h_in, recurrent_kernel, out=recurrent)
                 c_out = cells[t] if store else c
                 # h and c are read and written element by element only: in place is safe.
@@ -158,8 +161,8 @@ class CupyBackend(Backend):
             cupy.matmul(dz_all[t], recurrent_t, out=dh_recurrent)
             if cache.recurrent_dropout_mask is not None:
                 dh_recurrent *= cache.recurrent_dropout_mask
-            if has_mask:
-                dh = cupy.where(mask_tm[t][:, None], dh_recurrent, dh)
+            if has_mask:   # rows masked at t keep their dh (in place: no allocation per step)
+                cupy.copyto(dh, dh_recurrent, where=mask_tm[t][:, None])
             else:
                 dh[...] = dh_recurrent
 

@@ -4,7 +4,10 @@ The ``numba`` CPU loops call these per element, and so can ``numba.cuda`` kernel
 code may call ``njit`` functions). Activations arrive as the integer codes of
 :mod:`numlstm.activations`, resolved at run time so that one compiled kernel serves every choice.
 
-Every function here takes and returns one scalar of the caller's float type.
+Every function here takes and returns one scalar of the caller's float type, and computes in
+that type: their constants come from :func:`zero_like` and its siblings, because a bare ``1.0``
+is a float64 literal to Numba and would promote float32 math to float64 (on a GPU, float64 runs
+at a fraction of float32's rate).
 """
 
 from __future__ import annotations
@@ -20,19 +23,20 @@ from ..activations import HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SIGMOID, TANH
 def sigmoid(x):
     """1 / (1 + exp(-x)). For very negative x, exp overflows to +inf and the result is 0,
     never NaN; relative accuracy is kept because no ``1 - tiny`` cancellation occurs."""
-    return 1.0 / (1.0 + math.exp(-x))
+    one = one_like(x)
+    return one / (one + math.exp(-x))
 
 
 @njit(cache=True, inline="always")
 def hard_sigmoid(x):
     """Keras 3: clip(x/6 + 1/2, 0, 1)."""
-    return min(max(x / 6.0 + 0.5, 0.0), 1.0)
+    return min(max(x / six_like(x) + half_like(x), zero_like(x)), one_like(x))
 
 
 @njit(cache=True, inline="always")
 def hard_sigmoid_keras2(x):
     """Keras 2: clip(0.2 x + 0.5, 0, 1)."""
-    return min(max(0.2 * x + 0.5, 0.0), 1.0)
+    return min(max(fifth_like(x) * x + half_like(x), zero_like(x)), one_like(x))
 
 
 @njit(cache=True, inline="always")
@@ -43,28 +47,30 @@ def activate(code, x):
     elif code == SIGMOID:
         return sigmoid(x)
     elif code == RELU:
-        return max(x, 0.0)
+        return max(x, zero_like(x))
     elif code == HARD_SIGMOID:
         return hard_sigmoid(x)
     elif code == HARD_SIGMOID_KERAS2:
         return hard_sigmoid_keras2(x)
-    return x + 0.0  # LINEAR; "+ 0.0" gives every branch the same (promoted) type
+    return x + zero_like(x)  # LINEAR ("+ 0" maps -0 to +0, as it always has here)
 
 
 @njit(cache=True, inline="always")
 def activation_derivative(code, y):
     """d act(z)/dz written through the output ``y = act(z)``; 0 at the kinks."""
+    zero = zero_like(y)
+    one = one_like(y)
     if code == TANH:
-        return 1.0 - y * y
+        return one - y * y
     elif code == SIGMOID:
-        return y * (1.0 - y)
+        return y * (one - y)
     elif code == RELU:
-        return 1.0 if y > 0.0 else 0.0
+        return one if y > zero else zero
     elif code == HARD_SIGMOID:
-        return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
+        return sixth_like(y) if zero < y < one else zero
     elif code == HARD_SIGMOID_KERAS2:
-        return 0.2 if 0.0 < y < 1.0 else 0.0
-    return 1.0  # LINEAR
+        return fifth_like(y) if zero < y < one else zero
+    return one  # LINEAR
 
 
 @njit(cache=True, inline="always")
@@ -249,6 +255,37 @@ def _one_like_impl(x):
     if x == types.float32:
         return lambda x: _F32_ONE
     return lambda x: 1.0
+
+
+def _constant_like(value: float, name: str, description: str):
+    """A function ``f(x)`` for ``@njit`` code that returns ``value`` in the float type of
+    ``x``: a float32 constant for float32 ``x``, the float64 ``value`` otherwise. Module-level
+    float32 values are frozen into the compiled code as float32 constants, so the float32 path
+    holds no float64 at all (``np.float32(1.0)`` written inline would be a float64 constant
+    converted at run time)."""
+    as_float32 = np.float32(value)
+    as_float64 = float(value)
+
+    def constant(x):
+        return as_float64
+
+    constant.__name__ = constant.__qualname__ = name
+    constant.__doc__ = f"{description} in the float type of ``x``."
+
+    @overload(constant)
+    def _constant_impl(x):
+        if x == types.float32:
+            return lambda x: as_float32
+        return lambda x: as_float64
+
+    return constant
+
+
+zero_like = _constant_like(0.0, "zero_like", "0")
+half_like = _constant_like(0.5, "half_like", "1/2")
+six_like = _constant_like(6.0, "six_like", "6")
+sixth_like = _constant_like(1.0 / 6.0, "sixth_like", "1/6 (the slope of Keras 3's hard sigmoid)")
+fifth_like = _constant_like(0.2, "fifth_like", "0.2 (the slope of Keras 2's hard sigmoid)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,14 +8,14 @@ stderr and exit status 2, like every other numlstm command.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import click
 
 
 def _check_out_folder(out: str) -> None:
-    if not Path(out).resolve().parent.is_dir():
-        raise click.BadParameter(f"the folder of {out!r} does not exist", param_hint="OUT")
+    # before any work: the folder exists and takes a new file, the name fits (one line, exit 2)
+    from ..cli import check_output_path
+    check_output_path(out, "OUT")
 
 
 @click.command()

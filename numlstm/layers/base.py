@@ -72,8 +72,10 @@ class Layer:
     def compute_output_shape(self, input_shape) -> tuple:
         return tuple(input_shape)
 
-    def compute_mask(self, mask):
-        """The mask handed to the next layer: by default the incoming one, unchanged."""
+    def compute_mask(self, mask, inputs=None):
+        """The mask handed to the next layer, for a call on ``inputs`` that received ``mask``:
+        by default the incoming one, unchanged. Per-call state belongs to the call: a layer
+        never keeps the mask of its last call (a model may be called from several threads)."""
         return mask
 
     @property
@@ -92,23 +94,49 @@ class Layer:
     def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for w in self.trainable_weights] if self.built else []
 
-    def set_weights(self, weights) -> None:
-        if not self.built:
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
+        """``[(name, shape), ...]`` of the weights ``build(input_shape)`` would create, in
+        ``get_weights`` order, computed without allocating anything (a loader compares them
+        with a file's arrays before building)."""
+        return []
+
+    def check_weights(self, weights, input_shape=None):
+        """Validate ``weights`` for this layer without changing it; returns what
+        :meth:`install_weights` takes. The expected shapes are the built layer's, or those
+        for ``input_shape`` when it is given."""
+        if input_shape is not None:
+            specs = self.weight_specs(input_shape)
+        elif not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet: build it (or add it to a "
                              "model with an Input) before set_weights")
-        current = self.trainable_weights
+        else:
+            names = [n for n in self._weight_names if getattr(self, "_" + n) is not None]
+            specs = [(n, w.shape) for n, w in zip(names, self.trainable_weights)]
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
-            raise TypeError(f"weights must be a list of {len(current)} arrays; got "
+            raise TypeError(f"weights must be a list of {len(specs)} arrays; got "
                             f"{type(weights).__name__}")
-        if len(weights) != len(current):
-            raise ValueError(f"layer {self.name!r} has {len(current)} weight arrays of shapes "
-                             f"{[w.shape for w in current]}; got {len(weights)}")
-        names = [n for n in self._weight_names if getattr(self, "_" + n) is not None]
-        for name, old, new in zip(names, current, weights):
+        if len(weights) != len(specs):
+            raise ValueError(f"layer {self.name!r} has {len(specs)} weight arrays of shapes "
+                             f"{[shape for _, shape in specs]}; got {len(weights)}")
+        checked = []
+        for (name, shape), new in zip(specs, weights):
             array = V.as_float_array(new, f"weights ({name})", self.dtype)
-            V.check_shape(array, f"weights ({name})", old.shape, str(old.shape))
-            setattr(self, "_" + name, array.copy())
+            V.check_shape(array, f"weights ({name})", shape, str(tuple(shape)))
+            checked.append((name, np.array(array, order="C")))
+        return checked
+
+    def install_weights(self, checked, input_shape=None) -> None:
+        """Put weights returned by :meth:`check_weights` in place (cannot fail); with
+        ``input_shape`` the layer is thereby built for it, without running initializers."""
+        for name, array in checked:
+            setattr(self, "_" + name, array)
+        if input_shape is not None:
+            Layer.build(self, input_shape)
         self._weights_changed()
+
+    def set_weights(self, weights) -> None:
+        """Replace every weight array; all are checked before any is replaced."""
+        self.install_weights(self.check_weights(weights))
 
     def _weights_changed(self) -> None:
         """Hook: drop anything derived from the weight arrays' identity."""

@@ -51,6 +51,8 @@ class Bidirectional(Layer):
             if config["seed"] is not None:
                 config["seed"] = config["seed"] + 1
             backward_layer = LSTM(**config)
+        else:
+            V.check_backward_layer(layer, backward_layer)
         self.backward_layer = backward_layer
         self.backward_layer._aligned = True
         self.forward_layer._aligned = True
@@ -74,7 +76,13 @@ class Bidirectional(Layer):
         self.backward_layer.build(input_shape)
         super().build(input_shape)
 
-    def set_weights(self, weights) -> None:
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
+        return (self.forward_layer.weight_specs(input_shape)
+                + self.backward_layer.weight_specs(input_shape))
+
+    def check_weights(self, weights, input_shape=None):
+        """Both directions' weights checked (forward's, then backward's) before either is
+        replaced."""
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
             raise TypeError(f"weights must be a list of arrays; got {type(weights).__name__}")
         n = len(self.forward_layer.trainable_weights) if self.built else \
@@ -82,10 +90,18 @@ class Bidirectional(Layer):
         if len(weights) != 2 * n:
             raise ValueError(f"Bidirectional {self.name!r} needs {2 * n} weight arrays "
                              f"(forward then backward); got {len(weights)}")
-        self.forward_layer.set_weights(list(weights[:n]))
-        self.backward_layer.set_weights(list(weights[n:]))
-        if not self.built:
-            super().build((None, None, self.forward_layer.input_features))
+        return (self.forward_layer.check_weights(list(weights[:n]), input_shape),
+                self.backward_layer.check_weights(list(weights[n:]), input_shape))
+
+    def install_weights(self, checked, input_shape=None) -> None:
+        self.forward_layer.install_weights(checked[0], input_shape)
+        self.backward_layer.install_weights(checked[1], input_shape)
+        if input_shape is not None or not self.built:
+            Layer.build(self, input_shape if input_shape is not None else
+                        (None, None, self.forward_layer.input_features))
+
+    def set_weights(self, weights) -> None:
+        self.install_weights(self.check_weights(weights))
 
     def compute_output_shape(self, input_shape) -> tuple:
         single = self.forward_layer.compute_output_shape(input_shape)
@@ -93,7 +109,7 @@ class Bidirectional(Layer):
             return tuple(single[:-1]) + (2 * single[-1],)
         return single
 
-    def compute_mask(self, mask):
+    def compute_mask(self, mask, inputs=None):
         return mask if self.return_sequences else None
 
     def _check_input(self, x):

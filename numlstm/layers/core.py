@@ -65,7 +65,7 @@ class Dense(Layer):
                  dtype="float32", name=None, backend=None):
         super().__init__(name=name if name is not None else "dense", dtype=dtype, seed=seed,
                          backend=backend)
-        self.units = V.check_positive_int(units, "units")
+        self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         activation = "linear" if activation is None else activation
         self.activation = V.check_name(activation, "activation", DENSE_ACTIVATIONS)
         self.use_bias = V.check_bool(use_bias, "use_bias")
@@ -84,14 +84,20 @@ class Dense(Layer):
     def bias(self):
         return self._bias
 
-    def build(self, input_shape) -> None:
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
         input_shape = tuple(input_shape)
         if len(input_shape) not in (2, 3):
             raise ValueError(f"Dense input must be 2-D (batch, features) or 3-D (batch, "
                              f"timesteps, features); got shape {input_shape}")
         features = V.check_positive_int(input_shape[-1], "Dense input features")
+        specs = [("kernel", (features, self.units))]
+        return specs + [("bias", (self.units,))] if self.use_bias else specs
+
+    def build(self, input_shape) -> None:
+        input_shape = tuple(input_shape)
+        kernel_shape = self.weight_specs(input_shape)[0][1]
         rng = self._rng()
-        self._kernel = np.asarray(self._kernel_init((features, self.units), self.dtype, rng),
+        self._kernel = np.asarray(self._kernel_init(kernel_shape, self.dtype, rng),
                                   self.dtype)
         self._bias = (np.asarray(self._bias_init((self.units,), self.dtype, rng), self.dtype)
                       if self.use_bias else None)
@@ -167,28 +173,29 @@ class Masking(Layer):
     def __init__(self, mask_value=0.0, dtype="float32", name=None, backend=None):
         super().__init__(name=name if name is not None else "masking", dtype=dtype,
                          backend=backend)
-        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
-            raise TypeError(f"mask_value must be a number; got {mask_value!r}")
-        self.mask_value = float(mask_value)
+        self.mask_value = V.check_finite_number(mask_value, "mask_value",
+                                                "inputs are always finite, so a NaN or "
+                                                "infinite mask_value would mask nothing")
 
-    def build(self, input_shape) -> None:
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
         if len(tuple(input_shape)) != 3:
             raise ValueError("Masking input must be 3-D (batch, timesteps, features); got "
                              f"shape {tuple(input_shape)}")
+        return []
+
+    def build(self, input_shape) -> None:
+        self.weight_specs(input_shape)
         super().build(input_shape)
 
-    def _mask_of(self, x):
-        return (x != self.mask_value).any(axis=-1)
-
-    def compute_mask(self, mask):
-        return self._last_mask
+    def compute_mask(self, mask, inputs=None):
+        """``(batch, timesteps)``: True where some feature of ``inputs`` differs from
+        ``mask_value`` (and the incoming ``mask`` is True). Computed from the call's own
+        inputs, so concurrent calls on one model never see each other's masks."""
+        own = (inputs != self.mask_value).any(axis=-1)
+        return own if mask is None else own & mask
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
-        own = self._mask_of(x)
-        if mask is not None:
-            own = own & mask
-        self._last_mask = own
-        self._keep = own[..., None].astype(x.dtype)
+        self._keep = self.compute_mask(mask, x)[..., None].astype(x.dtype)
         return x * self._keep
 
     def backward(self, grad):
@@ -216,8 +223,9 @@ class Embedding(Layer):
                  name=None, backend=None):
         super().__init__(name=name if name is not None else "embedding", dtype=dtype,
                          seed=seed, backend=backend)
-        self.input_dim = V.check_positive_int(input_dim, "input_dim")
-        self.output_dim = V.check_positive_int(output_dim, "output_dim")
+        self.input_dim = V.check_positive_int(input_dim, "input_dim", V.MAX_LAYER_SIZE)
+        self.output_dim = V.check_positive_int(output_dim, "output_dim",
+                                                 V.MAX_LAYER_SIZE)
         self.mask_zero = V.check_bool(mask_zero, "mask_zero")
         self._embeddings = None
 
@@ -225,29 +233,33 @@ class Embedding(Layer):
     def embeddings(self):
         return self._embeddings
 
-    def build(self, input_shape) -> None:
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
         if len(tuple(input_shape)) != 2:
             raise ValueError("Embedding input must be 2-D (batch, timesteps) token ids; got "
                              f"shape {tuple(input_shape)}")
-        self._embeddings = initializers.random_uniform((self.input_dim, self.output_dim),
-                                                       self.dtype, self._rng())
+        return [("embeddings", (self.input_dim, self.output_dim))]
+
+    def build(self, input_shape) -> None:
+        shape = self.weight_specs(input_shape)[0][1]
+        self._embeddings = initializers.random_uniform(shape, self.dtype, self._rng())
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape) -> tuple:
         return tuple(input_shape) + (self.output_dim,)
 
-    def compute_mask(self, mask):
-        return self._last_mask
+    def compute_mask(self, mask, inputs=None):
+        """``ids != 0`` with ``mask_zero`` (and the incoming ``mask``), from the call's own
+        token ids ``inputs``; the incoming mask otherwise."""
+        own = (inputs != 0) if self.mask_zero else None
+        if mask is not None:
+            own = mask if own is None else own & mask
+        return own
 
     def _check_input(self, x):
         return V.check_token_ids(x, self.input_dim, "Embedding input")
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
         ids = x.astype("int64", copy=False)
-        own = (ids != 0) if self.mask_zero else None
-        if mask is not None:
-            own = mask if own is None else own & mask
-        self._last_mask = own
         self._cache = (ids, backend)
         return to_xp(backend, self._embeddings)[ids]
 

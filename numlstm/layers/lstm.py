@@ -126,7 +126,7 @@ class LSTM(Layer):
         self._aligned = False
         self.input_shape = None
         self.grads = []
-        self.units = V.check_positive_int(units, "units")
+        self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         self._activation_code = V.check_activation(activation, "activation")
         self._recurrent_activation_code = V.check_activation(recurrent_activation,
                                                              "recurrent_activation")
@@ -145,7 +145,7 @@ class LSTM(Layer):
         self.backend = None if backend is None else V.check_name(backend, "backend",
                                                                  BACKEND_NAMES)
         self.dtype = V.check_float_dtype(dtype, "dtype")
-        self.name = name if name is not None else "lstm"
+        self.name = V.check_string(name, "name") if name is not None else "lstm"
         self.built = False
         self.input_features: int | None = None
         self._kernel = self._recurrent_kernel = self._bias = None
@@ -202,15 +202,27 @@ class LSTM(Layer):
                 f"return_sequences={self.return_sequences}, backend={self.backend!r})")
 
     # -- weights --------------------------------------------------------------------------------
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
+        """``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)`` and, with
+        ``use_bias``, ``bias (4*units,)`` for inputs of shape (batch, timesteps, features)."""
+        features = self._features_of(input_shape)
+        units = self.units
+        specs = [("kernel", (features, 4 * units)), ("recurrent_kernel", (units, 4 * units))]
+        return specs + [("bias", (4 * units,))] if self.use_bias else specs
+
+    @staticmethod
+    def _features_of(input_shape) -> int:
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+            raise ValueError("input_shape must be a 3-tuple (batch, timesteps, features); "
+                             f"got {input_shape!r}")
+        return V.check_positive_int(input_shape[2], "input_shape[2] (features)")
+
     def build(self, input_shape) -> None:
         """Create the weights for inputs of shape (batch, timesteps, features).
 
         ``input_shape`` may use None for the batch and timesteps; only ``features`` is used.
         """
-        if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-            raise ValueError("input_shape must be a 3-tuple (batch, timesteps, features); "
-                             f"got {input_shape!r}")
-        features = V.check_positive_int(input_shape[2], "input_shape[2] (features)")
+        features = self._features_of(input_shape)
         rng = np.random.default_rng(self.seed)
         units, dtype = self.units, self.dtype
         kernel = self._kernel_init((features, 4 * units), dtype, rng)
@@ -226,13 +238,9 @@ class LSTM(Layer):
             else:
                 bias = self._bias_init((4 * units,), dtype, rng)
             weights.append(bias)
-        self.input_features = features
-        self._assign(V.check_lstm_weights(weights, features, units, dtype, self.use_bias,
-                                          argument="initialized weights"))
-        self.input_shape = tuple(input_shape)
-        if self.stateful and self.batch_size is None and input_shape[0] is not None:
-            self.batch_size = V.check_positive_int(input_shape[0], "batch size")
-        self.built = True
+        checked = V.check_lstm_weights(weights, features, units, dtype, self.use_bias,
+                                       argument="initialized weights")
+        self.install_weights((features, checked), input_shape)
 
     def _assign(self, weights) -> None:
         # C order: the optimizers update the arrays in place and the kernels read them as is.
@@ -255,12 +263,13 @@ class LSTM(Layer):
             weights.append(self.bias)
         return [w.copy() for w in weights]
 
-    def set_weights(self, weights) -> None:
-        """Set ``[kernel (features, 4*units), recurrent_kernel (units, 4*units), bias (4*units,)]``.
-
-        An unbuilt layer is built for the kernel's number of features.
-        """
-        if self.built:
+    def check_weights(self, weights, input_shape=None):
+        """Validate ``[kernel, recurrent_kernel(, bias)]`` without changing the layer; returns
+        ``(features, arrays)`` for :meth:`install_weights`. ``features`` is the built layer's,
+        ``input_shape``'s when given, else the kernel's."""
+        if input_shape is not None:
+            features = self._features_of(input_shape)
+        elif self.built:
             features = self.input_features
         else:
             kernel_shape = np.shape(weights[0]) if isinstance(weights, (list, tuple)) and \
@@ -271,11 +280,28 @@ class LSTM(Layer):
             features = V.check_positive_int(int(kernel_shape[0]), "kernel features")
         checked = V.check_lstm_weights(weights, features, self.units, self.dtype,
                                        self.use_bias)
+        return features, [w.copy() for w in checked]
+
+    def install_weights(self, checked, input_shape=None) -> None:
+        """Put what :meth:`check_weights` returned in place (cannot fail), building the layer
+        for ``input_shape`` (or, unbuilt, for the kernel's features) without initializers."""
+        features, arrays = checked
         self.input_features = features
-        self._assign([w.copy() for w in checked])
-        if self.input_shape is None:
+        self._assign(arrays)
+        if input_shape is not None:
+            self.input_shape = tuple(input_shape)
+            if self.stateful and self.batch_size is None and input_shape[0] is not None:
+                self.batch_size = V.check_positive_int(input_shape[0], "batch size")
+        elif self.input_shape is None:
             self.input_shape = (self.batch_size, None, features)
         self.built = True
+
+    def set_weights(self, weights) -> None:
+        """Set ``[kernel (features, 4*units), recurrent_kernel (units, 4*units), bias (4*units,)]``.
+
+        An unbuilt layer is built for the kernel's number of features.
+        """
+        self.install_weights(self.check_weights(weights))
 
     def count_params(self) -> int:
         """``4*units*(features + units + 1)`` (without the ``+ 1`` when ``use_bias=False``)."""
@@ -287,7 +313,11 @@ class LSTM(Layer):
     def get_config(self) -> dict:
         """The constructor arguments, as plain data."""
         def spec(value):
-            return value if isinstance(value, str) else getattr(value, "__name__", repr(value))
+            # A Python callable cannot be stored: its name is, marked as such, so that a saved
+            # model loads (loading never runs initializers; see numlstm.initializers.resolve).
+            if isinstance(value, (str, dict)):
+                return value
+            return {"callable": getattr(value, "__qualname__", None) or repr(value)}
         return {
             "units": self.units, "activation": self.activation,
             "recurrent_activation": self.recurrent_activation, "use_bias": self.use_bias,
@@ -348,7 +378,7 @@ class LSTM(Layer):
             return (batch, timesteps, self.units)
         return (batch, self.units)
 
-    def compute_mask(self, mask):
+    def compute_mask(self, mask, inputs=None):
         """A sequence output keeps the incoming mask; a last-step output has none."""
         return mask if self.return_sequences else None
 
@@ -616,6 +646,9 @@ class LSTM(Layer):
                                      f"shape (batch, units) = {shape} to be written in place; "
                                      f"got {type(value).__name__} of shape "
                                      f"{getattr(value, 'shape', None)}")
+                if not getattr(value.flags, "writeable", True):
+                    raise ValueError(f"{argument} must be writeable to be written in place; "
+                                     "got a read-only array")
             copy_back = type(out_h) is not array_type or type(out_c) is not array_type
         if copy_back:
             h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,

@@ -1,0 +1,108 @@
+"""float32 stays float32 on the GPU: every ``cuda`` kernel a float32 forward and backward
+launches is lowered to LLVM IR with the argument types it was launched with, and no line of
+that IR may mention ``double`` (a float64 literal in the shared gate math, or a ``* 0`` on an
+integer, promotes the whole computation to float64, which runs at a small fraction of float32's
+rate on most GPUs).
+
+The launches are recorded where the tests run (the CUDA simulator without a GPU); the lowering
+runs in a child process with the simulator off (see ``tests/cuda_ir_check.py``: it needs
+numba-cuda but no GPU, driver or CUDA toolkit). A control kernel with a bare float64 literal
+must be reported, so the check can fail.
+
+It also proves that every launched kernel compiles for a real GPU target (type inference and
+lowering by numba-cuda's CUDA compiler), which the simulator does not: the simulator runs the
+kernels as Python and accepts, for instance, a shared array whose shape is not a constant.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numlstm
+
+from conftest import make_problem
+
+STATUS = numlstm.available_backends()["cuda"]
+pytestmark = pytest.mark.skipif(not STATUS.available,
+                                reason=f"cuda backend not usable here: {STATUS.reason}")
+HERE = Path(__file__).resolve().parent
+
+
+def _type_spec(value):
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, (int, np.integer)):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    contiguous = value.is_c_contiguous() if hasattr(value, "is_c_contiguous") else \
+        value.flags.c_contiguous
+    return ["array", np.dtype(value.dtype).str, value.ndim, bool(contiguous)]
+
+
+class _RecordingKernel:
+    """Stands in for a kernel: records the argument types of each launch, then launches."""
+
+    def __init__(self, name, kernel, seen):
+        self.name, self.kernel, self.seen = name, kernel, seen
+
+    def __getitem__(self, configuration):
+        launch = self.kernel[configuration]
+
+        def record_and_launch(*args):
+            self.seen.setdefault(self.name, [_type_spec(a) for a in args])
+            return launch(*args)
+        return record_and_launch
+
+    def __getattr__(self, attribute):
+        return getattr(self.kernel, attribute)
+
+
+def _float32_launches(monkeypatch) -> dict:
+    """``{kernel name: argument types}`` of every kernel launched by float32 forwards and
+    backwards on both forward paths, with a mask, recurrent dropout and zero outputs."""
+    from numlstm.backends import cuda_kernels
+    seen = {}
+    for name in dir(cuda_kernels):
+        kernel = getattr(cuda_kernels, name)
+        # The kernels: public ``@cuda.jit`` objects (not the private device functions, nor
+        # the gate math's ``@njit`` functions imported into the module).
+        is_cuda = type(kernel).__module__.startswith(("numba.cuda", "numba_cuda"))
+        if is_cuda and not name.startswith("_"):
+            monkeypatch.setattr(cuda_kernels, name, _RecordingKernel(name, kernel, seen))
+    backend = numlstm.get_backend("cuda")
+    problem = make_problem(2, 3, 2, 3, mask="holes", dropout=True, seed=2,
+                           zero_output_for_mask=True).astype(np.float32)
+    try:
+        for mode in ("auto", "never"):
+            backend.persistent = mode
+            problem.run("cuda")
+    finally:
+        backend.persistent = "auto"
+    # A non-contiguous input is copied by the copy kernels.
+    wide = np.repeat(problem.x, 2, axis=-1)
+    backend.asarray(backend.asarray(wide)[:, :, ::2])
+    return seen
+
+
+def test_float32_kernels_have_no_double_in_their_llvm_ir(monkeypatch):
+    launches = _float32_launches(monkeypatch)
+    assert {"gemm", "forward_step", "forward_persistent", "backward_persistent",
+            "backward_step_gates", "backward_step_recurrent", "column_sums", "scale_rows",
+            "copy_3d"} <= set(launches)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, str(HERE / "cuda_ir_check.py")],
+                          input=json.dumps({"kernels": launches, "control": True}),
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report.pop("control"), "the control kernel's float64 literal went unnoticed"
+    assert set(report) == set(launches)
+    offending = {name: lines[:5] for name, lines in report.items() if lines}
+    assert not offending, f"float64 in float32 kernels: {offending}"
