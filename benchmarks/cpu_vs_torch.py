@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_vs_torch.py --peer torch --peer ort        # every config, 1 and 2 threads
     python benchmarks/cpu_vs_torch.py --quick                         # fewer repeats
-    python benchmarks/cpu_vs_torch.py --configs bc --threads 1 --blas mkl openblas \
+    python benchmarks/cpu_vs_torch.py --configs bc --threads 1 --blas numlstm mkl openblas \
         --peer torch --peer ort --peer-python /path/to/python-with-torch-and-onnxruntime
 
 For each configuration (docs/performance.md: a-e), mode (forward = inference, train = forward +
@@ -10,8 +10,9 @@ backward) and thread count it reports, in float32:
 
 * the median time of each peer -- ``torch`` (``torch.nn.LSTM``, oneDNN) and ``ort`` (the same
   LSTM exported by torch's ONNX exporter, run by ONNX Runtime; inference only) -- and of
-  numlstm on each requested BLAS path (``--blas``: ``auto``, ``mkl`` = oneMKL's packed GEMM,
-  ``openblas``; see :func:`numlstm.set_cpu_blas`), with the best peer's time over numlstm's
+  numlstm with each requested engine for its recurrent products (``--blas``: ``auto``,
+  ``numlstm`` = numlstm's packed kernel, ``mkl`` = oneMKL's packed GEMM, ``openblas``; see
+  :func:`numlstm.set_cpu_blas`), with the best peer's time over numlstm's
   (> 1: numlstm is faster) against the target;
 * numlstm's GFLOP/s (forward ``2·T·B·4H·(D+H)`` per layer, training 3× that) and its fraction
   of this machine's matmul peak (NumPy's BLAS, ``n × n`` GEMM, measured in the same run at the
@@ -68,8 +69,10 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--peer", action="append", choices=bm.PEERS, default=None,
                         help="a peer to time (repeatable; default: torch)")
-    parser.add_argument("--blas", nargs="+", choices=("auto", "mkl", "openblas"),
-                        default=["auto"], help="numlstm's BLAS paths to time (default: auto)")
+    parser.add_argument("--blas", nargs="+", choices=("auto", "numlstm", "mkl", "openblas"),
+                        default=["auto"],
+                        help="numlstm's engines for the recurrent products to time, see "
+                             "numlstm.set_cpu_blas (default: auto)")
     parser.add_argument("--peer-python", default=None,
                         help="Python interpreter with torch (and onnxruntime) installed "
                              f"(default: ${bm.PEER_PYTHON_ENV}, else this one)")

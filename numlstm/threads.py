@@ -101,16 +101,19 @@ def num_threads(n: int):
 
 
 def set_cpu_blas(name: str | None) -> None:
-    """Choose the BLAS of the ``numba`` backend's recurrent products for this process.
+    """Choose the engine of the ``numba`` backend's float32 recurrent products for this
+    process (float64 always uses OpenBLAS).
 
     Parameters
     ----------
-    name : {"auto", "mkl", "openblas"} or None
-        ``"mkl"``: oneMKL's packed GEMM for float32 (needs ``pip install "numlstm[mkl]"``;
-        raises :class:`~numlstm.errors.BackendUnavailableError` without it); ``"openblas"``:
-        SciPy's OpenBLAS for everything; ``"auto"``: MKL where installed on an Intel CPU,
-        else OpenBLAS; None: back to the ``NUMLSTM_BLAS`` environment variable (default auto).
-        :func:`cpu_blas_info` says what this resolves to here.
+    name : {"auto", "numlstm", "mkl", "openblas"} or None
+        ``"numlstm"``: numlstm's own packed AVX-512 kernel; ``"mkl"``: oneMKL's packed GEMM
+        (needs ``pip install "numlstm[mkl]"``; raises
+        :class:`~numlstm.errors.BackendUnavailableError` without it); ``"openblas"``: SciPy's
+        OpenBLAS; ``"auto"``: oneMKL on an Intel CPU where installed, else numlstm's kernel on
+        the CPUs it was measured on (AVX-512 AMD Zen), else OpenBLAS; None: back to the
+        ``NUMLSTM_BLAS`` environment variable (default auto). :func:`cpu_blas_info` says what
+        this resolves to here; docs/performance.md compares the engines.
     """
     from .backends import cpu_blas
     if name is not None:
@@ -131,9 +134,9 @@ def use_cpu_blas(name: str | None):
 
 
 def cpu_blas_info() -> dict:
-    """What the BLAS policy resolves to on this machine: ``{"requested", "float32",
-    "float64", "mkl", "cpu_vendor", "reason"}`` (``float32``/``float64``: ``"mkl"`` or
-    ``"openblas"``; ``mkl``: whether oneMKL is installed and loads)."""
+    """What the engine policy resolves to on this machine: ``{"requested", "float32",
+    "float64", "mkl", "cpu_vendor", "reason"}`` (``float32``/``float64``: ``"numlstm"``,
+    ``"mkl"`` or ``"openblas"``; ``mkl``: whether oneMKL is installed and loads)."""
     from .backends import cpu_blas
     return cpu_blas.info()
 
