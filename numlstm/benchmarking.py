@@ -118,7 +118,7 @@ class Shape:
         return text + (f" x{self.layers} layers" if self.layers > 1 else "")
 
 
-#: The five benchmark configurations of DESIGN §5.
+#: The five benchmark configurations (docs/performance.md).
 CONFIGS: dict[str, Shape] = {
     "a": Shape(1, 100, 32, 64),          # streaming, batch 1
     "b": Shape(32, 28, 28, 128),         # MNIST rows, as in the Keras tutorials

@@ -1,6 +1,6 @@
 """Every backend against the ``numpy`` reference: outputs, final states and all gradients.
 
-Tolerances (DESIGN §4): float64 atol 1e-10; float32 outputs and states atol = rtol = 1e-5;
+Tolerances: float64 atol 1e-10; float32 outputs and states atol = rtol = 1e-5;
 float32 gradients, which are sums over batch × time, by relative norm ≤ 1e-5 against the
 float64 reference.
 """
