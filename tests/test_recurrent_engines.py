@@ -241,3 +241,15 @@ def test_the_backend_describes_the_engine_it_uses():
             "recurrent products: numlstm's packed kernel (float32))")
     with numlstm.use_cpu_blas("openblas"):
         assert numlstm.get_backend("numba").describe().endswith("recurrent products: OpenBLAS)")
+
+
+def test_the_engine_choice_asks_llvm_once_per_process():
+    """LLVM's host-CPU queries cost ~0.2 ms, more than a small forward: the choice must not
+    repeat them on every call."""
+    layer = numlstm.LSTM(8, seed=0)
+    x = np.ones((6, 3, 2), np.float32)
+    layer(x)
+    asked = packed_gemm.why_not_usable.cache_info().misses
+    for _ in range(3):
+        layer(x)
+    assert packed_gemm.why_not_usable.cache_info().misses == asked <= 1

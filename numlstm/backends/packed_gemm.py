@@ -25,6 +25,8 @@ prefers 256-bit vectors, which would split them, so those keep oneMKL or OpenBLA
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -44,8 +46,10 @@ _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
+@functools.lru_cache(maxsize=None)
 def why_not_usable() -> str | None:
-    """None when the kernel is known to run at full speed on this CPU, else why not."""
+    """None when the kernel is known to run at full speed on this CPU, else why not.
+    (Asked once per process: LLVM's host queries cost ~0.2 ms, more than a small forward.)"""
     import llvmlite.binding as llvm
     if not llvm.get_host_cpu_features().get("avx512f", False):
         return "the CPU has no AVX-512 (the kernel's 16 accumulators need 512-bit registers)"
