@@ -129,6 +129,13 @@ def _chunk_rows(batch: int, n_chunks: int) -> int:
     return -(-batch // n_chunks)
 
 
+def _engine(dtype, batch: int) -> str:
+    """The engine of this call's recurrent products (see :mod:`.cpu_blas`). At one or two
+    rows the OpenBLAS loops make no BLAS call per step (their own vector loops do the
+    products), which is faster there than packing weights for a packed engine."""
+    return "openblas" if batch <= SMALL_ROWS else cpu_blas.engine(dtype)
+
+
 class _Workspace(threading.local):
     """Per-thread scratch arrays by name, reused while their shape and dtype match."""
 
@@ -245,7 +252,7 @@ class NumbaBackend(Backend):
                        bool(zero_output_for_mask), bool(return_cache),
                        outputs, h, c, gates, cells, h_prev)
             h_in = space.get("h_in", (batch, units), dtype)
-            engine = cpu_blas.engine(dtype)
+            engine = _engine(dtype, batch)
             if engine == "openblas":
                 args = (x, kernel, recurrent_kernel, bias) + options + (
                     space.get("recurrent", (batch, 4 * units), dtype), h_in)
@@ -292,7 +299,7 @@ class NumbaBackend(Backend):
         dropout = cache.recurrent_dropout_mask
         space = self._workspace
         n_chunks = _chunks(batch, timesteps, features, units)
-        engine = cpu_blas.engine(dtype)
+        engine = _engine(dtype, batch)
         if engine == "openblas":
             kernel_function = backward_rows
             recurrent = cache.recurrent_kernel
