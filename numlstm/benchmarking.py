@@ -810,13 +810,15 @@ def bench(shape: Shape, *, backends: Sequence[str] | None = None, mode: str = "f
     result with status ``"unavailable"`` and its reason. A backend that fails
     :func:`check_parity` is not timed (status ``"check_failed"``); the ``numpy`` reference
     itself is timed without a check (its ``parity`` is None). ``peer="torch"`` adds the
-    torch peer (status ``"unavailable"`` with a note when torch cannot run). ``progress`` is
+    torch peer, ``peer="ort"`` the ONNX Runtime peer (:func:`run_peer`; status
+    ``"unavailable"`` with a note when it cannot run, e.g. ONNX Runtime in training mode).
+    ``progress`` is
     called with a short line before each stage. See the module docstring for the schema.
     """
     V.check_name(mode, "mode", MODES)
     dtype = V.check_float_dtype(dtype)
     if peer is not None:
-        V.check_name(peer, "peer", ("torch",))
+        V.check_name(peer, "peer", PEERS)
     statuses = available_backends()
     if backends is None:
         backends = [name for name in BACKEND_NAMES if statuses[name].available]
@@ -857,13 +859,14 @@ def bench(shape: Shape, *, backends: Sequence[str] | None = None, mode: str = "f
         except Exception as error:  # a backend crash is reported, the others still run
             entry.update(status="error", note=f"{type(error).__name__}: {error}")
     peer_entry = None
-    if peer == "torch":
-        say("timing torch.nn.LSTM in a child process")
-        peer_entry = {"name": "torch", "kind": "peer", "status": "ok", "note": "",
+    if peer is not None:
+        say("timing torch.nn.LSTM in a child process" if peer == "torch" else
+            "timing ONNX Runtime (torch's LSTM exported to ONNX) in a child process")
+        peer_entry = {"name": peer, "kind": "peer", "status": "ok", "note": "",
                       "parity": None, "timing": None, "gflops": None,
                       "ratio_to_fastest": None, "ratio_to_peer": None, "versions": {}}
-        result = run_torch_peer(problem, mode, repeats=repeats, warmup=warmup,
-                                threads=threads, python=peer_python)
+        result = run_peer(problem, mode, runtime=peer, repeats=repeats, warmup=warmup,
+                          threads=threads, python=peer_python)
         if not result.available:
             peer_entry.update(status="unavailable", note=result.note)
         else:
@@ -875,7 +878,7 @@ def bench(shape: Shape, *, backends: Sequence[str] | None = None, mode: str = "f
             parity = peer_parity(result, view)
             peer_entry["parity"] = parity
             if not parity["passed"]:
-                peer_entry["note"] = ("torch's results differ from the reference on "
+                peer_entry["note"] = (f"{peer}'s results differ from the reference on "
                                       + ", ".join(parity["failures"]))
         results.append(peer_entry)
     flops = shape.flops(mode)

@@ -2,7 +2,7 @@
 
     numlstm backends                     # which backends can run here, and why not
     numlstm check                        # every usable backend against the reference
-    numlstm bench --config b --peer torch
+    numlstm bench --config b --peer torch    # or --peer ort (ONNX Runtime)
     numlstm train digits --epochs 5 --out model.npz
     numlstm predict model.npz inputs.npy --out outputs.npy
 
@@ -227,11 +227,14 @@ def _fmt(value, digits=2) -> str:
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for numlstm, BLAS and the peer (default: every usable core).")
-@click.option("--peer", type=click.Choice(["torch"]), default=None,
-              help="Also time torch.nn.LSTM with the same weights, in a child process.")
+@click.option("--peer", type=click.Choice(list(B.PEERS)), default=None,
+              help="Also time a peer with the same weights, in a child process: torch "
+                   "(torch.nn.LSTM) or ort (that LSTM exported to ONNX, run by ONNX "
+                   "Runtime; inference only).")
 @click.option("--peer-python", type=click.Path(dir_okay=False), default=None,
               envvar=B.PEER_PYTHON_ENV, show_envvar=True,
-              help="Interpreter with torch that runs the peer (default: this one).")
+              help="Interpreter with torch (and onnxruntime for ort) that runs the peer "
+                   "(default: this one).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
               default=None, help="Write every figure, the machine and versions as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
@@ -331,7 +334,7 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
             console.print(f"note: {entry['name']}: {entry['note']}")
     console.print("max |diff|: outputs and final states against the numpy reference in the "
                   "same dtype; grad diff: gradients, by relative norm against a float64 "
-                  "reference (float32) or max |diff| (float64); torch: its outputs, states "
+                  "reference (float32) or max |diff| (float64); the peer: its outputs, states "
                   "(and input gradient when training) against the reference. x fastest, "
                   "x " + (peer or "peer") + ": median over the other's median (below 1 is "
                   "faster).")

@@ -286,7 +286,8 @@ FAKE_PEER = textwrap.dedent("""
     out = Path(args.out)
     np.savez(out.with_name(out.stem + "_arrays.npz"), **named)
     out.write_text(json.dumps({"timing": {"first_call_ms": 5.0, "times_ms": [1.0, 3.0, 2.0]},
-                               "versions": {"torch": "fake"}}))
+                               "versions": {"torch": "fake",
+                                            "runtime": settings.get("runtime", "torch")}}))
 """)
 
 

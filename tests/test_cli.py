@@ -141,6 +141,30 @@ def test_bench_peer_row_and_ratio_column(tmp_path, monkeypatch):
     assert peer["timing"]["median_ms"] == 2.0
 
 
+def test_bench_ort_peer_row_tells_the_child_to_run_onnx_runtime(tmp_path, monkeypatch):
+    script = tmp_path / "fake_peer.py"
+    script.write_text(FAKE_PEER)
+    monkeypatch.setattr(B, "PEER_SCRIPT", script)
+    path = tmp_path / "report.json"
+    result = run("bench", *TINY, "--backends", "numba", "--peer", "ort", "--json",
+                 str(path), env={B.PEER_PYTHON_ENV: sys.executable})
+    assert result.exit_code == 0, result.output
+    assert "x ort" in result.output
+    peer = B.load_report(path)["results"][-1]
+    assert peer["name"] == "ort" and peer["kind"] == "peer" and peer["parity"]["passed"]
+    assert peer["versions"]["runtime"] == "ort"
+
+
+def test_bench_ort_peer_in_training_mode_says_it_only_infers(tmp_path, monkeypatch):
+    script = tmp_path / "fake_peer.py"
+    script.write_text(FAKE_PEER)
+    monkeypatch.setattr(B, "PEER_SCRIPT", script)
+    result = run("bench", *TINY, "--backends", "numba", "--mode", "train", "--peer", "ort",
+                 env={B.PEER_PYTHON_ENV: sys.executable})
+    assert result.exit_code == 0, result.output
+    assert "ONNX Runtime is an inference runtime" in result.output
+
+
 def test_bench_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "bench.png"
