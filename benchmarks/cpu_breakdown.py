@@ -57,10 +57,10 @@ def _recurrent_mkl(h, packed, out, timesteps):
 
 
 @njit(**_JIT)
-def _recurrent_numlstm(h, panels, out, timesteps):
+def _products_numlstm(a, panels, out, repeats, accumulate):
     tile = np.empty((4, packed_gemm.PANEL), np.float32)
-    for _ in range(timesteps):
-        packed_gemm.packed_matmul(h, panels, out, out.shape[1], True, tile)
+    for _ in range(repeats):
+        packed_gemm.packed_matmul(a, panels, out, out.shape[1], accumulate, tile)
 
 
 @njit(**_JIT)
@@ -85,7 +85,8 @@ def breakdown(config: str, blas: str, rounds: int, clock=time.perf_counter) -> d
     z, c, h_new = z0.copy(), np.zeros((batch, units), np.float32), np.empty_like(h)
     projection_out = np.empty((batch * timesteps, 4 * units), np.float32)
     x_flat = x.reshape(batch * timesteps, features)
-    def projection():
+
+    def blas_projection():
         np.dot(x_flat, kernel, out=projection_out)
 
     if blas == "numlstm":
@@ -95,19 +96,21 @@ def breakdown(config: str, blas: str, rounds: int, clock=time.perf_counter) -> d
             packed_gemm.panels_shape(kernel.shape, False), np.float32))
 
         def recurrent():
-            _recurrent_numlstm(h, panels, out, timesteps)
+            _products_numlstm(h, panels, out, timesteps, True)
 
         def projection():      # numlstm's engine projects the inputs with its kernel too
-            _recurrent_numlstm(x_flat, kernel_panels, projection_out, 1)
+            _products_numlstm(x_flat, kernel_panels, projection_out, 1, False)
     elif blas == "mkl":
         packed = mkl_blas.pack_b(recurrent_kernel, batch, False, mkl_blas.aligned_buffer(
             mkl_blas.pack_size(units, 4 * units, batch, False)))
 
         def recurrent():
             _recurrent_mkl(h, packed, out, timesteps)
+        projection = blas_projection
     else:
         def recurrent():
             _recurrent_openblas(h, recurrent_kernel, out, timesteps)
+        projection = blas_projection
 
     def forward():
         numlstm.functional.lstm_forward(x, kernel, recurrent_kernel, bias, backend="numba")
