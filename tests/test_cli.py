@@ -14,7 +14,7 @@ import numlstm
 from numlstm import benchmarking as B
 from numlstm.cli import main
 
-from test_benchmarking import FAKE_PEER, break_backend
+from test_benchmarking import break_backend, fake_peer  # noqa: F401 (fake_peer: a fixture)
 
 TINY = ["--batch", "2", "--timesteps", "3", "--features", "2", "--units", "3",
         "--repeats", "2", "--warmup", "0", "--no-peak"]
@@ -127,10 +127,7 @@ def test_bench_peer_without_torch_prints_a_note_and_continues(tmp_path, monkeypa
     assert "numba" in result.output and "ok" in result.output
 
 
-def test_bench_peer_row_and_ratio_column(tmp_path, monkeypatch):
-    script = tmp_path / "fake_peer.py"
-    script.write_text(FAKE_PEER)
-    monkeypatch.setattr(B, "PEER_SCRIPT", script)
+def test_bench_peer_row_and_ratio_column(tmp_path, fake_peer):
     path = tmp_path / "report.json"
     result = run("bench", *TINY, "--backends", "numba", "--peer", "torch", "--json",
                  str(path), env={B.PEER_PYTHON_ENV: sys.executable})
@@ -141,10 +138,7 @@ def test_bench_peer_row_and_ratio_column(tmp_path, monkeypatch):
     assert peer["timing"]["median_ms"] == 2.0
 
 
-def test_bench_ort_peer_row_tells_the_child_to_run_onnx_runtime(tmp_path, monkeypatch):
-    script = tmp_path / "fake_peer.py"
-    script.write_text(FAKE_PEER)
-    monkeypatch.setattr(B, "PEER_SCRIPT", script)
+def test_bench_ort_peer_row_tells_the_child_to_run_onnx_runtime(tmp_path, fake_peer):
     path = tmp_path / "report.json"
     result = run("bench", *TINY, "--backends", "numba", "--peer", "ort", "--json",
                  str(path), env={B.PEER_PYTHON_ENV: sys.executable})
@@ -155,10 +149,7 @@ def test_bench_ort_peer_row_tells_the_child_to_run_onnx_runtime(tmp_path, monkey
     assert peer["versions"]["runtime"] == "ort"
 
 
-def test_bench_ort_peer_in_training_mode_says_it_only_infers(tmp_path, monkeypatch):
-    script = tmp_path / "fake_peer.py"
-    script.write_text(FAKE_PEER)
-    monkeypatch.setattr(B, "PEER_SCRIPT", script)
+def test_bench_ort_peer_in_training_mode_says_it_only_infers(fake_peer):
     result = run("bench", *TINY, "--backends", "numba", "--mode", "train", "--peer", "ort",
                  env={B.PEER_PYTHON_ENV: sys.executable})
     assert result.exit_code == 0, result.output
