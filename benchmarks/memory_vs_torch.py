@@ -6,7 +6,7 @@
 What is measured, for each library in a fresh child process of its own (Linux only: it reads
 ``/proc/self/status``):
 
-1. import the library, load the same float32 inputs and weights (config c of DESIGN §5 by
+1. import the library, load the same float32 inputs and weights (config c of docs/performance.md by
    default: B64 T100 D64 H256, made by :func:`numlstm.benchmarking.make_problem`), and run one
    training step on a tiny problem so that compiled code is loaded (compile-time memory is not
    what this measures);
@@ -157,7 +157,8 @@ def _run_child(python: str, library: str, inputs: Path, threads: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="c", help="a configuration of DESIGN §5 (default c)")
+    parser.add_argument("--config", default="c",
+                        help="a configuration of docs/performance.md (default c)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--peer-python", default=None,
                         help="Python interpreter with torch (default: $NUMLSTM_PEER_PYTHON, "

@@ -1,7 +1,8 @@
 """The benchmark harness: check a backend against the reference, then time it fairly.
 
 ``numlstm bench``, ``numlstm check`` and the scripts in ``benchmarks/`` all use this module, so
-every published number comes from the same code path. The rules it follows (DESIGN §4, §5):
+every published number comes from the same code path. The rules it follows
+(docs/numerics.md, docs/performance.md):
 
 * **Check before timing.** :func:`check_parity` runs the same inputs through the ``numpy``
   reference and the backend and compares outputs, final states and every gradient. A backend
@@ -289,7 +290,7 @@ def _run_all(backend_name: str, problem: Problem) -> dict[str, np.ndarray]:
 
 # -- parity -------------------------------------------------------------------------------------
 
-#: Tolerances of DESIGN §4.
+#: Tolerances of docs/numerics.md.
 TOLERANCES = {
     "float64": {"atol": 1e-10, "scaled_by": "max(1, max |reference|)"},
     "float32": {"atol": 1e-5, "rtol": 1e-5, "gradient_rel_norm": 1e-5},
@@ -355,7 +356,7 @@ def _max_abs(value, reference) -> float:
 def check_parity(backend_name: str, problem: Problem, *,
                  reference: dict | None = None,
                  reference64: dict | None = None) -> ParityResult:
-    """Compare ``backend_name`` with the ``numpy`` reference on ``problem`` (DESIGN §4).
+    """Compare ``backend_name`` with the ``numpy`` reference on ``problem`` (docs/numerics.md).
 
     float64: every array within ``atol = 1e-10 · max(1, max|reference|)``.
     float32: outputs and final states within ``atol = rtol = 1e-5`` of the reference run in

@@ -209,7 +209,7 @@ def _fmt(value, digits=2) -> str:
 
 @main.command()
 @click.option("--config", "config", type=click.Choice(sorted(B.CONFIGS)), default=None,
-              help="A named shape of DESIGN §5: a B1 T100 D32 H64, b B32 T28 D28 H128, "
+              help="A named shape of docs/performance.md: a B1 T100 D32 H64, b B32 T28 D28 H128, "
                    "c B64 T100 D64 H256, d B256 T50 D128 H512, e two layers of c "
                    "(default: b).")
 @_positive("batch")
@@ -246,9 +246,10 @@ def bench(config, batch, timesteps, features, units, layers, backend_list, mode,
           repeats, warmup, threads, peer, peer_python, json_path, plot_path, peak, seed):
     """Check every backend against the reference, then time it.
 
-    A backend whose results disagree with the numpy reference beyond DESIGN §4's tolerances
-    is not timed (exit status 1). Times are the median, min and max of --repeats calls after
-    --warmup calls; the first call (JIT compilation or cache loading) is shown apart.
+    A backend whose results disagree with the numpy reference beyond the tolerances of
+    docs/numerics.md is not timed (exit status 1). Times are the median, min and max of
+    --repeats calls after --warmup calls; the first call (JIT compilation or cache loading)
+    is shown apart.
     """
     from rich.table import Table
     base = B.CONFIGS[config or "b"]
@@ -424,7 +425,7 @@ def check(backend_list, dtypes, batch, timesteps, features, units, seed, json_pa
     gradients, with masks, go_backwards, a two-layer stack and other activations (relu,
     linear, both hard sigmoids), in float32 and float64.
 
-    Exit status 1 if any backend disagrees beyond the tolerances of DESIGN §4 (float64:
+    Exit status 1 if any backend disagrees beyond the tolerances of docs/numerics.md (float64:
     1e-10; float32: 1e-5 on outputs and states, gradients by relative norm 1e-5 against a
     float64 reference).
     """

@@ -31,7 +31,7 @@ from conftest import ALL_BACKENDS, FIXTURES, backend_param, load_fixture
 
 BACKENDS = [backend_param(name) for name in ALL_BACKENDS]
 
-# DESIGN §4: the same tolerances as between backends and against PyTorch.
+# docs/numerics.md: the same tolerances as between backends and against PyTorch.
 TOLERANCES = {"float32": dict(atol=1e-5, rtol=1e-5), "float64": dict(atol=1e-10, rtol=0)}
 DTYPES = tuple(TOLERANCES)
 

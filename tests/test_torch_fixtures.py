@@ -30,7 +30,7 @@ CASES = ("torch_single", "torch_two_layer", "torch_bidirectional", "torch_packed
          "torch_packed_bidirectional")
 BACKENDS = [backend_param(name) for name in ALL_BACKENDS]
 
-# DESIGN §4: against PyTorch with converted weights, the same tolerances as between backends.
+# docs/numerics.md: against PyTorch with converted weights, the same tolerances as between backends.
 FLOAT32_TOL = dict(atol=1e-5, rtol=1e-5)
 FLOAT64_TOL = dict(atol=1e-10, rtol=0)
 FLOAT64_GRAD_TOL = dict(atol=1e-9, rtol=1e-9)
@@ -232,7 +232,7 @@ def test_gradients_float64_match_torch(case, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES)
 def test_gradients_float32_close_to_torch_float64(case, backend):
-    # DESIGN §4: float32 gradients are judged by relative norm against a float64 reference.
+    # docs/numerics.md: float32 gradients are judged by relative norm against a float64 reference.
     fx = load_fixture(case)
     grads = backward(fx, forward(fx, np.float32, backend, return_cache=True), np.float32)
     for key, grad in grads.items():

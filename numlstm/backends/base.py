@@ -1,7 +1,7 @@
 """The backend contract: what every numlstm backend implements, and the results it returns.
 
 Every backend runs one LSTM layer in one direction over a whole sequence, forward and backward,
-with exactly these semantics (DESIGN §2 and §4):
+with exactly these semantics (docs/numerics.md):
 
     z_t = x_t @ kernel + (h_{t-1} * r) @ recurrent_kernel + bias      r: recurrent dropout mask
     i = σ(z[:, 0H:1H])   f = σ(z[:, 1H:2H])   g = act(z[:, 2H:3H])   o = σ(z[:, 3H:4H])

@@ -188,7 +188,7 @@ class NumbaBackend(Backend):
         import numba
         products = {"numlstm": "numlstm's packed kernel (float32)",
                     "mkl": "oneMKL packed GEMM (float32)",
-                    "openblas": "OpenBLAS"}[cpu_blas.info()["float32"]]
+                    "openblas": "OpenBLAS"}[cpu_blas.engine(np.float32)]
         return (f"CPU (Numba {numba.__version__} JIT loops, {threads.get_num_threads()} "
                 f"threads, recurrent products: {products})")
 
