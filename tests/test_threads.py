@@ -9,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import numlstm
-from numlstm import threads
+from numlstm.backends import threads
 from numlstm.backends import numba_backend
 
 from conftest import make_problem, relative_norm_error
@@ -54,7 +54,7 @@ def test_numba_threads_follow_once_numbas_pool_runs_and_are_never_started_by_num
     import subprocess
     import sys
     code = ("import numlstm, sys; numlstm.set_num_threads(1); "
-            "from numlstm.threads import _running_numba; print(_running_numba() is None); "
+            "from numlstm.backends.threads import running_numba; print(running_numba() is None); "
             "import numba; numba.get_num_threads(); numlstm.set_num_threads(1); "
             "print(numba.get_num_threads())")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..errors import BackendUnavailableError
-from ..validation import check_name
+from . import cpu_blas as cpu_blas_policy
+from . import threads as thread_policy
 from .base import Backend, ForwardResult, Gradients
+from .threads import MAX_THREADS, blas_single_thread, get_num_threads, max_threads
 
 __all__ = [
     "BACKEND_NAMES", "DEFAULT_BACKEND", "ENV_VAR", "IMPLEMENTED_BACKENDS", "Backend", "BackendStatus", "ForwardResult",
@@ -139,6 +141,20 @@ _instances_lock = threading.Lock()
 _default_name: str | None = None
 _scoped_name: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "numlstm_backend", default=None)
+
+
+def check_name(value, argument: str, valid=BACKEND_NAMES) -> str:
+    """``value`` when it is one of ``valid`` (the backend names by default); otherwise a
+    ``TypeError``/``ValueError`` that names ``argument``, the choices and what was given.
+    (The registry is called with user input, and backends import nothing of the front-end's
+    validation.)"""
+    if not isinstance(value, str):
+        shown = (f"{type(value).__name__} of shape {tuple(value.shape)}"
+                 if hasattr(value, "shape") else f"{type(value).__name__} {value!r}")
+        raise TypeError(f"{argument} must be a string, one of {list(valid)}; got {shown}")
+    if value not in valid:
+        raise ValueError(f"{argument} must be one of {list(valid)}; got {value!r}")
+    return value
 
 
 def backend_status(name: str) -> BackendStatus:

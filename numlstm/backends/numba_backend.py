@@ -18,8 +18,7 @@ import threading
 
 import numpy as np
 
-from .. import threads
-from . import cpu_blas
+from . import cpu_blas, threads
 from .base import Backend, ForwardResult, Gradients, SequenceCache
 from .numba_kernels import (SMALL_ROWS, backward_rows, backward_rows_mkl, backward_rows_panels,
                             forward_rows, forward_rows_mkl, forward_rows_panels, forward_small,
@@ -81,7 +80,7 @@ def _run_row_ranges(kernel, batch: int, n_chunks: int, args_of_chunk) -> None:
     ranges: range 0 on the calling thread, the others on the pool, with every BLAS held at one
     thread meanwhile."""
     bounds = [(k * batch // n_chunks, (k + 1) * batch // n_chunks) for k in range(n_chunks)]
-    threads._enter_single_thread()
+    threads.enter_blas_single_thread()
     try:
         if n_chunks == 1:
             kernel(0, batch, *args_of_chunk(0))
@@ -95,7 +94,7 @@ def _run_row_ranges(kernel, batch: int, n_chunks: int, args_of_chunk) -> None:
             for future in futures:
                 future.result()
     finally:
-        threads._exit_single_thread()
+        threads.exit_blas_single_thread()
 
 
 def _chunks(batch: int, timesteps: int, features: int, units: int) -> int:
@@ -215,11 +214,11 @@ class NumbaBackend(Backend):
             if timesteps < _SMALL_BLAS_MIN_STEPS:
                 forward_small(*args, False)
             else:
-                threads._enter_single_thread()
+                threads.enter_blas_single_thread()
                 try:
                     forward_small(*args, True)
                 finally:
-                    threads._exit_single_thread()
+                    threads.exit_blas_single_thread()
             return ForwardResult(outputs=outputs, h=h, c=c, cache=None, backend=self.name)
         units = recurrent_kernel.shape[0]
         dtype = x.dtype
