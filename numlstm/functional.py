@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import validation as V
-from .backends import BACKEND_NAMES, Backend, ForwardResult, Gradients, get_backend
+from .backends import (BACKEND_NAMES, ForwardResult, Gradients, SequenceCache,
+                       get_backend)
 
 __all__ = ["lstm_forward", "lstm_backward", "ForwardResult", "Gradients"]
 
@@ -85,10 +86,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
           else V.check_state(h0, "h0", batch, units, dtype))
     c0 = (np.zeros((batch, units), dtype) if c0 is None
           else V.check_state(c0, "c0", batch, units, dtype))
-    return run_forward(
-        get_backend(None if backend is None else V.check_name(backend, "backend",
-                                                              BACKEND_NAMES)),
-        x, kernel, recurrent_kernel, bias, h0, c0,
+    chosen = get_backend(None if backend is None else V.check_name(backend, "backend",
+                                                                   BACKEND_NAMES))
+    options = dict(
         mask=V.check_mask(mask, batch, timesteps),
         recurrent_dropout_mask=V.check_recurrent_dropout_mask(recurrent_dropout_mask, batch,
                                                               units, dtype),
@@ -98,21 +98,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, ma
         zero_output_for_mask=V.check_bool(zero_output_for_mask, "zero_output_for_mask"),
         return_cache=V.check_bool(return_cache, "return_cache"))
 
-
-def run_forward(backend: Backend, x, kernel, recurrent_kernel, bias, h0, c0, *, mask,
-                recurrent_dropout_mask, reverse, activation, recurrent_activation,
-                zero_output_for_mask, return_cache) -> ForwardResult:
-    """Hand *validated* host arrays to ``backend`` (moving them to its memory) and run the
-    forward. The one place the front-end calls a backend's ``lstm_forward``; the layers and
-    :func:`lstm_forward` validate first, then come here."""
     def to_backend(array):
-        return None if array is None else backend.asarray(array)
-    return backend.lstm_forward(
-        to_backend(x), to_backend(kernel), to_backend(recurrent_kernel), to_backend(bias),
-        h0=to_backend(h0), c0=to_backend(c0), mask=to_backend(mask),
-        recurrent_dropout_mask=to_backend(recurrent_dropout_mask), reverse=reverse,
-        activation=activation, recurrent_activation=recurrent_activation,
-        zero_output_for_mask=zero_output_for_mask, return_cache=return_cache)
+        return None if array is None else chosen.asarray(array)
+    for name in ("mask", "recurrent_dropout_mask"):
+        options[name] = to_backend(options[name])
+    return chosen.lstm_forward(to_backend(x), to_backend(kernel), to_backend(recurrent_kernel),
+                               to_backend(bias), h0=to_backend(h0), c0=to_backend(c0),
+                               **options)
 
 
 def lstm_backward(cache, *, grad_outputs=None, grad_h=None, grad_c=None,
@@ -140,16 +132,15 @@ def lstm_backward(cache, *, grad_outputs=None, grad_h=None, grad_c=None,
         ``recurrent_kernel`` (units, 4*units), ``bias`` (4*units,), ``h0`` and ``c0``
         (batch, units).
     """
-    if getattr(cache, "backend", None) not in BACKEND_NAMES or not hasattr(cache, "x"):
+    if not isinstance(cache, SequenceCache):
         raise TypeError("cache must be the .cache of lstm_forward(..., return_cache=True); "
                         f"got {type(cache).__name__}")
     if backend is not None and V.check_name(backend, "backend", BACKEND_NAMES) != \
             cache.backend:
         raise ValueError(f"backend must be the one that ran the forward, {cache.backend!r}; "
                          f"got backend={backend!r}")
-    batch, timesteps, _ = cache.x.shape
-    units = cache.recurrent_kernel.shape[0]
-    dtype = cache.x.dtype
+    batch, timesteps, _, units = cache.problem_shape
+    dtype = cache.dtype
     chosen = get_backend(cache.backend)
     grad_outputs = V.check_upstream_gradient(grad_outputs, "grad_outputs",
                                              (batch, timesteps, units),

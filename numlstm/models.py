@@ -87,7 +87,7 @@ class Sequential:
                 raise ValueError("Input must be the first element of the model, and only one")
             self._input = layer
             return
-        V.check_sequential_layer(layer, self.layers, self.name)
+        _check_new_layer(layer, self.layers, self.name)
         taken = {existing.name for existing in self.layers}
         if layer.name in taken:                  # a generated name: Keras's _1, _2 suffix
             layer.name = _unique_name(layer.name, taken)
@@ -577,6 +577,30 @@ class Sequential:
         :func:`numlstm.interop.onnx_export.export_onnx`. Returns the path written."""
         from .interop.onnx_export import DEFAULT_OPSET, export_onnx
         return export_onnx(self, path, opset=DEFAULT_OPSET if opset is None else opset)
+
+
+def _check_new_layer(layer, layers: list, model_name: str) -> None:
+    """What a :class:`~numlstm.Sequential` model can append: a numlstm layer not already in
+    ``layers``, whose name is unique there unless it was generated (the model suffixes it),
+    an ``Embedding`` only first, no ``LSTM(return_state=True)`` and no
+    ``Bidirectional(merge_mode=None)`` (their two outputs cannot be passed on)."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
+                        f"{type(layer).__name__}")
+    if any(existing is layer for existing in layers):
+        raise ValueError(f"layer {layer.name!r} is already in the model")
+    if getattr(layer, "_name_given", True) and any(e.name == layer.name for e in layers):
+        raise ValueError(f"layer names must be unique within a model: name {layer.name!r} is "
+                         f"already used by another layer of {model_name!r}; give this "
+                         f"{type(layer).__name__} another name=")
+    if isinstance(layer, Embedding) and layers:
+        raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
+    if isinstance(layer, LSTM) and layer.return_state:
+        raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
+                         "model cannot pass on; use return_state=False in a model")
+    if isinstance(layer, Bidirectional) and layer.merge_mode is None:
+        raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
+                         "Sequential model cannot pass on; use concat, sum, mul or ave")
 
 
 def _unique_name(base: str, taken) -> str:

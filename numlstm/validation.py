@@ -407,50 +407,6 @@ def check_layer_list(layers, argument: str = "layers") -> list:
     return list(layers)
 
 
-def check_sequential_layer(layer, layers: list, model_name: str) -> None:
-    """What a :class:`~numlstm.Sequential` model can append: a numlstm layer not already in
-    ``layers``, whose name is unique there unless it was generated (the model suffixes it),
-    an ``Embedding`` only first, no ``LSTM(return_state=True)`` and no
-    ``Bidirectional(merge_mode=None)`` (their two outputs cannot be passed on)."""
-    from .layers import Bidirectional, Embedding, Layer, LSTM
-    if not isinstance(layer, Layer):
-        raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
-                        f"{type(layer).__name__}")
-    if any(existing is layer for existing in layers):
-        raise ValueError(f"layer {layer.name!r} is already in the model")
-    if getattr(layer, "_name_given", True) and any(e.name == layer.name for e in layers):
-        raise ValueError(f"layer names must be unique within a model: name {layer.name!r} is "
-                         f"already used by another layer of {model_name!r}; give this "
-                         f"{type(layer).__name__} another name=")
-    if isinstance(layer, Embedding) and layers:
-        raise ValueError("Embedding must be the first layer of a model (it reads token ids)")
-    if isinstance(layer, LSTM) and layer.return_state:
-        raise ValueError(f"LSTM {layer.name!r} has return_state=True, which a Sequential "
-                         "model cannot pass on; use return_state=False in a model")
-    if isinstance(layer, Bidirectional) and layer.merge_mode is None:
-        raise ValueError("Bidirectional(merge_mode=None) returns two outputs, which a "
-                         "Sequential model cannot pass on; use concat, sum, mul or ave")
-
-
-def check_backward_layer(layer, backward_layer) -> None:
-    """``Bidirectional(layer, backward_layer=...)``: an LSTM that reads the sequence the
-    other way and gives outputs of the same kind and shape (as Keras requires)."""
-    from .layers import LSTM
-    if not isinstance(backward_layer, LSTM):
-        raise TypeError(f"backward_layer must be an LSTM layer; got {_kind_of(backward_layer)}")
-    if backward_layer is layer:
-        raise ValueError("backward_layer must be another LSTM than layer; got the same object")
-    if backward_layer.go_backwards == layer.go_backwards:
-        raise ValueError(f"backward_layer must read the sequence the other way: its "
-                         f"go_backwards must be {not layer.go_backwards}; got "
-                         f"go_backwards={backward_layer.go_backwards}")
-    for attribute in ("units", "return_sequences", "return_state", "stateful", "dtype"):
-        if getattr(backward_layer, attribute) != getattr(layer, attribute):
-            raise ValueError(f"backward_layer must have the same {attribute} as layer "
-                             f"({getattr(layer, attribute)}); got "
-                             f"{attribute}={getattr(backward_layer, attribute)}")
-
-
 def check_all_finite(arrays: dict, what: str) -> None:
     """Every array of ``arrays`` (name -> array) holds only finite values; ``what`` says what
     they are for the message (e.g. "cannot save the model")."""

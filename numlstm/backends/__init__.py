@@ -24,13 +24,17 @@ from typing import Callable, Iterator
 from ..errors import BackendUnavailableError
 from . import cpu_blas as cpu_blas_policy
 from . import threads as thread_policy
-from .base import Backend, ForwardResult, Gradients
+from .base import Backend, ForwardResult, Gradients, SequenceCache
 from .threads import MAX_THREADS, blas_single_thread, get_num_threads, max_threads
 
 __all__ = [
-    "BACKEND_NAMES", "DEFAULT_BACKEND", "ENV_VAR", "IMPLEMENTED_BACKENDS", "Backend", "BackendStatus", "ForwardResult",
-    "Gradients", "available_backends", "backend_status", "current_backend_name",
-    "get_backend", "set_default_backend", "use_backend",
+    "BACKEND_NAMES", "DEFAULT_BACKEND", "ENV_VAR", "IMPLEMENTED_BACKENDS", "Backend",
+    "BackendStatus", "ForwardResult",
+    "Gradients", "SequenceCache", "available_backends", "backend_status", "current_backend_name",
+    "get_backend", "selection_key", "set_default_backend", "use_backend",
+    # the CPU thread and engine policy (numlstm.threads validates and re-exports it)
+    "MAX_THREADS", "blas_single_thread", "cpu_blas_policy", "get_num_threads", "max_threads",
+    "thread_policy",
 ]
 
 BACKEND_NAMES = ("numpy", "numba", "cuda", "cupy")
@@ -220,6 +224,15 @@ def current_backend_name() -> str:
         return check_name(from_env.strip().lower(), f"the {ENV_VAR} environment variable",
                           BACKEND_NAMES)
     return DEFAULT_BACKEND
+
+
+def selection_key() -> tuple:
+    """A value that changes whenever :func:`use_backend` or :func:`set_default_backend` change
+    which backend a call without ``backend=`` would use: a caller that resolved the backend
+    once (a layer's streaming ``step``) compares it per call, with ``==``, which is cheaper
+    than resolving again. (The ``NUMLSTM_BACKEND`` variable is read by
+    :func:`current_backend_name` only, not here.)"""
+    return (_scoped_name.get(), _default_name)
 
 
 def set_default_backend(name: str | None) -> None:

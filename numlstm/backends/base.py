@@ -39,7 +39,7 @@ from __future__ import annotations
 import abc
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import entry_checks
 
@@ -91,7 +91,11 @@ class Gradients:
 
 @dataclass
 class SequenceCache:
-    """The forward quantities a backward pass needs, kept by the CPU backends.
+    """The forward quantities a backward pass needs: the ``cache`` of every backend's
+    :class:`ForwardResult` (a backend may subclass it, as the ``cuda`` backend does).
+
+    To everyone but the backend that made it, a cache is opaque except for ``backend``,
+    :attr:`problem_shape` and :attr:`dtype`.
 
     Attributes
     ----------
@@ -123,6 +127,18 @@ class SequenceCache:
     cells: Any
     h_prev: Any
     backend: str
+
+    # What the front-end may ask of a cache (everything else in it is the backend's own).
+    @property
+    def problem_shape(self) -> tuple[int, int, int, int]:
+        """``(batch, timesteps, features, units)`` of the forward that made the cache."""
+        batch, timesteps, features = self.x.shape
+        return int(batch), int(timesteps), int(features), int(self.recurrent_kernel.shape[0])
+
+    @property
+    def dtype(self):
+        """The NumPy dtype the forward computed in."""
+        return self.x.dtype
 
 
 def _checked(method, check, pass_name: bool = False):
@@ -246,3 +262,24 @@ class Backend(abc.ABC):
         return h_new, c_new
 
     lstm_step = _checked(lstm_step, entry_checks.check_step)
+
+    def step_kernel(self) -> Callable[..., None]:
+        """The unchecked form of :meth:`lstm_step`, for a streaming loop that calls it on the
+        same, already checked arrays again and again (the layer's ``step`` fast path).
+
+        Returns a function ``step(x_t, kernel, recurrent_kernel, bias, h, c, activation,
+        recurrent_activation, out_h, out_c)`` that writes the new states into ``out_h`` and
+        ``out_c`` and returns nothing. The caller guarantees what :meth:`lstm_step` would
+        check: arrays of this backend, of one dtype, with matching shapes, C-contiguous, and
+        ``out_h``/``out_c`` writeable (they may be ``h``/``c`` themselves). Nothing is
+        checked, so a wrong argument is undefined behaviour: only code that has validated the
+        arrays once, and keeps them, may call it.
+
+        This default runs :meth:`lstm_step` (checks included), which every backend has; the
+        ``numba`` backend returns its compiled step itself.
+        """
+        def step(x_t, kernel, recurrent_kernel, bias, h, c, activation, recurrent_activation,
+                 out_h, out_c):
+            self.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c, activation=activation,
+                           recurrent_activation=recurrent_activation, out_h=out_h, out_c=out_c)
+        return step

@@ -339,10 +339,14 @@ class NumbaBackend(Backend):
         return Gradients(x=dx, kernel=dkernel, recurrent_kernel=drecurrent_kernel, bias=dbias,
                          h0=dh, c0=dc)
 
-    #: The compiled step, for callers that guarantee C-contiguous, writeable arrays of one
-    #: dtype (the layer's ``step`` fast path): ``(x_t, kernel, recurrent_kernel, bias, h, c,
-    #: activation, recurrent_activation, out_h, out_c)``, results written into out_h/out_c.
-    direct_step_kernel = staticmethod(lstm_step_kernel)
+    def step_kernel(self):
+        """The compiled step itself (see :meth:`Backend.step_kernel`): at batch 1 a step takes
+        about as long as the Python around it, so the layer's streaming loop calls it
+        directly. A subclass (or an instrumented instance's class) that replaces
+        :meth:`lstm_step` gets the default, which runs its ``lstm_step``."""
+        if type(self).lstm_step is not _COMPILED_STEP_OF:
+            return super().step_kernel()
+        return lstm_step_kernel
 
     def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation,
                   recurrent_activation, out_h=None, out_c=None):
@@ -358,3 +362,8 @@ class NumbaBackend(Backend):
         lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
                          recurrent_activation, out_h, out_c)
         return out_h, out_c
+
+
+#: The ``lstm_step`` whose computation :func:`lstm_step_kernel` is (the class attribute may be
+#: replaced later, by a subclass or on the class itself).
+_COMPILED_STEP_OF = NumbaBackend.lstm_step

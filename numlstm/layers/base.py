@@ -53,9 +53,8 @@ class Layer:
         return instance
 
     def __init__(self, name=None, dtype="float32", seed=None, backend=None):
-        self.name = name if name is not None else type(self).__name__.lower()
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a string; got {type(name).__name__} {name!r}")
+        self.name = (V.check_string(name, "name") if name is not None
+                     else type(self).__name__.lower())
         self.dtype = V.check_float_dtype(dtype, "dtype")
         self.seed = V.check_seed(seed)
         self.backend = None if backend is None else V.check_name(backend, "backend",
@@ -181,6 +180,8 @@ class Layer:
         out = self.forward(to_xp(backend, x), mask=None if mask is None else
                            to_xp(backend, mask), training=V.check_bool(training, "training"),
                            backend=backend, rng=rng)
+        if isinstance(out, list):           # a layer with several outputs
+            return [backend.to_numpy(part) for part in out]
         return backend.to_numpy(out)
 
 

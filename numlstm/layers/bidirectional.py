@@ -11,6 +11,24 @@ from .lstm import LSTM
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
+def _check_backward_layer(layer, backward_layer) -> None:
+    """``Bidirectional(layer, backward_layer=...)``: an LSTM that reads the sequence the
+    other way and gives outputs of the same kind and shape (as Keras requires)."""
+    if not isinstance(backward_layer, LSTM):
+        raise TypeError(f"backward_layer must be an LSTM layer; got {type(backward_layer).__name__}")
+    if backward_layer is layer:
+        raise ValueError("backward_layer must be another LSTM than layer; got the same object")
+    if backward_layer.go_backwards == layer.go_backwards:
+        raise ValueError(f"backward_layer must read the sequence the other way: its "
+                         f"go_backwards must be {not layer.go_backwards}; got "
+                         f"go_backwards={backward_layer.go_backwards}")
+    for attribute in ("units", "return_sequences", "return_state", "stateful", "dtype"):
+        if getattr(backward_layer, attribute) != getattr(layer, attribute):
+            raise ValueError(f"backward_layer must have the same {attribute} as layer "
+                             f"({getattr(layer, attribute)}); got "
+                             f"{attribute}={getattr(backward_layer, attribute)}")
+
+
 class Bidirectional(Layer):
     """Run ``layer`` over the sequence forwards and a fresh copy of it backwards.
 
@@ -52,10 +70,8 @@ class Bidirectional(Layer):
                 config["seed"] = config["seed"] + 1
             backward_layer = LSTM(**config)
         else:
-            V.check_backward_layer(layer, backward_layer)
+            _check_backward_layer(layer, backward_layer)
         self.backward_layer = backward_layer
-        self.backward_layer._aligned = True
-        self.forward_layer._aligned = True
 
     @property
     def return_sequences(self) -> bool:
@@ -117,23 +133,14 @@ class Bidirectional(Layer):
                                       features=self.forward_layer.input_features,
                                       argument="Bidirectional input")
 
-    def __call__(self, x, mask=None, training=False):
-        if self.merge_mode is not None:
-            return super().__call__(x, mask=mask, training=training)
-        self.merge_mode = "concat"       # run merged, then split: one code path for the checks
-        try:
-            out = super().__call__(x, mask=mask, training=training)
-        finally:
-            self.merge_mode = None
-        units = self.forward_layer.units
-        return [out[..., :units].copy(), out[..., units:].copy()]
-
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
         xp = backend.xp
-        y_f = self.forward_layer.forward(x, mask=mask, training=training, backend=backend,
-                                         rng=rng)
-        y_b = self.backward_layer.forward(x, mask=mask, training=training, backend=backend,
-                                          rng=rng)
+        # Both directions' sequence outputs aligned with the input positions, so that
+        # y[:, t] merges what each direction produced at x[:, t].
+        y_f = self.forward_layer._forward_in_model(x, mask, training, backend, rng,
+                                                   aligned=True)
+        y_b = self.backward_layer._forward_in_model(x, mask, training, backend, rng,
+                                                    aligned=True)
         self._cache = (y_f, y_b)
         mode = self.merge_mode
         if mode == "concat":

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
 import numpy as np
 
 from .. import initializers
 from .. import validation as V
 from ..activations import ACTIVATION_NAMES
-from .. import backends as _registry
-from ..backends import BACKEND_NAMES, get_backend
-from ..functional import run_forward
+from ..backends import get_backend, selection_key
 from .base import Layer, to_xp
 
 
@@ -119,13 +120,6 @@ class LSTM(Layer):
         self.stateful = V.check_bool(stateful, "stateful")
         self.batch_size = None if batch_size is None else V.check_positive_int(batch_size,
                                                                                "batch_size")
-        self._states = None
-        self._step_cache = None
-        self._step_last = None
-        # Bidirectional's backward copy runs reversed but keeps outputs aligned with the input.
-        self._aligned = False
-        self.input_shape = None
-        self.grads = []
         self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         self._activation_code = V.check_activation(activation, "activation")
         self._recurrent_activation_code = V.check_activation(recurrent_activation,
@@ -141,13 +135,13 @@ class LSTM(Layer):
         self.return_state = V.check_bool(return_state, "return_state")
         self.go_backwards = V.check_bool(go_backwards, "go_backwards")
         self.zero_output_for_mask = V.check_bool(zero_output_for_mask, "zero_output_for_mask")
-        self.seed = V.check_seed(seed)
-        self.backend = None if backend is None else V.check_name(backend, "backend",
-                                                                 BACKEND_NAMES)
-        self.dtype = V.check_float_dtype(dtype, "dtype")
-        self.name = V.check_string(name, "name") if name is not None else "lstm"
-        self.built = False
+        super().__init__(name="lstm" if name is None else name, dtype=dtype, seed=seed,
+                         backend=backend)
         self.input_features: int | None = None
+        self._states = None                # a stateful layer's carried [h, c]
+        self._cache = None                 # a training forward's _PendingBackward
+        self._step_plan: _StepPlan | None = None
+        self._step_buffers: _StepBuffers | None = None
         self._kernel = self._recurrent_kernel = self._bias = None
         self.last_backend: str | None = None
 
@@ -247,12 +241,11 @@ class LSTM(Layer):
         weights = [np.ascontiguousarray(w) for w in weights]
         self._kernel, self._recurrent_kernel = weights[0], weights[1]
         self._bias = weights[2] if self.use_bias else None
-        self._step_cache = None
-        self._step_last = None
+        self._weights_changed()
 
     def _weights_changed(self) -> None:
-        self._step_cache = None
-        self._step_last = None
+        self._step_plan = None             # it holds the weights moved to the backend
+        self._step_buffers = None
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel, recurrent_kernel, bias]`` (Keras layout, gate order i, f, c, o); copies."""
@@ -333,7 +326,7 @@ class LSTM(Layer):
             "stateful": self.stateful, "batch_size": self.batch_size,
         }
 
-    # -- the call -------------------------------------------------------------------------------
+    # -- running over a sequence: the one route into the backend -------------------------------
     def __call__(self, x, mask=None, initial_state=None):
         x = V.check_sequence_input(x, dtype=self.dtype, features=self.input_features,
                                    argument=f"{type(self).__name__} input")
@@ -341,35 +334,85 @@ class LSTM(Layer):
         if not self.built:
             self.build((None, None, features))
         mask = V.check_mask(mask, batch, timesteps)
-        if self.stateful and initial_state is None:
-            backend = get_backend(self.backend)
-            h0, c0 = self._stateful_states(batch, backend)
-            h0, c0 = backend.to_numpy(h0), backend.to_numpy(c0)
-        else:
-            h0, c0 = V.check_initial_state(initial_state, batch, self.units, self.dtype)
-        bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
         backend = get_backend(self.backend)
-        result = run_forward(
-            backend, x, self._kernel, self._recurrent_kernel, bias, h0, c0,
-            mask=mask, recurrent_dropout_mask=None, reverse=self.go_backwards,
+        h0 = c0 = None                     # None: zeros, or a stateful layer's carried states
+        if initial_state is not None or not self.stateful:
+            h0, c0 = (backend.asarray(s) for s in
+                      V.check_initial_state(initial_state, batch, self.units, self.dtype))
+        run = self._run(backend, to_xp(backend, x),
+                        None if mask is None else to_xp(backend, mask), h0, c0)
+        output = run.sequence if self.return_sequences else run.last
+        output, h, c = (np.array(backend.to_numpy(a)) for a in (output, run.h, run.c))
+        return [output, h, c] if self.return_state else output
+
+    def forward(self, x, mask=None, training=False, backend=None, rng=None):
+        """Run on backend arrays ``x (batch, timesteps, features)``; keeps what
+        :meth:`backward` needs when ``training``. Dropout masks are drawn from ``rng``."""
+        return self._forward_in_model(x, mask, training, backend, rng, aligned=False)
+
+    def _forward_in_model(self, x, mask, training, backend, rng, *, aligned: bool):
+        """:meth:`forward`; with ``aligned`` a ``go_backwards`` sequence output stays aligned
+        with the input positions (what :class:`Bidirectional` merges)."""
+        if self.return_state:
+            raise ValueError(f"LSTM {self.name!r} has return_state=True, which a Sequential "
+                             "model cannot pass on; use return_state=False in a model")
+        run = self._run(backend, x, mask, None, None, training=training, rng=rng,
+                        aligned=aligned)
+        return run.sequence if self.return_sequences else run.last
+
+    def _run(self, backend, x, mask, h0, c0, *, training=False, rng=None,
+             aligned=False) -> "_Run":
+        """Run the layer over ``x`` on ``backend`` -- the one place the layer calls a backend's
+        ``lstm_forward``, for stand-alone calls and models alike.
+
+        ``x (batch, timesteps, features)`` and ``mask (batch, timesteps)`` are arrays of
+        ``backend.xp``, already validated; ``h0``/``c0 (batch, units)`` backend arrays, or None
+        for zeros (a stateful layer: its carried states, which are then updated). In training,
+        dropout masks are drawn from ``rng`` and what :meth:`backward` needs is kept.
+        """
+        xp = backend.xp
+        batch, timesteps, features = x.shape
+        dtype, units = self.dtype, self.units
+        input_keep = recurrent_keep = None
+        if training and self.dropout > 0:
+            keep = (rng.random((batch, features)) >= self.dropout) / (1.0 - self.dropout)
+            input_keep = to_xp(backend, keep.astype(dtype))
+            x = x * input_keep[:, None, :]
+        if training and self.recurrent_dropout > 0:
+            keep = (rng.random((batch, units)) >= self.recurrent_dropout) / \
+                (1.0 - self.recurrent_dropout)
+            recurrent_keep = backend.asarray(keep.astype(dtype))
+        if h0 is None:
+            if self.stateful:
+                h0, c0 = self._stateful_states(batch, backend)
+            else:
+                h0 = backend.asarray(np.zeros((batch, units), dtype))
+                c0 = backend.asarray(np.zeros((batch, units), dtype))
+        bias = self._bias if self.use_bias else np.zeros(4 * units, dtype)
+        result = backend.lstm_forward(
+            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(self._kernel),
+            backend.asarray(self._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
+            mask=None if mask is None else backend.asarray(mask),
+            recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
             activation=self._activation_code,
             recurrent_activation=self._recurrent_activation_code,
-            zero_output_for_mask=self.zero_output_for_mask, return_cache=False)
+            zero_output_for_mask=self.zero_output_for_mask, return_cache=bool(training))
         self.last_backend = result.backend
-
-        outputs = backend.to_numpy(result.outputs)
-        h, c = backend.to_numpy(result.h), backend.to_numpy(result.c)
         if self.stateful:
-            self._states = [backend.asarray(h.copy()), backend.asarray(c.copy())]
-        if self.go_backwards:
-            # Kernel outputs are aligned with the input; Keras returns processing order.
-            outputs = np.ascontiguousarray(outputs[:, ::-1])
-        if self.return_sequences:
-            output = outputs
+            self._states = [result.h, result.c]
+        self._cache = _PendingBackward(result.cache, input_keep, backend, (batch, timesteps),
+                                       aligned) if training else None
+        # The backend's outputs are aligned with the input positions; Keras returns a
+        # go_backwards sequence in processing order.
+        outputs = to_xp(backend, result.outputs)
+        reorder = self.go_backwards and not aligned
+        sequence = xp.ascontiguousarray(outputs[:, ::-1]) if reorder else outputs
+        if timesteps == 0:
+            last = to_xp(backend, result.h)    # no step processed: the initial h
         else:
-            # The output of the last processed step; with no step at all, the initial h.
-            output = outputs[:, -1] if timesteps else h.copy()
-        return [output, h, c] if self.return_state else output
+            # The output of the last *processed* step: position 0 when going backwards.
+            last = outputs[:, 0] if self.go_backwards else outputs[:, -1]
+        return _Run(sequence, last, result.h, result.c)
 
     # -- the model protocol (training) ----------------------------------------------------------
     def compute_output_shape(self, input_shape) -> tuple:
@@ -422,106 +465,58 @@ class LSTM(Layer):
         h, c = V.check_initial_state(states, self.batch_size, self.units, self.dtype)
         self._states = [h.copy(), c.copy()]
 
-    def forward(self, x, mask=None, training=False, backend=None, rng=None):
-        """Run on backend arrays ``x (batch, timesteps, features)``; keeps what
-        :meth:`backward` needs when ``training``. Dropout masks are drawn from ``rng``."""
-        if self.return_state:
-            raise ValueError(f"LSTM {self.name!r} has return_state=True, which a Sequential "
-                             "model cannot pass on; use return_state=False in a model")
-        xp = backend.xp
-        batch, timesteps, features = x.shape
-        dtype, units = self.dtype, self.units
-        input_keep = recurrent_keep = None
-        if training and self.dropout > 0:
-            keep = (rng.random((batch, features)) >= self.dropout) / (1.0 - self.dropout)
-            input_keep = to_xp(backend, keep.astype(dtype))
-            x = x * input_keep[:, None, :]
-        if training and self.recurrent_dropout > 0:
-            keep = (rng.random((batch, units)) >= self.recurrent_dropout) / \
-                (1.0 - self.recurrent_dropout)
-            recurrent_keep = backend.asarray(keep.astype(dtype))
-        if self.stateful:
-            h0, c0 = self._stateful_states(batch, backend)
-        else:
-            h0 = backend.asarray(np.zeros((batch, units), dtype))
-            c0 = backend.asarray(np.zeros((batch, units), dtype))
-        bias = self._bias if self.use_bias else np.zeros(4 * units, dtype)
-        # The kernel gets the backend's own arrays; its results come back into xp.
-        result = backend.lstm_forward(
-            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(self._kernel),
-            backend.asarray(self._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
-            mask=None if mask is None else backend.asarray(mask),
-            recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
-            activation=self._activation_code,
-            recurrent_activation=self._recurrent_activation_code,
-            zero_output_for_mask=self.zero_output_for_mask, return_cache=bool(training))
-        self.last_backend = result.backend
-        if self.stateful:
-            self._states = [result.h, result.c]
-        self._cache = (result.cache, input_keep, backend, x.shape) if training else None
-        outputs = to_xp(backend, result.outputs)
-        if self.return_sequences:
-            return outputs[:, ::-1] if self.go_backwards and not self._aligned else outputs
-        if timesteps == 0:
-            return to_xp(backend, result.h)
-        # The output of the last *processed* step: position 0 when going backwards.
-        return outputs[:, 0] if self.go_backwards else outputs[:, -1]
-
     def backward(self, grad):
         """dL/dx from dL/d(output); fills ``grads`` = [kernel, recurrent_kernel(, bias)]."""
-        cache, input_keep, backend, (batch, timesteps, _) = self._cache
+        pending = self._cache
+        backend = pending.backend
         xp = backend.xp
-        dtype, units = self.dtype, self.units
+        (batch, timesteps), dtype, units = pending.shape, self.dtype, self.units
         if self.return_sequences:
-            if self.go_backwards and not self._aligned:
-                grad = grad[:, ::-1]
+            if self.go_backwards and not pending.aligned:
+                grad = grad[:, ::-1]           # back from processing order to input positions
             grad_outputs = xp.ascontiguousarray(grad, dtype=dtype)
         else:
             grad_outputs = xp.zeros((batch, timesteps, units), dtype)
             if timesteps:
                 grad_outputs[:, 0 if self.go_backwards else -1] = grad
         zeros = np.zeros((batch, units), dtype)
-        grads = backend.lstm_backward(cache, grad_outputs=backend.asarray(grad_outputs),
+        grads = backend.lstm_backward(pending.cache,
+                                      grad_outputs=backend.asarray(grad_outputs),
                                       grad_h=backend.asarray(zeros),
                                       grad_c=backend.asarray(zeros.copy()))
         dx = to_xp(backend, grads.x)
-        if input_keep is not None:
-            dx = dx * input_keep[:, None, :]
+        if pending.input_keep is not None:
+            dx = dx * pending.input_keep[:, None, :]
         self.grads = [backend.to_numpy(grads.kernel), backend.to_numpy(grads.recurrent_kernel)]
         if self.use_bias:
             self.grads.append(backend.to_numpy(grads.bias))
         self._cache = None
         return dx
 
-    # -- streaming ------------------------------------------------------------------------------
-    def _prepare_step(self):
-        """Resolve the backend and move the weights there once; ``step`` reuses the result
-        until the weights or the backend change."""
+    # -- streaming: one timestep at a time -------------------------------------------------------
+    def _plan_step(self) -> "_StepPlan":
+        """Resolve the backend and move the weights there once; ``step`` reuses the plan until
+        the weights, the layer's backend or the registry's choice change."""
         if not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet: call build((batch, "
                              "timesteps, features)) or run it on a sequence before step()")
-        # What decides the backend of a layer without one: read once here, compared per call.
-        # (A change of the NUMLSTM_BACKEND environment variable mid-stream is not seen.)
-        key = None if self.backend is not None else (_registry._scoped_name.get(),
-                                                     _registry._default_name)
         backend = get_backend(self.backend)
         bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
-        array_type = type(backend.asarray(np.zeros(1, self.dtype)))
-        self._step_cache = (
-            backend, backend.asarray(np.ascontiguousarray(self._kernel)),
-            backend.asarray(np.ascontiguousarray(self._recurrent_kernel)),
-            backend.asarray(np.ascontiguousarray(bias)), self._activation_code,
-            self._recurrent_activation_code, array_type, self.dtype, self.input_features,
-            self.units, key, self.backend)
-        self._step_last = None
-        return self._step_cache
-
-    def _step_cache_valid(self, cache) -> bool:
-        if cache[11] is not self.backend:
-            return False
-        key = cache[10]
-        return key is None or (key[0] is _registry._scoped_name.get()
-                               and key[1] is _registry._default_name)
+        self._step_plan = _StepPlan(
+            backend=backend, layer_backend=self.backend,
+            # What decides the backend of a layer without one, compared per call. (A change
+            # of the NUMLSTM_BACKEND environment variable mid-stream is not seen.)
+            selection=None if self.backend is not None else selection_key(),
+            kernel=backend.asarray(np.ascontiguousarray(self._kernel)),
+            recurrent_kernel=backend.asarray(np.ascontiguousarray(self._recurrent_kernel)),
+            bias=backend.asarray(np.ascontiguousarray(bias)),
+            activation=self._activation_code,
+            recurrent_activation=self._recurrent_activation_code,
+            array_type=type(backend.asarray(np.zeros(1, self.dtype))), dtype=self.dtype,
+            features=self.input_features, units=self.units, step_kernel=backend.step_kernel(),
+            lstm_step=type(backend).lstm_step)
+        self._step_buffers = None
+        return self._step_plan
 
     def _check_step_array(self, value, argument, shape, meaning, backend, array_type):
         if type(value) is array_type and value.dtype == self.dtype and value.shape == shape \
@@ -559,60 +554,45 @@ class LSTM(Layer):
         buffers therefore does not re-check its inputs for NaN or inf; every other call does).
         ``last_backend`` names the backend the step ran on. Dropout never applies.
         """
-        # The fast path: the same state and output arrays as the previous (validated) call,
-        # an input of the same kind and shape -- only identity and a tuple compare are checked.
-        last = self._step_last
-        if last is not None and out is not None and states is not None:
-            cache = self._step_cache
-            if (cache is not None and states[0] is last[0] and states[1] is last[1] and out[0] is last[2]
-                    and out[1] is last[3] and type(x_t) is cache[6] and x_t.dtype is cache[7]
-                    and x_t.shape == last[4] and cache[11] is self.backend
-                    and (cache[10] is None or (cache[10][0] is _registry._scoped_name.get()
-                                               and cache[10][1] is _registry._default_name))):
-                direct = self.__dict__.get("_step_direct")
-                if direct is not None and direct[0] is last and direct[1] is cache and \
-                        x_t.flags.c_contiguous and type(cache[0]).lstm_step is direct[3]:
-                    # The backend's compiled step itself (see below): at batch 1 the Python
-                    # layers around it cost as much as the step.
-                    direct[2](x_t, cache[1], cache[2], cache[3], last[0], last[1], cache[4],
-                              cache[5], last[2], last[3])
-                    return last[2], [last[2], last[3]]
-                h_new, c_new = cache[0].lstm_step(
-                    x_t, cache[1], cache[2], cache[3], last[0], last[1], activation=cache[4],
-                    recurrent_activation=cache[5], out_h=last[2], out_c=last[3])
+        # The fast path: the same state and output arrays as the previous (validated) call
+        # and an input of the same kind and shape -- identities and a shape are compared, and
+        # the backend's unchecked step kernel (see Backend.step_kernel) runs directly: at
+        # batch 1 the Python around a step costs as much as the step.
+        buffers = self._step_buffers
+        if buffers is not None and out is not None and states is not None:
+            plan = self._step_plan
+            if (states[0] is buffers.h and states[1] is buffers.c and out[0] is buffers.out_h
+                    and out[1] is buffers.out_c and type(x_t) is plan.array_type
+                    and x_t.dtype is plan.dtype and x_t.shape == buffers.x_shape
+                    and plan.layer_backend == self.backend
+                    and (plan.selection is None or plan.selection == selection_key())
+                    and type(plan.backend).lstm_step is plan.lstm_step):
+                if buffers.direct and x_t.flags.c_contiguous:
+                    plan.step_kernel(x_t, plan.kernel, plan.recurrent_kernel, plan.bias,
+                                     buffers.h, buffers.c, plan.activation,
+                                     plan.recurrent_activation, buffers.out_h, buffers.out_c)
+                    return buffers.out_h, [buffers.out_h, buffers.out_c]
+                h_new, c_new = plan.backend.lstm_step(
+                    x_t, plan.kernel, plan.recurrent_kernel, plan.bias, buffers.h, buffers.c,
+                    activation=plan.activation, recurrent_activation=plan.recurrent_activation,
+                    out_h=buffers.out_h, out_c=buffers.out_c)
                 return h_new, [h_new, c_new]
-        result = self._step_checked(x_t, states, out)
-        # A backend may offer its compiled step for C-contiguous host arrays
-        # (``direct_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
-        # recurrent_activation, out_h, out_c)``): the fast path above calls it directly when
-        # the validated states and outputs recorded for it are C-contiguous (the input's
-        # contiguity is checked per call). It is tied to these exact cache tuples, so any
-        # change of weights, backend or arrays drops it, and to the backend's ``lstm_step``:
-        # a replaced one (a subclass, a test's stub) is called instead.
-        last = self._step_last
-        cache = self._step_cache
-        kernel = None if last is None or cache is None else \
-            getattr(cache[0], "direct_step_kernel", None)
-        if kernel is not None and all(type(a) is np.ndarray and a.flags.c_contiguous
-                                      and a.flags.writeable for a in last[:4] + cache[1:4]):
-            self._step_direct = (last, cache, kernel, type(cache[0]).lstm_step)
-        return result
+        return self._step_checked(x_t, states, out)
 
     def _step_checked(self, x_t, states, out):
         """``step`` with every argument validated (and converted where needed)."""
-        cache = self._step_cache
-        if cache is None or not self._step_cache_valid(cache):
-            cache = self._prepare_step()
-        backend, kernel, recurrent_kernel, bias, act, ract, array_type, dtype, features, \
-            units = cache[:10]
+        plan = self._step_plan
+        if plan is None or not plan.still_valid(self.backend):
+            plan = self._plan_step()
+        backend, array_type, dtype = plan.backend, plan.array_type, plan.dtype
         # Non-finite inputs are refused here, on every checked call; the fast path in ``step``
         # (the same buffers again) skips this check to stay within a few microseconds.
         if type(x_t) is not array_type or x_t.dtype is not dtype or x_t.ndim != 2 \
-                or x_t.shape[1] != features or \
+                or x_t.shape[1] != plan.features or \
                 (type(x_t) is np.ndarray and not np.isfinite(x_t).all()):
             x_t = self._check_step_input(x_t, backend, array_type)
         self.last_backend = backend.name
-        shape = (x_t.shape[0], units)
+        shape = (x_t.shape[0], plan.units)
         carried = False
         if states is None:
             if self.stateful:
@@ -632,38 +612,46 @@ class LSTM(Layer):
             if type(c) is not array_type or c.dtype is not dtype or c.shape != shape:
                 c = self._check_step_array(c, "states[1] (c)", shape, "(batch, units)",
                                            backend, array_type)
-        out_h = out_c = None
-        copy_back = False                  # host buffers for a backend with device arrays
-        if out is not None:
-            if type(out) not in (list, tuple) or len(out) != 2:
-                raise TypeError("out must be a list [h_out, c_out] of two arrays of shape "
-                                f"(batch, units) = {shape}; got {type(out).__name__}")
-            out_h, out_c = out
-            for value, argument in ((out_h, "out[0]"), (out_c, "out[1]")):
-                if type(value) not in (array_type, np.ndarray) or value.dtype != dtype or \
-                        value.shape != shape or not value.flags.c_contiguous:
-                    raise ValueError(f"{argument} must be a C-contiguous {dtype} array of "
-                                     f"shape (batch, units) = {shape} to be written in place; "
-                                     f"got {type(value).__name__} of shape "
-                                     f"{getattr(value, 'shape', None)}")
-                if not getattr(value.flags, "writeable", True):
-                    raise ValueError(f"{argument} must be writeable to be written in place; "
-                                     "got a read-only array")
-            copy_back = type(out_h) is not array_type or type(out_c) is not array_type
-        if copy_back:
-            h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
-                                             activation=act, recurrent_activation=ract)
+        out_h, out_c = self._check_step_out(out, shape, dtype, array_type)
+        if out is not None and (type(out_h) is not array_type or type(out_c) is not array_type):
+            # host buffers for a backend with device arrays: computed there, copied back
+            h_new, c_new = backend.lstm_step(x_t, plan.kernel, plan.recurrent_kernel, plan.bias,
+                                             h, c, activation=plan.activation,
+                                             recurrent_activation=plan.recurrent_activation)
             out_h[...] = backend.to_numpy(h_new)
             out_c[...] = backend.to_numpy(c_new)
             return out_h, [out_h, out_c]
-        h_new, c_new = backend.lstm_step(x_t, kernel, recurrent_kernel, bias, h, c,
-                                         activation=act, recurrent_activation=ract,
+        h_new, c_new = backend.lstm_step(x_t, plan.kernel, plan.recurrent_kernel, plan.bias, h,
+                                         c, activation=plan.activation,
+                                         recurrent_activation=plan.recurrent_activation,
                                          out_h=out_h, out_c=out_c)
         if carried:
             self._states = [h_new, c_new]
         elif out is not None and h is states[0] and c is states[1]:
-            self._step_last = (h, c, out_h, out_c, x_t.shape)
+            # The validated buffers of an in-place loop: the next call may take the fast path.
+            self._step_buffers = _StepBuffers.of(h, c, out_h, out_c, x_t.shape, plan)
         return h_new, [h_new, c_new]
+
+    @staticmethod
+    def _check_step_out(out, shape, dtype, array_type):
+        """``out`` as ``(out_h, out_c)`` (``(None, None)`` when not given), each checked to be
+        a C-contiguous, writeable array of ``dtype`` and ``shape``."""
+        if out is None:
+            return None, None
+        if type(out) not in (list, tuple) or len(out) != 2:
+            raise TypeError("out must be a list [h_out, c_out] of two arrays of shape "
+                            f"(batch, units) = {shape}; got {type(out).__name__}")
+        for value, argument in ((out[0], "out[0]"), (out[1], "out[1]")):
+            if type(value) not in (array_type, np.ndarray) or value.dtype != dtype or \
+                    value.shape != shape or not value.flags.c_contiguous:
+                raise ValueError(f"{argument} must be a C-contiguous {dtype} array of "
+                                 f"shape (batch, units) = {shape} to be written in place; "
+                                 f"got {type(value).__name__} of shape "
+                                 f"{getattr(value, 'shape', None)}")
+            if not getattr(value.flags, "writeable", True):
+                raise ValueError(f"{argument} must be writeable to be written in place; "
+                                 "got a read-only array")
+        return out[0], out[1]
 
     def _check_step_input(self, x_t, backend, array_type):
         if type(x_t) is not np.ndarray and type(x_t) is array_type:
@@ -673,3 +661,73 @@ class LSTM(Layer):
             raise ValueError(f"step input x_t must be 2-D (batch, features) = (batch, "
                              f"{self.input_features}); got shape {x_t.shape}")
         return backend.asarray(np.ascontiguousarray(x_t))
+
+
+class _Run(NamedTuple):
+    """What :meth:`LSTM._run` returns, as ``backend.xp`` arrays."""
+
+    sequence: Any      # (batch, timesteps, units), in the order the layer returns it
+    last: Any          # (batch, units): the output of the last processed step
+    h: Any             # (batch, units): the final states
+    c: Any
+
+
+class _PendingBackward(NamedTuple):
+    """What a training forward keeps for :meth:`LSTM.backward` (one pending at a time)."""
+
+    cache: Any             # the backend's SequenceCache
+    input_keep: Any        # the input dropout mask (batch, features), or None
+    backend: Any
+    shape: tuple           # (batch, timesteps)
+    aligned: bool          # a go_backwards sequence output was left aligned with the input
+
+
+@dataclass(eq=False)
+class _StepPlan:
+    """What :meth:`LSTM.step` resolves once: the backend and its unchecked step kernel, the
+    weights moved there, and what a call is compared against to reuse the plan."""
+
+    backend: Any
+    layer_backend: str | None      # the layer's ``backend`` when planned
+    selection: tuple | None        # the registry's selection_key(), for a layer without one
+    kernel: Any
+    recurrent_kernel: Any
+    bias: Any
+    activation: int
+    recurrent_activation: int
+    array_type: type               # the backend's array type
+    dtype: np.dtype
+    features: int
+    units: int
+    step_kernel: Callable          # Backend.step_kernel()
+    lstm_step: Callable            # the backend class's lstm_step when planned: a replaced one
+                                   # (an instrumented class) needs a new step kernel
+
+    def still_valid(self, layer_backend) -> bool:
+        """Whether a call may reuse this plan (checked in full on the fast path's line)."""
+        return (self.layer_backend == layer_backend
+                and (self.selection is None or self.selection == selection_key())
+                and type(self.backend).lstm_step is self.lstm_step)
+
+
+@dataclass(eq=False)
+class _StepBuffers:
+    """The validated buffers of an in-place streaming loop (``states`` and ``out``), which the
+    next call may reuse without checks."""
+
+    h: Any
+    c: Any
+    out_h: Any
+    out_c: Any
+    x_shape: tuple
+    direct: bool       # the step kernel may run on them (see ``of``)
+
+    @classmethod
+    def of(cls, h, c, out_h, out_c, x_shape, plan: _StepPlan) -> "_StepBuffers":
+        """The buffers, marked ``direct`` when they and the weights are C-contiguous,
+        writeable host arrays (what a step kernel takes; device arrays go through the
+        backend's checked ``lstm_step``, whose checks cost little beside a launch)."""
+        arrays = (h, c, out_h, out_c, plan.kernel, plan.recurrent_kernel, plan.bias)
+        direct = all(type(a) is np.ndarray and a.flags.c_contiguous and a.flags.writeable
+                     for a in arrays)
+        return cls(h, c, out_h, out_c, x_shape, direct)
