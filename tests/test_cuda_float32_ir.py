@@ -78,12 +78,9 @@ def _float32_launches(monkeypatch) -> dict:
     backend = numlstm.get_backend("cuda")
     problem = make_problem(2, 3, 2, 3, mask="holes", dropout=True, seed=2,
                            zero_output_for_mask=True).astype(np.float32)
-    try:
-        for mode in ("auto", "never"):
-            backend.persistent = mode
+    for mode in ("auto", "never"):
+        with backend.options(persistent=mode):
             problem.run("cuda")
-    finally:
-        backend.persistent = "auto"
     # A non-contiguous input is copied by the copy kernels.
     wide = np.repeat(problem.x, 2, axis=-1)
     backend.asarray(backend.asarray(wide)[:, :, ::2])

@@ -4,9 +4,11 @@ registry's answers. Runs in Numba's CUDA simulator on a machine without a GPU (s
 and on the device where there is one.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
+
 
 import numpy as np
 import pytest
@@ -22,15 +24,56 @@ pytestmark = pytest.mark.skipif(not STATUS.available,
                                 reason=f"cuda backend not usable here: {STATUS.reason}")
 
 
+class RecordingCudaBackend:
+    """The ``cuda`` backend as these tests drive it. Assigning ``persistent`` or ``gemm`` sets
+    that option (``CudaBackend.options``) until the test ends; ``last_path``, ``last_gemm``
+    and the like read the ``details`` of the latest result the backend returned, recorded by
+    wrapping its entry points (a result's details belong to the call, not to the backend).
+    Anything else is the backend's own attribute."""
+
+    _OPTIONS = ("persistent", "gemm")
+
+    def __init__(self, backend, monkeypatch):
+        object.__setattr__(self, "backend", backend)
+        object.__setattr__(self, "options", contextlib.ExitStack())
+        object.__setattr__(self, "results", {"forward": [], "backward": []})
+        for method, kind in (("lstm_forward", "forward"), ("lstm_backward", "backward")):
+            original = getattr(backend, method)
+
+            def recorded(*args, _original=original, _kind=kind, **kwargs):
+                result = _original(*args, **kwargs)
+                self.results[_kind].append(result)
+                return result
+            monkeypatch.setattr(backend, method, recorded)
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def __setattr__(self, name, value):
+        if name in self._OPTIONS:
+            self.options.enter_context(self.backend.options(**{name: value}))
+        else:
+            setattr(self.backend, name, value)
+
+    def _latest(self, kind, key):
+        return self.results[kind][-1].details[key]
+
+    last_path = property(lambda self: self._latest("forward", "path"))
+    last_path_note = property(lambda self: self._latest("forward", "path_note"))
+    last_backward_path = property(lambda self: self._latest("backward", "path"))
+    last_backward_path_note = property(lambda self: self._latest("backward", "path_note"))
+    last_gemm = property(lambda self: self._latest("forward", "gemm"))
+
+
 @pytest.fixture
 def cuda_backend(monkeypatch):
-    """The backend, with the persistent kernel tried up to its real batch limit (conftest
-    lowers it for the parity suite)."""
+    """The backend (see :class:`RecordingCudaBackend`), with the persistent kernel tried up to
+    its real batch limit (conftest lowers it for the parity suite)."""
     from numlstm.backends import cuda_backend as launch
     monkeypatch.setattr(launch, "PERSISTENT_MAX_BATCH", 8)
-    backend = numlstm.get_backend("cuda")
-    yield backend
-    backend.persistent = "auto"
+    recording = RecordingCudaBackend(numlstm.get_backend("cuda"), monkeypatch)
+    with recording.options:
+        yield recording
 
 
 def _compare(result, reference, dtype):
@@ -350,8 +393,8 @@ def test_gemm_auto_falls_back_to_the_kernel_when_cupy_cannot_run(cuda_backend, m
         raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
     broken.asarray = asarray
     monkeypatch.setitem(sys.modules, "cupy", broken)
-    monkeypatch.setattr(cuda_backend, "simulator", False)   # "auto" tries cuBLAS off it only
-    monkeypatch.setattr(cuda_backend, "_cublas_unusable", "")
+    monkeypatch.setattr(cuda_backend.backend, "simulator", False)   # "auto" tries cuBLAS off it only
+    monkeypatch.setattr(cuda_backend.backend, "_cublas_unusable", "")
     problem = make_problem(2, 3, 2, 3, seed=13)
     reference = problem.run("numpy")
     cuda_backend.persistent = "never"

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import entry_checks
@@ -59,6 +59,11 @@ class ForwardResult:
         Opaque to everyone but the backend that made it.
     backend : str
         The name of the backend that ran.
+    details : dict
+        How this call ran, where a backend has choices to report (the ``cuda`` backend:
+        ``{"path", "path_note", "gemm"}``); empty otherwise. It belongs to the call: no
+        backend keeps "the last call's" anything on itself, since one backend instance
+        serves every thread.
     """
 
     outputs: Any
@@ -66,6 +71,7 @@ class ForwardResult:
     c: Any
     cache: Any
     backend: str
+    details: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +85,8 @@ class Gradients:
     recurrent_kernel : array (H, 4H)
     bias : array (4H,)
     h0, c0 : array (B, H)
+    details : dict
+        How this call ran, as :attr:`ForwardResult.details` (usually empty).
     """
 
     x: Any
@@ -87,6 +95,7 @@ class Gradients:
     bias: Any
     h0: Any
     c0: Any
+    details: dict = field(default_factory=dict)
 
 
 @dataclass

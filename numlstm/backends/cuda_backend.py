@@ -10,7 +10,8 @@ NumPy in, NumPy out; Numba device arrays in, Numba device arrays out; CuPy in, C
 CUDA-array-interface objects get Numba device arrays). What the backward needs stays on the
 device, in the cache.
 
-Two forward paths; ``last_path`` says which one ran (and ``last_path_note`` why):
+Two forward paths; each result's ``details["path"]`` says which one ran (and
+``details["path_note"]`` why):
 
 * ``"per-step"``: the input projection of all timesteps as one GEMM, then one fused launch
   per timestep (recurrent product through shared memory + gates + cell update), through a
@@ -25,11 +26,12 @@ Two forward paths; ``last_path`` says which one ran (and ``last_path_note`` why)
   would be needed (the simulator runs blocks one after another, so it cannot synchronise a
   grid).
 
-The backward has the same two paths (``last_backward_path``): a persistent kernel where it
+The backward has the same two paths (its ``Gradients.details``): a persistent kernel where it
 fits, else two launches per step (through :class:`StepLauncher` too) -- gate derivatives, then
 ``dz @ recurrent_kernel.T``. Then the weight and input gradients as GEMMs over the whole
 sequence and the bias gradient as a parallel reduction. The GEMMs go through cuBLAS where CuPy
-is installed, else through the tiled kernel (:attr:`CudaBackend.gemm`). Scratch arrays that
+is installed, else through the tiled kernel (``details["gemm"]`` says which; the choice is
+:meth:`CudaBackend.options`'s ``gemm``). Scratch arrays that
 never leave a call are pooled per thread by shape (:class:`_DeviceWorkspace`).
 
 Launch configuration comes from the module constants below; tests patch them small so that
@@ -38,8 +40,11 @@ every kernel spans several blocks and every grid-stride loop runs more than once
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import threading
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,8 +79,33 @@ PREPARED_LAUNCHES = True
 #: The most device scratch arrays a thread's workspace keeps (see :class:`_DeviceWorkspace`).
 WORKSPACE_ENTRIES = 32
 
-#: Values of :attr:`CudaBackend.persistent`.
+#: Values of the ``persistent`` option (:meth:`CudaBackend.options`).
 PERSISTENT_MODES = ("auto", "never")
+#: Values of the ``gemm`` option.
+GEMM_MODES = ("auto", "cublas", "tiled")
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """How the ``cuda`` backend runs, for the calls inside one :meth:`CudaBackend.options`
+    block (per thread and per asyncio task: a context variable, never the shared instance).
+
+    Attributes
+    ----------
+    persistent : {"auto", "never"}
+        ``"auto"``: the persistent kernels where the shape fits; ``"never"``: per-step only.
+    gemm : {"auto", "cublas", "tiled"}
+        The GEMMs (input projection, input and weight gradients): ``"auto"`` runs them
+        through cuBLAS where CuPy is installed (not in the simulator) and with the tiled
+        kernel otherwise; ``"cublas"`` insists on CuPy; ``"tiled"`` always uses the kernel.
+    """
+
+    persistent: str = "auto"
+    gemm: str = "auto"
+
+
+_OPTIONS: contextvars.ContextVar[CudaOptions] = contextvars.ContextVar(
+    "numlstm_cuda_options", default=CudaOptions())
 #: The oldest numba-cuda with every API this backend uses (``numba.cuda.core.config`` appeared
 #: in 0.20); with an older one the backend reports itself unusable instead of failing later.
 MIN_NUMBA_CUDA = (0, 20)
@@ -276,6 +306,12 @@ class _DeviceWorkspace(threading.local):
         return array
 
 
+def _check_option(value, argument: str, valid) -> str:
+    if value not in valid:
+        raise ValueError(f"{argument} must be one of {list(valid)}; got {value!r}")
+    return value
+
+
 class CudaCache(SequenceCache):
     """:class:`~.base.SequenceCache` on the device, plus the kind of array the forward got."""
 
@@ -287,23 +323,11 @@ class CudaCache(SequenceCache):
 class CudaBackend(Backend):
     """``numba.cuda`` kernels; float32 and float64.
 
+    How a call ran is in its result's ``details`` (``"path"``, ``"path_note"``, ``"gemm"``);
+    how calls should run is set per block with :meth:`options`.
+
     Attributes
     ----------
-    persistent : str
-        ``"auto"`` (default): use the persistent kernel where the shape fits; ``"never"``.
-    last_path : str or None
-        The forward path the latest call ran: ``"persistent"`` or ``"per-step"``.
-    last_path_note : str
-        Why that path ran (e.g. why the persistent kernel declined).
-    last_backward_path, last_backward_path_note : str
-        The same for the latest backward: it has a persistent kernel too, tried under the
-        same conditions with its own shared-memory needs.
-    gemm : str
-        The GEMMs (input projection, input and weight gradients): ``"auto"`` (default) runs
-        them through cuBLAS where CuPy is installed (not in the simulator) and with the tiled
-        kernel otherwise; ``"cublas"`` insists on CuPy; ``"tiled"`` always uses the kernel.
-    last_gemm : str or None
-        Which GEMM the latest call ran: ``"cuBLAS (CuPy)"`` or ``"tiled kernel"``.
     simulator : bool
         True when the kernels run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
     """
@@ -337,15 +361,40 @@ class CudaBackend(Backend):
             raise BackendUnavailableError(
                 "cuda", "Numba found no usable CUDA GPU", "run on a machine with an NVIDIA GPU "
                 "and its driver, or use backend='numba'")
-        self.persistent = "auto"
-        self.last_path: str | None = None
-        self.last_path_note = ""
         self._workspace = _DeviceWorkspace()
-        self.gemm = "auto"
-        self.last_gemm: str | None = None
-        self._cublas_unusable = ""      # why cuBLAS through CuPy failed, once it has
-        self.last_backward_path: str | None = None
-        self.last_backward_path_note = ""
+        # Why cuBLAS through CuPy failed, once it has: a fact about this process's CuPy (say,
+        # built for another CUDA), learnt once, not a result of any one call.
+        self._cublas_unusable = ""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def options(*, persistent: str | None = None, gemm: str | None = None):
+        """Run the calls inside the ``with`` block with these :class:`CudaOptions` (the
+        others unchanged); the previous options come back after it.
+
+        >>> with backend.options(persistent="never"):
+        ...     result = backend.lstm_forward(...)       # result.details["path"] == "per-step"
+        """
+        changes = {}
+        if persistent is not None:
+            changes["persistent"] = _check_option(persistent, "persistent", PERSISTENT_MODES)
+        if gemm is not None:
+            changes["gemm"] = _check_option(gemm, "gemm", GEMM_MODES)
+        token = _OPTIONS.set(replace(_OPTIONS.get(), **changes))
+        try:
+            yield _OPTIONS.get()
+        finally:
+            _OPTIONS.reset(token)
+
+    @property
+    def persistent(self) -> str:
+        """The ``persistent`` option in force here (see :meth:`options`)."""
+        return _OPTIONS.get().persistent
+
+    @property
+    def gemm(self) -> str:
+        """The ``gemm`` option in force here (see :meth:`options`)."""
+        return _OPTIONS.get().gemm
 
     def clear_workspace(self) -> None:
         """Release this thread's pooled device scratch arrays."""
@@ -449,11 +498,11 @@ class CudaBackend(Backend):
 
         if batch == 0 or timesteps == 0:
             h = self._copy(h0)
-            self.last_path, self.last_path_note = "per-step", "nothing to compute"
+            details = {"path": "per-step", "path_note": "nothing to compute", "gemm": None}
         else:
             x_proj = self._workspace.get("x_proj", (batch, timesteps, 4 * units), dtype)
-            self._gemm(x.reshape(batch * timesteps, features), kernel,
-                       x_proj.reshape(batch * timesteps, 4 * units), bias=bias)
+            gemm = self._gemm(x.reshape(batch * timesteps, features), kernel,
+                              x_proj.reshape(batch * timesteps, 4 * units), bias=bias)
             flags = (mask, has_mask, dropout, has_dropout)
             options = (activation, recurrent_activation, zero_output_for_mask, store,
                        outputs, gates, cells, h_prev)
@@ -466,7 +515,7 @@ class CudaBackend(Backend):
                                                      args)
             if plan is not None:
                 h = self._copy(h_buffers[timesteps % 2])
-                self.last_path = "persistent"
+                path = "persistent"
             else:
                 h, h_spare = self._copy(h0), cuda.device_array((batch, units), dtype)
                 # Even steps read h and write h_spare, odd steps the other way round.
@@ -478,9 +527,9 @@ class CudaBackend(Backend):
                     launchers[step % 2](timesteps - 1 - step if reverse else step)
                 if timesteps % 2:
                     h = h_spare
-                self.last_path = "per-step"
+                path = "per-step"
                 note = f"{note}; {launchers[0].note}"
-            self.last_path_note = note
+            details = {"path": path, "path_note": note, "gemm": gemm}
 
         cache = None
         if store:
@@ -492,13 +541,15 @@ class CudaBackend(Backend):
                 recurrent_activation=recurrent_activation, gates=gates, cells=cells,
                 h_prev=h_prev, backend=self.name)
         return ForwardResult(outputs=self._to_kind(outputs, kind), h=self._to_kind(h, kind),
-                             c=self._to_kind(c, kind), cache=cache, backend=self.name)
+                             c=self._to_kind(c, kind), cache=cache, backend=self.name,
+                             details=details)
 
-    def _gemm(self, a, b, out, *, trans_a=False, trans_b=False, bias=None) -> None:
+    def _gemm(self, a, b, out, *, trans_a=False, trans_b=False, bias=None) -> str:
         """``out (M, N) = op(a) @ op(b)`` (+ ``bias (N,)`` on every row), ``op`` an optional
-        transpose: through cuBLAS where CuPy is installed (see :attr:`gemm`), else with the
-        tiled kernel. ``last_gemm`` says which ran."""
-        library = self._gemm_library()
+        transpose: through cuBLAS where CuPy is installed (see :meth:`options`), else with the
+        tiled kernel. Returns which ran, for the call's ``details``."""
+        mode = self.gemm
+        library = self._gemm_library(mode)
         if library is not None:
             try:
                 # Zero-copy views of the Numba device arrays; both libraries use the legacy
@@ -508,10 +559,9 @@ class CudaBackend(Backend):
                                out=target)
                 if bias is not None:
                     target += library.asarray(bias)
-                self.last_gemm = "cuBLAS (CuPy)"
-                return
+                return "cuBLAS (CuPy)"
             except Exception as error:
-                if self.gemm == "cublas":
+                if mode == "cublas":
                     raise
                 # "auto": a CuPy that cannot run here (say, built for another CUDA) must not
                 # break the backend; the tiled kernel takes over for this backend's lifetime.
@@ -522,19 +572,19 @@ class CudaBackend(Backend):
         _kernels().gemm[(_blocks(cols, edge), _blocks(rows, edge)), (tile, tile)](
             a, b, out, trans_a, trans_b,
             self._placeholder(out.dtype, 1) if bias is None else bias, bias is not None)
-        self.last_gemm = "tiled kernel" + (
+        return "tiled kernel" + (
             f" (cuBLAS through CuPy failed: {self._cublas_unusable})"
-            if self._cublas_unusable and self.gemm == "auto" else "")
+            if self._cublas_unusable and mode == "auto" else "")
 
-    def _gemm_library(self):
-        """CuPy when the GEMMs should go through cuBLAS, else None."""
-        if self.gemm == "tiled" or (self.gemm == "auto" and (self.simulator or
-                                                             self._cublas_unusable)):
+    def _gemm_library(self, mode: str):
+        """CuPy when the GEMMs should go through cuBLAS under the ``gemm`` option ``mode``,
+        else None."""
+        if mode == "tiled" or (mode == "auto" and (self.simulator or self._cublas_unusable)):
             return None
         try:
             import cupy
         except Exception:
-            if self.gemm == "cublas":
+            if mode == "cublas":
                 raise
             return None
         return cupy
@@ -620,6 +670,7 @@ class CudaBackend(Backend):
                 x=self._zeros(x.shape, dtype), kernel=self._zeros((features, 4 * units), dtype),
                 recurrent_kernel=self._zeros((units, 4 * units), dtype),
                 bias=self._zeros((4 * units,), dtype))
+            details = {"path": "per-step", "path_note": "nothing to compute", "gemm": None}
         else:
             has_mask = cache.mask is not None
             has_dropout = cache.recurrent_dropout_mask is not None
@@ -649,13 +700,12 @@ class CudaBackend(Backend):
                     gates_step(t, t + 1 if cache.reverse else t - 1, step == 0)
                     recurrent_step(t)
                 note = f"{note}; {gates_step.note}"
-            self.last_backward_path = "per-step" if plan is None else "persistent"
-            self.last_backward_path_note = note
+            path = "per-step" if plan is None else "persistent"
 
             rows = batch * timesteps
             dz = dz_all.reshape(rows, 4 * units)
             dx = cuda.device_array(x.shape, dtype)
-            self._gemm(dz, cache.kernel, dx.reshape(rows, features), trans_b=True)
+            gemm = self._gemm(dz, cache.kernel, dx.reshape(rows, features), trans_b=True)
             dkernel = cuda.device_array((features, 4 * units), dtype)
             self._gemm(x.reshape(rows, features), dz, dkernel, trans_a=True)
             h_in = cache.h_prev
@@ -667,9 +717,11 @@ class CudaBackend(Backend):
             dbias = cuda.device_array(4 * units, dtype)
             _launch_2d(K.column_sums, 1, 4 * units, dz, dbias)   # a 1-D grid over columns
             gradients = dict(x=dx, kernel=dkernel, recurrent_kernel=drecurrent, bias=dbias)
+            details = {"path": path, "path_note": note, "gemm": gemm}
         kind = getattr(cache, "kind", "numba")
         return Gradients(**{k: self._to_kind(v, kind) for k, v in gradients.items()},
-                         h0=self._to_kind(dh, kind), c0=self._to_kind(dc, kind))
+                         h0=self._to_kind(dh, kind), c0=self._to_kind(dc, kind),
+                         details=details)
 
     # -- one timestep -------------------------------------------------------------------------
     def lstm_step(self, x_t, kernel, recurrent_kernel, bias, h, c, *, activation: int,
