@@ -201,8 +201,11 @@ class NumbaBackend(Backend):
         batch, timesteps, features = x.shape
         if batch <= SMALL_ROWS and not return_cache and mask is None and \
                 recurrent_dropout_mask is None and batch > 0 and timesteps > 0:
-            # The latency path (batch 1-2 inference): one compiled call, no BLAS call inside
-            # it (so no BLAS thread settings to hold), no scratch buffers to look up.
+            # The latency path (batch 1-2 inference): one compiled call on one thread, whose
+            # per-step products are its own vector loops. Only from _SMALL_BLAS_MIN_STEPS
+            # timesteps on does it make one BLAS call (the input projection), and only then are
+            # the BLAS threads held at one around it; its one scratch buffer (the projected
+            # gates, T x 4H) comes from the workspace.
             x, kernel, recurrent_kernel, bias, h0, c0 = (
                 _kernel_array(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
             h = h0.copy()
