@@ -55,6 +55,8 @@ class Dense(Layer):
     kernel_initializer : str, default "glorot_uniform"; bias_initializer : default "zeros"
     seed, dtype, name, backend : as for every layer
 
+    Notes
+    -----
     Weights: ``kernel (features, units)``, ``bias (units,)``.
     """
 
