@@ -410,6 +410,8 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET):
         The ``.onnx`` file to write; its folder must exist.
     opset : int ≥ 14, default :data:`DEFAULT_OPSET`
 
+    Notes
+    -----
     The graph's input ``"input"`` is float ``(batch, timesteps, features)`` (int64 token ids
     ``(batch, timesteps)`` for an Embedding model), its output ``"output"`` is what
     ``model.predict`` returns; batch and timesteps (≥ 1) are dynamic. The model is checked

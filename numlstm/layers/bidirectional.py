@@ -46,6 +46,8 @@ class Bidirectional(Layer):
         How the two outputs combine; None returns a list ``[forward, backward]`` (only usable
         as the last layer of a model, or on its own).
 
+    Notes
+    -----
     Weights: the forward layer's three arrays, then the backward layer's.
     """
 

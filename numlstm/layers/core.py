@@ -52,9 +52,12 @@ class Dense(Layer):
     units : int
     activation : {"linear", "relu", "sigmoid", "tanh", "softmax"} or None (linear)
     use_bias : bool, default True
-    kernel_initializer : str, default "glorot_uniform"; bias_initializer : default "zeros"
+    kernel_initializer : str, default "glorot_uniform"
+    bias_initializer : str, default "zeros"
     seed, dtype, name, backend : as for every layer
 
+    Notes
+    -----
     Weights: ``kernel (features, units)``, ``bias (units,)``.
     """
 
