@@ -27,7 +27,7 @@ from . import metrics as M
 from . import optimizers as O
 from . import validation as V
 from .backends import BACKEND_NAMES, backend_status, current_backend_name, get_backend
-from .layers import LAYER_CLASSES, Bidirectional, Embedding, Input, Layer, LSTM
+from .layers import LAYER_CLASSES, Bidirectional, Embedding, Input, Layer, LSTM, LSTMCell
 from .layers.base import to_xp
 from .progress import EpochProgress
 
@@ -584,9 +584,10 @@ def _check_new_layer(layer, layers: list, model_name: str) -> None:
     ``layers``, whose name is unique there unless it was generated (the model suffixes it),
     an ``Embedding`` only first, no ``LSTM(return_state=True)`` and no
     ``Bidirectional(merge_mode=None)`` (their two outputs cannot be passed on)."""
-    if not isinstance(layer, Layer):
+    if not isinstance(layer, Layer) or isinstance(layer, LSTMCell):
         raise TypeError(f"layers must be numlstm layers (LSTM, Dense, ...); got "
-                        f"{type(layer).__name__}")
+                        f"{type(layer).__name__}" + (" (one timestep: a model runs "
+                        "sequences, with LSTM)" if isinstance(layer, LSTMCell) else ""))
     if any(existing is layer for existing in layers):
         raise ValueError(f"layer {layer.name!r} is already in the model")
     if getattr(layer, "_name_given", True) and any(e.name == layer.name for e in layers):
