@@ -92,6 +92,9 @@ class LSTM(Layer):
 
     Attributes
     ----------
+    cell : LSTMCell
+        Holds the weights, the activations and the dropout rates (the layer's attributes of
+        those names are the cell's), and runs :meth:`step`.
     kernel : ndarray (features, 4*units)
     recurrent_kernel : ndarray (units, 4*units)
     bias : ndarray (4*units,) or None
@@ -120,8 +123,6 @@ class LSTM(Layer):
     >>> layer(np.zeros((4, 10, 8), np.float32)).shape
     (4, 10, 32)
     """
-
-    _weight_names = ("kernel", "recurrent_kernel", "bias")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
