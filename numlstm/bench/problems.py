@@ -108,8 +108,8 @@ class Problem:
     mask : bool array (batch, timesteps) or None
     recurrent_dropout_mask : array (batch, H) or None
         Every layer's recurrent dropout mask.
-    grad_outputs : array (batch, timesteps, H)
-        The upstream gradient of the top layer's outputs.
+    grad_outputs : array (batch, timesteps, H) or None
+        The upstream gradient of the top layer's outputs (needed for a backward pass).
     grad_h, grad_c : array (batch, H) or None
         The upstream gradients of every layer's final states (None: zeros).
     options : dict
@@ -281,7 +281,7 @@ def backend_arrays(backend, problem: Problem) -> dict:
         "h0": or_zeros(problem.h0), "c0": or_zeros(problem.c0),
         "mask": on_backend(problem.mask),
         "recurrent_dropout_mask": on_backend(problem.recurrent_dropout_mask),
-        "grad_outputs": backend.asarray(problem.grad_outputs),
+        "grad_outputs": on_backend(problem.grad_outputs),
         "grad_h": or_zeros(problem.grad_h), "grad_c": or_zeros(problem.grad_c),
         "reverse": problem.reverse,
         "activation": V.check_activation(problem.activation, "activation"),
