@@ -472,3 +472,15 @@ def test_machine_info_reads_the_cuda_version_from_the_backend(monkeypatch):
                         lambda name: FakeGpu() if name == "cupy" else real(name))
     info = machine.machine_info()
     assert info["cuda"] == "12.8" and info["backends"]["cupy"]["device"] == "a GPU"
+
+
+def test_a_problem_runs_the_same_on_the_kernels_and_through_the_functional_api():
+    """One Problem, two routes (what the harness times, what the parity suite checks): the
+    same results by name, initial states, dropout and options included."""
+    from conftest import make_problem as suite_problem
+    problem = suite_problem(3, 4, 2, 3, mask="holes", dropout=True, reverse=True,
+                            zero_output_for_mask=True, activation="relu", seed=5)
+    kernels, functional = B.run_kernels("numba", problem), problem.run("numba")
+    assert set(kernels) == set(functional) >= {"d_h0", "d_c0", "d_x", "outputs"}
+    for name, value in kernels.items():
+        np.testing.assert_array_equal(value, functional[name], err_msg=name)

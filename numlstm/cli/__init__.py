@@ -26,9 +26,9 @@ from .. import __version__
 from ..errors import BackendUnavailableError
 from ..interop.commands import COMMANDS as _INTEROP_COMMANDS
 from . import harness, models
-from .common import EXIT_USAGE, UsageFailure, check_output_path
+from .common import EXIT_USAGE
 
-__all__ = ["main", "UsageFailure", "check_output_path"]
+__all__ = ["main"]
 
 
 class _Group(click.Group):
