@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 import numlstm
-from numlstm import benchmarking as bm
+from numlstm import bench as bm
 from numlstm.activations import SIGMOID, TANH
 from numlstm.backends import mkl_blas, packed_gemm
 from numlstm.backends.numba_kernels import _gates_forward_row
@@ -120,7 +120,7 @@ def breakdown(config: str, blas: str, rounds: int, clock=time.perf_counter) -> d
              "recurrent": recurrent,
              "gates": lambda: _gates_only(z, c, h_new, timesteps)}
     times = {name: [] for name in parts}
-    with numlstm.num_threads(1), numlstm.use_cpu_blas(blas):
+    with bm.thread_limit(1), numlstm.use_cpu_blas(blas):
         for part in parts.values():
             part()
         for _ in range(rounds):

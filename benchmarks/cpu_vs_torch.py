@@ -22,7 +22,7 @@ backward) and thread count it reports, in float32:
   forward and training calls, with an empty on-disk cache (cold) and then with the cache that
   run left (warm), in a throw-away cache folder (``NUMBA_CACHE_DIR``).
 
-Everything goes through :mod:`numlstm.benchmarking`, the harness ``numlstm bench`` uses: the
+Everything goes through :mod:`numlstm.bench`, the harness ``numlstm bench`` uses: the
 backend is checked against the reference before it is timed, and every peer runs in a child
 process (``--peer-python`` or ``$NUMLSTM_PEER_PYTHON`` names an interpreter that has torch,
 and onnxruntime + onnx for ``ort``; default: this one) with the same weights and thread count.
@@ -43,7 +43,7 @@ import tempfile
 import time
 
 import numlstm
-from numlstm import benchmarking as bm
+from numlstm import bench as bm
 
 #: Targets: the best peer's time / numlstm's time in forward, torch's / numlstm's in training;
 #: config a (batch 1) must also be twice as fast as torch forward.
@@ -96,11 +96,11 @@ def parse_args(argv=None):
 FIRST_CALL_SCRIPT = """
 import json, time
 import numpy as np
-from numlstm import benchmarking as bm
+from numlstm import bench as bm
 from numlstm.backends import get_backend
 problem = bm.make_problem(bm.CONFIGS["b"], "float32")
 backend = get_backend("numba")
-arrays = bm._to_backend(backend, problem)
+arrays = bm.backend_arrays(backend, problem)
 times = {}
 for mode in ("forward", "train"):
     for call in ("first", "second"):

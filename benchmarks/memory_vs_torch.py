@@ -7,7 +7,7 @@ What is measured, for each library in a fresh child process of its own (Linux on
 ``/proc/self/status``):
 
 1. import the library, load the same float32 inputs and weights (config c of docs/performance.md by
-   default: B64 T100 D64 H256, made by :func:`numlstm.benchmarking.make_problem`), and run one
+   default: B64 T100 D64 H256, made by :func:`numlstm.bench.make_problem`), and run one
    training step on a tiny problem so that compiled code is loaded (compile-time memory is not
    what this measures);
 2. collect garbage, read the resident set size (``VmRSS``), reset the kernel's peak counter
@@ -28,6 +28,7 @@ NumPy and their own library, so the torch child runs in any interpreter that has
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -112,15 +113,16 @@ def child(library: str, inputs: str, threads: int) -> dict:
         import torch
         torch.set_num_threads(threads)
         step, warm_up = _torch_steps(data, tiny)
-        version = torch.__version__
+        version, limit = torch.__version__, contextlib.nullcontext()
     else:
         import numlstm
-        numlstm.set_num_threads(threads)
+        from numlstm.bench import thread_limit
         step, warm_up = _numlstm_steps(data, tiny)
-        version = numlstm.__version__
-    warm_up()
-    first = _measured(step)
-    second = _measured(step)
+        version, limit = numlstm.__version__, thread_limit(threads)
+    with limit:
+        warm_up()
+        first = _measured(step)
+        second = _measured(step)
     return {"library": library, "version": version, "first_step_bytes": first,
             "second_step_bytes": second}
 
@@ -128,7 +130,7 @@ def child(library: str, inputs: str, threads: int) -> dict:
 # -- the parent: make the problem, run both children, print the table --------------------------
 
 def _problem_arrays(config: str) -> dict:
-    from numlstm import benchmarking as bm
+    from numlstm import bench as bm
     from numlstm.convert import to_torch
 
     arrays = {}
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
     if not os.path.exists("/proc/self/clear_refs"):
         print("memory_vs_torch.py needs Linux's /proc/self/clear_refs", file=sys.stderr)
         return 2
-    from numlstm import benchmarking as bm
+    from numlstm import bench as bm
     if args.config not in bm.CONFIGS or bm.CONFIGS[args.config].layers != 1:
         print(f"--config must be one of the one-layer configurations a-d; got {args.config!r}",
               file=sys.stderr)

@@ -9,11 +9,9 @@ Either way the launch configuration is patched small (see :func:`_small_launches
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,8 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and _registry._nvidia_driver_missing
 CUDA_SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 import numlstm  # noqa: E402
+from numlstm.bench import ENGINE_VARIANTS, Problem  # noqa: E402
+from numlstm.bench import relative_norm_error  # noqa: E402,F401  (the tests' import path)
 
 
 def _small_launches() -> None:
@@ -102,26 +102,9 @@ CANDIDATE_BACKENDS = tuple(name for name in ALL_BACKENDS if name != "numpy")
 
 
 #: Parity-suite names for the ``numba`` backend with its float32 recurrent products on one
-#: engine (numlstm.set_cpu_blas): numlstm's packed kernel, oneMKL's packed GEMM, OpenBLAS.
-#: Plain "numba" runs whatever "auto" picks on this machine; float64 is OpenBLAS on all.
-NUMBA_ENGINES = {"numba-numlstm": "numlstm", "numba-mkl": "mkl", "numba-openblas": "openblas"}
+#: engine (the harness's names; float64 is OpenBLAS on all).
+NUMBA_ENGINES = ENGINE_VARIANTS
 NUMBA_MKL = "numba-mkl"
-
-
-def backend_and_blas(name: str) -> tuple[str, str | None]:
-    """The registry's backend name and the engine policy a parity-suite name stands for."""
-    return ("numba", NUMBA_ENGINES[name]) if name in NUMBA_ENGINES else (name, None)
-
-
-@contextlib.contextmanager
-def backend_context(name: str):
-    """Run the block with the engine policy ``name`` stands for; yields the backend's name."""
-    backend, blas = backend_and_blas(name)
-    if blas is None:
-        yield backend
-        return
-    with numlstm.use_cpu_blas(blas):
-        yield backend
 
 
 def backend_param(name: str):
@@ -146,51 +129,10 @@ def backend_param(name: str):
     return pytest.param(name, marks=marks, id=name)
 
 
-@dataclass
-class Problem:
-    """One LSTM layer's inputs plus upstream gradients, in float64 (cast with ``astype``)."""
-
-    x: np.ndarray
-    kernel: np.ndarray
-    recurrent_kernel: np.ndarray
-    bias: np.ndarray
-    h0: np.ndarray
-    c0: np.ndarray
-    mask: np.ndarray | None
-    recurrent_dropout_mask: np.ndarray | None
-    grad_outputs: np.ndarray
-    grad_h: np.ndarray
-    grad_c: np.ndarray
-    options: dict = field(default_factory=dict)
-
-    def astype(self, dtype) -> "Problem":
-        def cast(a):
-            return None if a is None or a.dtype == np.bool_ else a.astype(dtype)
-        return Problem(**{k: (cast(v) if isinstance(v, np.ndarray) else v)
-                          for k, v in self.__dict__.items()} | {"mask": self.mask})
-
-    def forward(self, backend: str, return_cache: bool = True):
-        with backend_context(backend) as name:
-            return numlstm.functional.lstm_forward(
-                self.x, self.kernel, self.recurrent_kernel, self.bias, h0=self.h0, c0=self.c0,
-                mask=self.mask, recurrent_dropout_mask=self.recurrent_dropout_mask,
-                return_cache=return_cache, backend=name, **self.options)
-
-    def run(self, backend: str) -> dict[str, np.ndarray]:
-        """Forward and backward on ``backend``; every result as a host array, by name."""
-        fwd = self.forward(backend)
-        with backend_context(backend) as name:
-            grads = numlstm.functional.lstm_backward(fwd.cache, grad_outputs=self.grad_outputs,
-                                                     grad_h=self.grad_h, grad_c=self.grad_c)
-        to_host = numlstm.get_backend(name).to_numpy
-        names = ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0"]
-        return {"outputs": to_host(fwd.outputs), "h": to_host(fwd.h), "c": to_host(fwd.c),
-                **{f"d_{n}": to_host(getattr(grads, n)) for n in names}}
-
-
 def make_problem(batch=3, timesteps=5, features=4, units=3, *, seed=0, mask="none",
                  dropout=False, scale=0.5, **options) -> Problem:
-    """A random float64 problem.
+    """A random float64 single-layer :class:`numlstm.bench.Problem` with nonzero initial
+    states and state gradients; ``options`` are keyword options of ``lstm_forward``.
 
     ``mask``: "none"; "random" (any pattern); "holes" (random, plus a fully masked row, a row
     masked only at its first step and one masked only at its last, where the batch allows).
@@ -224,10 +166,3 @@ def make_problem(batch=3, timesteps=5, features=4, units=3, *, seed=0, mask="non
         options=options,
     )
 
-
-def relative_norm_error(value: np.ndarray, reference: np.ndarray) -> float:
-    """‖value − reference‖ / ‖reference‖ (0 when both are zero)."""
-    reference = np.asarray(reference, np.float64)
-    scale = np.linalg.norm(reference)
-    error = np.linalg.norm(np.asarray(value, np.float64) - reference)
-    return float(error / scale) if scale else float(error)

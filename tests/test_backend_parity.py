@@ -1,8 +1,8 @@
 """Every backend against the ``numpy`` reference: outputs, final states and all gradients.
 
-Tolerances: float64 atol 1e-10; float32 outputs and states atol = rtol = 1e-5;
-float32 gradients, which are sums over batch × time, by relative norm ≤ 1e-5 against the
-float64 reference.
+Judged by the harness's :func:`numlstm.bench.within_tolerance` (docs/numerics.md): float64 atol
+1e-10; float32 outputs and states atol = rtol = 1e-5; float32 gradients, which are sums over
+batch × time, by relative norm ≤ 1e-5 against the float64 reference.
 """
 
 import zlib
@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from numlstm.activations import ACTIVATION_NAMES
+from numlstm.bench import within_tolerance
 
-from conftest import (CANDIDATE_BACKENDS, NUMBA_ENGINES, backend_param, make_problem,
-                      relative_norm_error)
+from conftest import CANDIDATE_BACKENDS, NUMBA_ENGINES, backend_param, make_problem
 
 #: Every backend, and the numba backend on each of its recurrent-product engines.
 BACKENDS = [backend_param(name) for name in CANDIDATE_BACKENDS + tuple(NUMBA_ENGINES)]
@@ -37,8 +37,8 @@ def assert_matches_reference(problem, backend, dtype, *, allow_reference_error=F
         result = problem.run(backend)
         for name, expected in reference64.items():
             assert result[name].dtype == np.float64, name
-            np.testing.assert_allclose(result[name], expected, rtol=0, atol=1e-10,
-                                       err_msg=f"{backend} {name}")
+            assert within_tolerance(name, result[name], expected, np.float64), \
+                f"{backend} {name}"
         return
     problem32 = problem.astype(np.float32)
     reference32 = problem32.run("numpy")
@@ -46,21 +46,14 @@ def assert_matches_reference(problem, backend, dtype, *, allow_reference_error=F
     for name in reference32:
         assert result[name].dtype == np.float32, name
         assert result[name].shape == reference32[name].shape, name
-    for name in FORWARD_NAMES:
-        if allow_reference_error:
-            noise = 2 * np.abs(reference32[name].astype(np.float64) - reference64[name])
-            bound = 1e-5 + 1e-5 * np.abs(reference32[name]) + noise
-            excess = np.abs(result[name].astype(np.float64) - reference32[name]) - bound
-            assert excess.max(initial=-1.0) <= 0, f"{backend} {name}"
-        else:
-            np.testing.assert_allclose(result[name], reference32[name], rtol=1e-5, atol=1e-5,
-                                       err_msg=f"{backend} {name}")
     for name in reference64:
-        if name not in FORWARD_NAMES:
-            bound = 1e-5
-            if allow_reference_error:
-                bound = max(bound, 2 * relative_norm_error(reference32[name], reference64[name]))
-            assert relative_norm_error(result[name], reference64[name]) <= bound, name
+        # outputs and states against the float32 reference, gradients against float64
+        forward = name in FORWARD_NAMES
+        expected, other = ((reference32[name], reference64[name]) if forward else
+                           (reference64[name], reference32[name]))
+        assert within_tolerance(name, result[name], expected, np.float32,
+                                other_precision_reference=other if allow_reference_error
+                                else None), f"{backend} {name}"
 
 
 SHAPES = {  # (batch, timesteps, features, units)

@@ -1,4 +1,4 @@
-"""The benchmark harness (numlstm.benchmarking): configurations, FLOPs, parity, timing, peer.
+"""The benchmark harness (numlstm.bench): configurations, FLOPs, parity, timing, peer.
 
 Shapes are tiny: these tests check the harness's logic, not the speed of any backend.
 """
@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import numlstm
-from numlstm import benchmarking as B
+from numlstm import bench as B
+from numlstm.bench import parity, peers, problems
+from numlstm.bench import timing as bench_timing
 
 TINY = B.Shape(batch=3, timesteps=4, features=2, units=3)
 TINY_STACK = B.Shape(batch=2, timesteps=3, features=2, units=3, layers=2)
@@ -79,8 +81,8 @@ def test_parity_with_other_activations(dtype):
                              recurrent_activation="hard_sigmoid_keras2", seed=4)
     assert B.check_parity("numba", problem).passed
     # the activation really reaches the kernels: the tanh/sigmoid outputs differ
-    plain = B._run_all("numpy", B.make_problem(TINY, dtype, seed=4))
-    assert not np.allclose(B._run_all("numpy", problem)["outputs"], plain["outputs"])
+    plain = B.run_kernels("numpy", B.make_problem(TINY, dtype, seed=4))
+    assert not np.allclose(B.run_kernels("numpy", problem)["outputs"], plain["outputs"])
 
 
 def test_make_problem_and_torch_peer_check_the_options():
@@ -116,12 +118,13 @@ class _Broken:
 
 
 def break_backend(monkeypatch, name, where, amount):
-    real = B.get_backend
+    real = problems.get_backend
 
     def fake(requested=None):
         backend = real(requested)
         return _Broken(backend, where, amount) if requested == name else backend
-    monkeypatch.setattr(B, "get_backend", fake)
+    for module in (problems, bench_timing):      # where the harness looks backends up
+        monkeypatch.setattr(module, "get_backend", fake)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -175,7 +178,7 @@ class _CountingBackend(numlstm.backends.base.Backend):
 @pytest.mark.parametrize("mode", ["forward", "train"])
 def test_time_backend_warms_up_synchronises_and_times_each_repeat(monkeypatch, mode):
     counting = _CountingBackend()
-    monkeypatch.setattr(B, "get_backend", lambda name=None: counting)
+    monkeypatch.setattr(bench_timing, "get_backend", lambda name=None: counting)
     timing = B.time_backend("numpy", B.make_problem(TINY_STACK), mode, repeats=4, warmup=2)
     calls = 1 + 2 + 4                       # first call, warm-up, timed
     assert len(timing.times_ms) == 4
@@ -225,7 +228,7 @@ def test_thread_limit_sets_and_restores_threads_and_blas():
 
 
 def test_machine_info_names_versions_and_backends_without_importing_torch():
-    code = ("import sys, json; from numlstm.benchmarking import machine_info; "
+    code = ("import sys, json; from numlstm.bench import machine_info; "
             "info = machine_info(); print(json.dumps(info)); "
             "print('torch' in sys.modules, 'cupy' in sys.modules)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -267,7 +270,7 @@ FAKE_PEER = textwrap.dedent("""
     import argparse, json
     from pathlib import Path
     import numpy as np
-    import numlstm.benchmarking as B
+    import numlstm.bench as B
     parser = argparse.ArgumentParser()
     parser.add_argument("--in", dest="inputs"); parser.add_argument("--settings")
     parser.add_argument("--out")
@@ -280,9 +283,10 @@ FAKE_PEER = textwrap.dedent("""
                                 data[f"bias_ih_l{k}"], data[f"bias_hh_l{k}"]))
                for k in range(layers)]
     x = data["x"]
-    shape = B.Shape(x.shape[0], x.shape[1], x.shape[2], weights[0][1].shape[0], layers)
-    problem = B.Problem(shape, x, weights, data["grad_outputs"])
-    named = B._top_layer_view(B._run_all("numpy", problem), layers)
+    (kernel, recurrent_kernel, bias), *stacked = weights
+    problem = B.Problem(x, kernel, recurrent_kernel, bias, grad_outputs=data["grad_outputs"],
+                        stacked=tuple(stacked))
+    named = B.top_layer_view(B.run_kernels("numpy", problem), layers)
     out = Path(args.out)
     np.savez(out.with_name(out.stem + "_arrays.npz"), **named)
     out.write_text(json.dumps({"timing": {"first_call_ms": 5.0, "times_ms": [1.0, 3.0, 2.0]},
@@ -295,7 +299,7 @@ FAKE_PEER = textwrap.dedent("""
 def fake_peer(tmp_path, monkeypatch):
     script = tmp_path / "fake_peer.py"
     script.write_text(FAKE_PEER)
-    monkeypatch.setattr(B, "PEER_SCRIPT", script)
+    monkeypatch.setattr(peers, "PEER_SCRIPT", script)
     return script
 
 
@@ -327,7 +331,7 @@ def test_bench_with_a_peer_reports_timings_ratios_and_peer_parity(fake_peer):
 
 def test_peer_parity_flags_a_peer_that_disagrees():
     problem = B.make_problem(TINY)
-    reference = B._top_layer_view(B._run_all("numpy", problem), 1)
+    reference = B.top_layer_view(B.run_kernels("numpy", problem), 1)
     wrong = dict(reference, outputs=reference["outputs"] + 1e-3)
     verdict = B.peer_parity(B.PeerResult(True, arrays=wrong), reference)
     assert not verdict["passed"] and verdict["failures"] == ["outputs"]
@@ -344,7 +348,7 @@ def test_the_real_torch_peer_matches_the_reference():
     problem = B.make_problem(TINY_STACK, "float64")
     peer = B.run_torch_peer(problem, "train", repeats=2, warmup=0, threads=1)
     assert peer.available, peer.note
-    verdict = B.peer_parity(peer, B._top_layer_view(B._run_all("numpy", problem), 2))
+    verdict = B.peer_parity(peer, B.top_layer_view(B.run_kernels("numpy", problem), 2))
     assert verdict["passed"], verdict
     assert peer.versions["threads"] == 1
 
@@ -395,3 +399,88 @@ def test_peer_module_runs_as_python_dash_m_and_reports_missing_torch(tmp_path):
          "s.json", "--out", "r.json"], capture_output=True, text=True, env=env)
     assert completed.returncode == 3, completed.stderr
     assert "torch is not importable" in completed.stderr
+
+
+# -- the one tolerance function ------------------------------------------------------------------
+
+def test_within_tolerance_draws_the_documented_boundaries():
+    """docs/numerics.md: float64 absolute 1e-10; float32 outputs/states atol = rtol = 1e-5;
+    float32 gradients relative norm 1e-5 against float64. Just inside passes, just outside
+    fails; a shape mismatch or a NaN fails."""
+    reference = np.array([0.5, -2.0, 3.0])
+    assert B.within_tolerance("outputs", reference + 0.9e-10, reference, "float64")
+    assert not B.within_tolerance("d_x", reference + 1.1e-10, reference, "float64")
+    reference32 = reference.astype(np.float32)
+    bound = 1e-5 + 1e-5 * np.abs(reference)            # per element
+    assert B.within_tolerance("h", reference + 0.9 * bound, reference32, "float32")
+    assert not B.within_tolerance("h", reference + 1.1 * bound, reference32, "float32")
+    direction = np.array([1.0, 1.0, -1.0]) / np.sqrt(3)
+    scale = np.linalg.norm(reference)
+    inside = B.within_tolerance("d_bias", reference + 0.9e-5 * scale * direction, reference,
+                                "float32")
+    assert inside and inside.rel_norm_diff == pytest.approx(0.9e-5)
+    assert not B.within_tolerance("d_bias", reference + 1.1e-5 * scale * direction,
+                                  reference, "float32")
+    assert not B.within_tolerance("outputs", reference[:2], reference, "float64")
+    assert not B.within_tolerance("outputs", np.array([np.nan, -2.0, 3.0]), reference,
+                                  "float64")
+    # an ill-conditioned problem's own float32 rounding noise is admitted, twice over
+    noisy64 = reference + 1e-4
+    assert B.within_tolerance("c", reference + 1.5e-4, reference32, "float32",
+                              other_precision_reference=noisy64)
+
+
+def test_the_harness_and_the_parity_suite_share_the_tolerance_function(monkeypatch):
+    import test_backend_parity
+    assert test_backend_parity.within_tolerance is parity.within_tolerance
+    assert problems.is_gradient("d_x") and not problems.is_gradient("h")
+    problem = B.make_problem(TINY, "float64")
+    assert B.check_parity("numba", problem).passed
+    # whatever the function says is the harness's verdict
+    monkeypatch.setattr(parity, "within_tolerance",
+                        lambda name, *args, **kwargs: B.Agreement(name, name != "d_x", 0.0))
+    assert B.check_parity("numba", problem).failures == ["d_x"]
+
+
+# -- Backend.runtime_info ------------------------------------------------------------------------
+
+def test_runtime_info_of_cpu_and_simulated_backends():
+    assert numlstm.get_backend("numpy").runtime_info() == {}
+    assert numlstm.get_backend("numba").runtime_info() == {}
+    if numlstm.available_backends()["cuda"].available and \
+            numlstm.get_backend("cuda").simulator:
+        info = numlstm.get_backend("cuda").runtime_info()
+        assert info == {"numba-cuda": B.package_version("numba-cuda"),
+                        "device": "Numba CUDA simulator"}
+
+
+def test_machine_info_reads_the_cuda_version_from_the_backend(monkeypatch):
+    from numlstm.backends import BackendStatus
+    from numlstm.bench import machine
+
+    class FakeGpu:
+        def describe(self):
+            return "a GPU"
+
+        def runtime_info(self):
+            return {"cuda_runtime": "12.8", "device": "a GPU"}
+
+    real = machine.get_backend
+    monkeypatch.setattr(machine, "available_backends", lambda: {
+        "numpy": BackendStatus("numpy", True), "cupy": BackendStatus("cupy", True)})
+    monkeypatch.setattr(machine, "get_backend",
+                        lambda name: FakeGpu() if name == "cupy" else real(name))
+    info = machine.machine_info()
+    assert info["cuda"] == "12.8" and info["backends"]["cupy"]["device"] == "a GPU"
+
+
+def test_a_problem_runs_the_same_on_the_kernels_and_through_the_functional_api():
+    """One Problem, two routes (what the harness times, what the parity suite checks): the
+    same results by name, initial states, dropout and options included."""
+    from conftest import make_problem as suite_problem
+    problem = suite_problem(3, 4, 2, 3, mask="holes", dropout=True, reverse=True,
+                            zero_output_for_mask=True, activation="relu", seed=5)
+    kernels, functional = B.run_kernels("numba", problem), problem.run("numba")
+    assert set(kernels) == set(functional) >= {"d_h0", "d_c0", "d_x", "outputs"}
+    for name, value in kernels.items():
+        np.testing.assert_array_equal(value, functional[name], err_msg=name)

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import numlstm
-from numlstm import benchmarking as B
+from numlstm import bench as B
+from numlstm.bench import problems
 from numlstm.cli import main
 
 from test_benchmarking import break_backend, fake_peer  # noqa: F401 (fake_peer: a fixture)
@@ -94,7 +95,7 @@ def test_bench_named_config_with_an_override():
 
 
 def test_flop_text_picks_a_unit():
-    from numlstm.cli import _flop_text
+    from numlstm.cli.harness import _flop_text
     assert _flop_text(B.lstm_flops(B.CONFIGS["b"])) == "143 MFLOP"
     assert _flop_text(B.lstm_flops(B.CONFIGS["e"], "train")) == "32.7 GFLOP"
     assert _flop_text(1500) == "1.5 kFLOP" and _flop_text(12) == "12 FLOP"
@@ -221,7 +222,7 @@ def test_check_exits_1_when_a_backend_disagrees(monkeypatch, tmp_path):
 
 
 def test_check_exits_1_when_a_backend_crashes(monkeypatch):
-    real = B.get_backend
+    real = problems.get_backend
 
     class Crashing:
         def __getattr__(self, name):
@@ -230,7 +231,7 @@ def test_check_exits_1_when_a_backend_crashes(monkeypatch):
         def lstm_backward(self, *args, **kwargs):
             raise RuntimeError("kernel exploded")
 
-    monkeypatch.setattr(B, "get_backend",
+    monkeypatch.setattr(problems, "get_backend",
                         lambda name=None: Crashing() if name == "numba" else real(name))
     result = run("check", "--batch", "2", "--timesteps", "2", "--features", "2", "--units",
                  "2", "--dtype", "float32")
@@ -244,7 +245,7 @@ def test_check_bad_arguments_exit_2():
 
 
 def test_bench_skips_a_simulated_gpu_backend_unless_named(monkeypatch):
-    import numlstm.cli as cli
+    import numlstm.cli.harness as cli
     real = cli.get_backend
 
     class Simulated:
@@ -268,7 +269,7 @@ def test_version_and_bare_command():
 
 def _pretend_unusable(monkeypatch, *names):
     """Make ``names`` look unusable to the command, whatever this machine has."""
-    import numlstm.cli as cli
+    import numlstm.cli.harness as cli
     from numlstm.backends import BackendStatus
     real = cli.available_backends
 

@@ -16,8 +16,9 @@ import pytest
 import numlstm
 from numlstm import BackendUnavailableError
 from numlstm.activations import ACTIVATION_CODES
+from numlstm.bench import within_tolerance
 
-from conftest import CUDA_SIMULATOR, make_problem, relative_norm_error
+from conftest import CUDA_SIMULATOR, make_problem
 
 STATUS = numlstm.available_backends()["cuda"]
 pytestmark = pytest.mark.skipif(not STATUS.available,
@@ -78,13 +79,7 @@ def cuda_backend(monkeypatch):
 
 def _compare(result, reference, dtype):
     for name, expected in reference.items():
-        if dtype == np.float64:
-            np.testing.assert_allclose(result[name], expected, rtol=0, atol=1e-10, err_msg=name)
-        elif name in ("outputs", "h", "c"):
-            np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-5,
-                                       err_msg=name)
-        else:
-            assert relative_norm_error(result[name], expected) <= 1e-5, name
+        assert within_tolerance(name, result[name], expected, dtype), name
 
 
 PATH_CASES = {  # (batch, timesteps, features, units), options

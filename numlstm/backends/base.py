@@ -212,6 +212,13 @@ class Backend(abc.ABC):
         """One line naming the device this backend runs on."""
         return self.name
 
+    def runtime_info(self) -> dict:
+        """The runtime this backend runs on, for a benchmark report: a dict of names to
+        strings (a GPU backend gives its package's version, the CUDA runtime version as
+        ``"cuda_runtime"``, ``"12.8"`` say, and the device's name); empty for a CPU backend.
+        Never imports anything the backend has not imported already."""
+        return {}
+
     # -- the recurrence -----------------------------------------------------------------------
     @abc.abstractmethod
     def lstm_forward(self, x, kernel, recurrent_kernel, bias, *, h0, c0, mask,

@@ -411,6 +411,20 @@ class CudaBackend(Backend):
         major, minor = device.compute_capability
         return f"{name} (compute capability {major}.{minor}, numba-cuda {numba_cuda.__version__})"
 
+    def runtime_info(self) -> dict:
+        """numba-cuda's version and, on a GPU, the CUDA runtime and driver versions
+        (``"12.8"``) and the device's name."""
+        import numba_cuda
+        info = {"numba-cuda": numba_cuda.__version__}
+        if self.simulator:      # no CUDA runtime: the kernels run in Python
+            return {**info, "device": "Numba CUDA simulator"}
+        cuda = _cuda()
+        from numba.cuda.cudadrv.driver import driver
+        device = cuda.get_current_device()
+        name = device.name.decode() if isinstance(device.name, bytes) else device.name
+        return {**info, "cuda_runtime": "{}.{}".format(*cuda.runtime.get_version()),
+                "cuda_driver": "{}.{}".format(*driver.get_version()), "device": name}
+
     def synchronize(self) -> None:
         _cuda().synchronize()
 

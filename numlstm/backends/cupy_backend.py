@@ -63,6 +63,17 @@ class CupyBackend(Backend):
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         return f"{name} (CuPy {cupy.__version__})"
 
+    def runtime_info(self) -> dict:
+        """CuPy's version, the CUDA runtime and driver versions (``"12.8"``) and the device's
+        name."""
+        def version(encoded: int) -> str:     # CUDA encodes 12.8 as 12080
+            return f"{encoded // 1000}.{encoded % 1000 // 10}"
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        return {"cupy": cupy.__version__,
+                "cuda_runtime": version(cupy.cuda.runtime.runtimeGetVersion()),
+                "cuda_driver": version(cupy.cuda.runtime.driverGetVersion()), "device": name}
+
     def asarray(self, array, dtype=None):
         return cupy.ascontiguousarray(cupy.asarray(array, dtype=dtype))
 

@@ -14,7 +14,7 @@ import click
 
 def _check_out_folder(out: str) -> None:
     # before any work: the folder exists and takes a new file, the name fits (one line, exit 2)
-    from ..cli import check_output_path
+    from ..cli.common import check_output_path
     check_output_path(out, "OUT")
 
 

@@ -1,5 +1,5 @@
 """Time ``torch.nn.LSTM`` -- or the same LSTM exported to ONNX and run by ONNX Runtime -- on
-weights written by :func:`numlstm.benchmarking.run_peer`.
+weights written by :func:`numlstm.bench.run_peer`.
 
 Run in its own process (importing torch into the process that times Numba disturbs Numba's
 threaded timings), by file path or as a module::
