@@ -204,15 +204,24 @@ def _error_fields(error: BaseException) -> dict:
 
 @contextlib.contextmanager
 def _backend_settings(backend, settings: dict):
-    """Set backend attributes (``persistent``, ``gemm``) for a block, then restore them."""
-    before = {name: getattr(backend, name) for name in settings}
-    for name, value in settings.items():
-        setattr(backend, name, value)
-    try:
+    """The ``cuda`` backend's options (``persistent``, ``gemm``: ``CudaBackend.options``) for
+    a block; nothing to set (and nothing done) for an empty ``settings``."""
+    if not settings:
         yield
-    finally:
-        for name, value in before.items():
-            setattr(backend, name, value)
+        return
+    with backend.options(**settings):
+        yield
+
+
+def _how_it_ran(forward, backward=None) -> dict:
+    """The ``details`` a ``ForwardResult`` (and the backward's ``Gradients``) carry: which
+    path and GEMM the call ran, and why (the ``cuda`` backend reports them; others: None)."""
+    ran = {"path": forward.details.get("path"), "gemm": forward.details.get("gemm"),
+           "path_note": forward.details.get("path_note")}
+    if backward is not None:
+        ran.update(backward_path=backward.details.get("path"),
+                   backward_path_note=backward.details.get("path_note"))
+    return ran
 
 
 def _run_child(command, timeout_s: float, **kwargs) -> tuple[int | None, str, str]:
@@ -394,20 +403,18 @@ class Worker:
                 recurrent_dropout_mask=(None if dropout_mask is None
                                         else dropout_mask.astype(as_dtype)),
                 return_cache=True, backend=name)
-            path = getattr(self.numlstm.get_backend(name), "last_path", None)
             grads = functional.lstm_backward(
                 forward.cache, **{k: v.astype(as_dtype) for k, v in upstream.items()})
-            path = (path, getattr(self.numlstm.get_backend(name), "last_backward_path", None))
             to_host = self.numlstm.get_backend(name).to_numpy
             out = {"outputs": forward.outputs, "h": forward.h, "c": forward.c,
                    **{f"d_{n}": getattr(grads, n) for n in
                       ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")}}
-            return {k: np.asarray(to_host(v), np.float64) for k, v in out.items()}, path
+            return ({k: np.asarray(to_host(v), np.float64) for k, v in out.items()},
+                    _how_it_ran(forward, grads))
 
         backend = self.numlstm.get_backend(backend_name)
         with _backend_settings(backend, settings or {}):
-            result, path = run(backend_name, dtype)
-            gemm = getattr(backend, "last_gemm", None)
+            result, ran = run(backend_name, dtype)
         reference, _ = run("numpy", dtype)
         reference64 = reference if dtype == "float64" else run("numpy", "float64")[0]
         failures, worst = [], {}
@@ -417,8 +424,7 @@ class Worker:
                 expected = reference64[name]     # float32 gradients are judged against float64
             if not self.bench.within_tolerance(name, result[name], expected, dtype):
                 failures.append(name)
-        return {"ok": not failures, "failures": failures, "max_abs_diff": worst,
-                "path": path[0], "backward_path": path[1], "gemm": gemm}
+        return {"ok": not failures, "failures": failures, "max_abs_diff": worst, **ran}
 
     def section_smoke(self):
         if "cuda" not in self.backends:
@@ -433,8 +439,7 @@ class Worker:
                 outcome = self._compare("cuda", dtype, batch=batch, timesteps=timesteps,
                                         features=5, units=units, mask=True, reverse=False,
                                         dropout=True)
-                backend = self.numlstm.get_backend("cuda")
-                note = f"{backend.last_path_note} | {backend.last_backward_path_note}"
+                note = f"{outcome['path_note']} | {outcome['backward_path_note']}"
                 if (outcome["path"], outcome["backward_path"]) != ("persistent", "persistent"):
                     outcome.update(ok=False, error=f"a persistent kernel did not run: {note}")
                 return {**outcome, "note": note}
@@ -525,14 +530,11 @@ class Worker:
                     outcome = {"ok": True, "median_ms": timing.median_ms,
                                "timing": timing.to_dict(),
                                "gflops": shape.flops(mode) / timing.median_ms / 1e6,
-                               "path": getattr(backend, "last_path", None),
-                               "backward_path": getattr(backend, "last_backward_path", None),
-                               "gemm": getattr(backend, "last_gemm", None),
-                               "path_note": getattr(backend, "last_path_note", None)}
+                               **self._how_the_timed_calls_ran(backend, problem, mode)}
                     if backend_name == "cuda" and mode == "forward":
                         outcome["host_per_step_us"] = self._host_time_per_step(backend,
                                                                                problem)
-                        if backend.last_path == "per-step":   # the step kernels' launches
+                        if outcome["path"] == "per-step":   # the step kernels' launches
                             outcome["host_per_step_us_plain_launches"] = \
                                 self._host_time_per_step(backend, problem, prepared=False)
                     return outcome
@@ -541,6 +543,15 @@ class Worker:
                 self.variant(section, f"{config} {mode} {label}",
                              lambda: checked_timing(mode), config=config, mode=mode,
                              variant=label, shape=shape.describe())
+
+    def _how_the_timed_calls_ran(self, backend, problem, mode) -> dict:
+        """One more call of what was timed (the top layer's forward, and its backward in
+        training), for the path and GEMM its results report."""
+        arrays = self.bench.backend_arrays(backend, problem)
+        results = self.bench.stack_forward(backend, arrays, return_cache=mode == "train")
+        grads = (self.bench.stack_backward(backend, arrays, results) if mode == "train"
+                 else [None])
+        return _how_it_ran(results[-1], grads[-1])
 
     def _host_time_per_step(self, backend, problem, prepared=True) -> dict:
         """Microseconds per timestep for the forward call to return (``enqueue``: what the
