@@ -282,17 +282,18 @@ class LSTM(Layer):
 
     # -- running over a sequence: the one route into the backend -------------------------------
     def __call__(self, x, mask=None, initial_state=None):
-        x = V.check_sequence_input(x, dtype=self.dtype, features=self.input_features,
+        cell = self.cell
+        x = V.check_sequence_input(x, dtype=cell.dtype, features=cell.input_features,
                                    argument=f"{type(self).__name__} input")
         batch, timesteps, features = x.shape
         if not self.built:
             self.build((None, None, features))
         mask = V.check_mask(mask, batch, timesteps)
-        backend = get_backend(self.backend)
+        backend = get_backend(cell.backend)
         h0 = c0 = None                     # None: zeros, or a stateful layer's carried states
         if initial_state is not None or not self.stateful:
             h0, c0 = (backend.asarray(s) for s in
-                      V.check_initial_state(initial_state, batch, self.units, self.dtype))
+                      V.check_initial_state(initial_state, batch, cell.units, cell.dtype))
         run = self._run(backend, to_xp(backend, x),
                         None if mask is None else to_xp(backend, mask), h0, c0)
         output = backend.to_numpy(run.sequence if self.return_sequences else run.last)
@@ -328,15 +329,16 @@ class LSTM(Layer):
         """
         xp = backend.xp
         batch, timesteps, features = x.shape
-        dtype, units = self.dtype, self.units
+        cell = self.cell           # its attributes directly (the layer's are properties over them)
+        dtype, units = cell.dtype, cell.units
         input_keep = recurrent_keep = None
-        if training and self.dropout > 0:
-            keep = (rng.random((batch, features)) >= self.dropout) / (1.0 - self.dropout)
+        if training and cell.dropout > 0:
+            keep = (rng.random((batch, features)) >= cell.dropout) / (1.0 - cell.dropout)
             input_keep = to_xp(backend, keep.astype(dtype))
             x = x * input_keep[:, None, :]
-        if training and self.recurrent_dropout > 0:
-            keep = (rng.random((batch, units)) >= self.recurrent_dropout) / \
-                (1.0 - self.recurrent_dropout)
+        if training and cell.recurrent_dropout > 0:
+            keep = (rng.random((batch, units)) >= cell.recurrent_dropout) / \
+                (1.0 - cell.recurrent_dropout)
             recurrent_keep = backend.asarray(keep.astype(dtype))
         if h0 is None:
             if self.stateful:
@@ -344,14 +346,14 @@ class LSTM(Layer):
             else:
                 h0 = backend.asarray(np.zeros((batch, units), dtype))
                 c0 = backend.asarray(np.zeros((batch, units), dtype))
-        bias = self._bias if self.use_bias else np.zeros(4 * units, dtype)
+        bias = cell._bias if cell.use_bias else np.zeros(4 * units, dtype)
         result = backend.lstm_forward(
-            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(self._kernel),
-            backend.asarray(self._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
+            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(cell._kernel),
+            backend.asarray(cell._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
             mask=None if mask is None else backend.asarray(mask),
             recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
-            activation=self._activation_code,
-            recurrent_activation=self._recurrent_activation_code,
+            activation=cell._activation_code,
+            recurrent_activation=cell._recurrent_activation_code,
             zero_output_for_mask=self.zero_output_for_mask, return_cache=bool(training))
         self.last_backend = result.backend
         if self.stateful:
