@@ -30,9 +30,13 @@ every launch configuration, including the very small blocks the tests use to spa
 blocks; the reduction dimension always advances :data:`MAX_TILE` at a time (a smaller block
 loads several elements per thread), which keeps the number of barriers per output tile low.
 
-The gate scalar math is the ``@njit`` functions of :mod:`.gate_math`, shared with the ``numba``
-CPU loops. Activations arrive as run-time integer codes and optional inputs as an empty
-placeholder plus a flag, so each kernel compiles once per dtype.
+The gate math is :mod:`.gate_math`'s generic update (:func:`~.gate_math.cell_update` and
+:func:`~.gate_math.cell_update_backward`, one ``(row, unit)`` per thread, compiled by Numba as
+device code): the ``numba`` CPU loops use the same equations, and no kernel here computes a
+gate of its own. Its activations are libm's in every float type (the CPU loops' rational
+float32 forms are tuned for CPU vector units). Activations arrive as run-time integer codes
+and optional inputs as an empty placeholder plus a flag, so each kernel compiles once per
+dtype.
 """
 
 from __future__ import annotations

@@ -21,16 +21,19 @@ Structure (the shape a fast CPU LSTM takes on a few cores, docs/performance.md):
   ``(rows, 4H) @ (4H, H)`` GEMM per step for the recurrent path; then the input gradient and
   the chunk's share of the weight gradients are large GEMMs over all its rows and timesteps,
   summed over chunks at the end.
-* The gate loops for the default activations (sigmoid gates, tanh) call the fused gate
-  update of :mod:`.gate_math` (``lstm_gates_forward``/``lstm_gates_backward``: rational
-  float32 tanh and sigmoid, pure arithmetic on unit-stride views), so LLVM emits packed
-  vector code; ``error_model="numpy"`` drops the division-by-zero checks that would otherwise
-  block vectorisation (IEEE results instead of exceptions; no division here can be by zero).
-  Other activations take a scalar loop over :func:`.gate_math.cell_update`.
+* The gate math is :mod:`.gate_math`'s, called one row of units at a time (no loop here
+  computes a gate): for the default activations (sigmoid gates, tanh) its default update
+  (``lstm_gates_forward``/``lstm_gates_backward``: rational float32 tanh and sigmoid, pure
+  arithmetic on unit-stride views), so LLVM emits packed vector code; ``error_model="numpy"``
+  drops the division-by-zero checks that would otherwise block vectorisation (IEEE results
+  instead of exceptions; no division here can be by zero). Other activations take its
+  generic update (``cell_update_rows``/``cell_update_rows_backward``).
 
 Optional inputs arrive as empty placeholders plus a flag, and activations as integer codes, so
 one compiled specialisation per dtype serves every combination of options. Nothing is
-allocated per timestep: every buffer is passed in.
+allocated per timestep: the sequence loops' buffers are passed in (what is allocated here is
+per call: a GEMM tile, a transposed copy of the recurrent kernel at one or two rows, and
+:func:`lstm_step_kernel`'s one step of pre-activations).
 """
 
 from __future__ import annotations
@@ -547,7 +550,7 @@ def lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
 def forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, reverse, activation,
                   recurrent_activation, zs, project_with_blas):
     """Inference over a few rows (no mask, no recurrent dropout, nothing stored for the
-    backward pass) in one compiled call with no buffers passed in.
+    backward pass) in one compiled call, whose only scratch is the caller's ``zs``.
 
     Per row: first every step's input projection ``bias + x_t @ kernel`` into one ``(T, 4H)``
     buffer, then the recurrence, which reads only ``recurrent_kernel`` per step (64 KB at
