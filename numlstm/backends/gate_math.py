@@ -23,8 +23,9 @@ loops (:mod:`.numba_kernels`) call the row functions; the ``numba.cuda`` kernels
 (:mod:`.cuda_kernels`) call the per-unit generic functions, which Numba compiles as device
 code.
 
-Float types: given float32 values, every function here computes and returns float32; given
-float64, float64 (values of mixed float types promote as Numba's arithmetic does). A bare
+Float types: given float32 values, every function here computes in float32 and returns (or
+writes) float32; given float64, float64 (values of mixed float types promote as Numba's
+arithmetic does; the ``*_f32`` functions take float32 only). A bare
 ``1.0`` is a float64 literal to Numba and would promote float32 math to float64 (on a GPU,
 float64 runs at a fraction of float32's rate), so constants come from :func:`one_like` and its
 siblings, or are module-level float32 values.
@@ -42,7 +43,7 @@ from numba.extending import intrinsic, overload
 from ..activations import HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SIGMOID, TANH
 
 
-# -- constants in the caller's float type ------------------------------------------------------
+# -- constants: float32 ones, and ones in the float type of a given value -------------------------
 
 _F32_ONE = np.float32(1.0)
 _F32_HALF = np.float32(0.5)
@@ -90,7 +91,6 @@ half_like = _constant_like(0.5, "half_like", "1/2")
 six_like = _constant_like(6.0, "six_like", "6")
 sixth_like = _constant_like(1.0 / 6.0, "sixth_like", "1/6 (the slope of Keras 3's hard sigmoid)")
 fifth_like = _constant_like(0.2, "fifth_like", "0.2 (the slope of Keras 2's hard sigmoid)")
-
 
 
 # -- the activations, by code -------------------------------------------------------------------
