@@ -116,7 +116,8 @@ def test_fused_gate_update_forward_and_backward_match_float64_math(dtype, tolera
 #
 # The wrappers below run each gate update over the rows of a (B, 4H) pre-activation array, the
 # way the CPU loops do (the row functions, compiled with the loops' options) and the way the
-# CUDA kernels do (the per-unit functions, one unit at a time).
+# CUDA kernels do (the per-unit functions, one unit at a time); ``False`` picks the generic
+# update, and the default one is ``lstm_gates_forward``/``lstm_gates_backward``.
 
 _LOOP_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
@@ -128,7 +129,7 @@ def _generic_rows_forward(z, c, h, activation, recurrent_activation):
         row = z[b]
         gate_math.cell_update_rows(row[:units], row[units:2 * units], row[2 * units:3 * units],
                                    row[3 * units:], c[b], h[b], activation,
-                                   recurrent_activation)
+                                   recurrent_activation, False)
 
 
 @njit(**_LOOP_OPTIONS)
@@ -139,7 +140,7 @@ def _generic_rows_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_a
         gate_math.cell_update_rows_backward(
             g[:units], g[units:2 * units], g[2 * units:3 * units], g[3 * units:], c[b],
             c_prev[b], dh[b], dc[b], d[:units], d[units:2 * units], d[2 * units:3 * units],
-            d[3 * units:], activation, recurrent_activation)
+            d[3 * units:], activation, recurrent_activation, False)
 
 
 @njit(**_LOOP_OPTIONS)
@@ -150,7 +151,7 @@ def _generic_units_forward(z, c, h, activation, recurrent_activation):
             (z[b, j], z[b, units + j], z[b, 2 * units + j], z[b, 3 * units + j], c[b, j],
              h[b, j]) = gate_math.cell_update(
                 z[b, j], z[b, units + j], z[b, 2 * units + j], z[b, 3 * units + j], c[b, j],
-                activation, recurrent_activation)
+                activation, recurrent_activation, False)
 
 
 @njit(**_LOOP_OPTIONS)
@@ -162,9 +163,10 @@ def _generic_units_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_
              dc[b, j]) = gate_math.cell_update_backward(
                 gates[b, j], gates[b, units + j], gates[b, 2 * units + j],
                 gates[b, 3 * units + j], c[b, j], c_prev[b, j], dh[b, j], dc[b, j],
-                activation, recurrent_activation)
+                activation, recurrent_activation, False)
 
 
+# (The default update's wrappers take the codes too, for one signature, and ignore them.)
 @njit(**_LOOP_OPTIONS)
 def _default_rows_forward(z, c, h, activation, recurrent_activation):
     for b in range(z.shape[0]):
@@ -292,11 +294,12 @@ def test_generic_gate_update_matches_the_reference_elementwise(path, dtype, acti
 
 
 @njit(cache=True)
-def _scalar_functions(code, x, c_prev):
+def _scalar_functions(code, x, c_prev, default_activations):
     return (gate_math.activate(code, x), gate_math.activation_derivative(code, x),
-            gate_math.activate_default(code, x),
-            gate_math.cell_update(x, x, x, x, c_prev, code, code),
-            gate_math.cell_update_backward(x, x, x, x, c_prev, c_prev, x, x, code, code))
+            gate_math.gate_activation(code, x, default_activations),
+            gate_math.cell_update(x, x, x, x, c_prev, code, code, default_activations),
+            gate_math.cell_update_backward(x, x, x, x, c_prev, c_prev, x, x, code, code,
+                                           default_activations))
 
 
 @pytest.mark.parametrize("dtype, numba_type", [(np.float32, types.float32),
@@ -304,7 +307,7 @@ def _scalar_functions(code, x, c_prev):
 def test_scalar_functions_compute_in_the_float_type_they_are_given(dtype, numba_type):
     """The module docstring's promise: float32 in, float32 out (a float64 constant anywhere in
     a code branch would turn the inferred type to float64), and likewise float64."""
-    _scalar_functions(TANH, dtype(0.5), dtype(0.25))
+    _scalar_functions(TANH, dtype(0.5), dtype(0.25), False)
     signature = next(s for s in _scalar_functions.nopython_signatures
                      if s.args[1] == numba_type)
     returned = signature.return_type

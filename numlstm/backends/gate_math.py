@@ -6,22 +6,24 @@ One step of one unit (docs/numerics.md gives the equations and their conventions
 
 with σ the recurrent activation and act the activation, and its backward, every derivative
 written through the activation's output (``act'(z) = D(act(z))``, 0 at the kinks). The
-equations are written once, in :func:`_gate_update`, and built into two gate updates that
-differ only in how they evaluate the activations:
+equations are written once, in :func:`cell_update` and :func:`cell_update_backward` (one unit)
+and looped over a row of units by :func:`cell_update_rows` and
+:func:`cell_update_rows_backward`. Their last argument chooses between two gate updates that
+differ only in how the activations are evaluated (:func:`gate_activation`):
 
-* the **generic** update -- :func:`cell_update` / :func:`cell_update_backward` per unit and
-  :func:`cell_update_rows` / :func:`cell_update_rows_backward` over a row of units -- takes
-  any activation codes of :mod:`numlstm.activations` at run time (one compiled kernel serves
-  every choice) and evaluates them with :func:`activate` (libm's ``tanh``/``exp``);
-* the **default** update (sigmoid gates, tanh) -- :func:`lstm_gates_forward` /
-  :func:`lstm_gates_backward` over a row of units -- evaluates them with :func:`gate_sigmoid`
-  and :func:`gate_tanh`: in float32 these are pure arithmetic, so LLVM turns the row loop into
-  packed vector code (docs/performance.md, "The gate update"); in float64 they are libm's.
+* the **generic** update (``False``) takes any activation codes of :mod:`numlstm.activations`
+  at run time (one compiled kernel serves every choice) and evaluates them with
+  :func:`activate` (libm's ``tanh``/``exp``);
+* the **default** update (``True``; sigmoid gates, tanh: :func:`lstm_gates_forward` and
+  :func:`lstm_gates_backward`) evaluates them with :func:`gate_sigmoid` and :func:`gate_tanh`:
+  in float32 these are pure arithmetic, so LLVM turns the row loop into packed vector code
+  (docs/performance.md, "The gate update"); in float64 they are libm's.
 
-Both take their derivatives from the one :func:`activation_derivative`. The ``numba`` CPU
-loops (:mod:`.numba_kernels`) call the row functions; the ``numba.cuda`` kernels
-(:mod:`.cuda_kernels`) call the per-unit generic functions, which Numba compiles as device
-code.
+Both take their derivatives from the one :func:`activation_derivative`. Every function here
+is inlined into its callers, where the choice of update is a constant and its branches fold
+away. The ``numba`` CPU loops (:mod:`.numba_kernels`) call the row functions; the
+``numba.cuda`` kernels (:mod:`.cuda_kernels`) call the per-unit ones with the generic update,
+which Numba compiles as device code.
 
 Float types: given float32 values, every function here computes in float32 and returns (or
 writes) float32; given float64, float64 (values of mixed float types promote as Numba's
@@ -354,118 +356,95 @@ gate_sigmoid = _by_float_type(
     "for float64.")
 
 
-@njit(cache=True, inline="always")
-def activate_default(code, x):
-    """The default gate update's activations: :func:`gate_tanh` for ``code == TANH``, else
-    :func:`gate_sigmoid` (it is only ever given ``TANH`` and ``SIGMOID``)."""
-    return gate_tanh(x) if code == TANH else gate_sigmoid(x)
-
-
 # -- the gate update ------------------------------------------------------------------------------
 
 
-def _jit_inline(name: str, function):
-    """``function`` under ``name`` (its name in messages and in Numba's cache), compiled like
-    every function here: cached, and inlined into its callers."""
-    function.__name__ = function.__qualname__ = name
-    return njit(cache=True, inline="always")(function)
+@njit(cache=True, inline="always")
+def gate_activation(code, x, default_activations):
+    """The activation selected by ``code`` as the gate update evaluates it: with
+    ``default_activations`` (the default update, whose codes are ``TANH`` and ``SIGMOID``)
+    :func:`gate_tanh` for ``TANH`` and :func:`gate_sigmoid` otherwise, else :func:`activate`."""
+    if default_activations:
+        return gate_tanh(x) if code == TANH else gate_sigmoid(x)
+    return activate(code, x)
 
 
-def _gate_update(activation_of, forward_name: str, backward_name: str, rows_forward_name: str,
-                 rows_backward_name: str):
-    """The LSTM step's equations, written once, over the activations ``activation_of(code, x)``.
+@njit(cache=True, inline="always")
+def cell_update(zi, zf, zg, zo, c_prev, activation, recurrent_activation, default_activations):
+    """One unit's step from its four pre-activations: returns ``(i, f, g, o, c, h)``.
 
-    Returns ``(forward, backward, rows_forward, rows_backward)``, compiled (inlined into their
-    callers) and named as given:
-
-    ``forward(zi, zf, zg, zo, c_prev, activation, recurrent_activation)``
-        One unit's step from its four pre-activations: returns ``(i, f, g, o, c, h)``.
-    ``backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_activation)``
-        One unit's step backward, from the activated gates, the cell states after (``c``) and
-        before (``c_prev``) the step and the gradients ``dh``/``dc`` reaching this step's
-        ``h``/``c``: returns ``(dzi, dzf, dzg, dzo, dc_prev)``, the gradients of the four
-        pre-activations and of ``c_prev``.
-    ``rows_forward(zi, zf, zg, zo, c, h, activation, recurrent_activation)``
-        ``forward`` over one row of units, in place: ``zi, zf, zg, zo (H,)`` hold the
-        pre-activations and leave holding the activated gates, ``c (H,)`` goes from ``c_prev``
-        to ``c`` and ``h (H,)`` receives ``h``.
-    ``rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, activation,
-    recurrent_activation)``
-        ``backward`` over one row of units: writes ``dzi, dzf, dzg, dzo (H,)`` and turns
-        ``dc (H,)`` into the gradient of ``c_prev``.
-
-    The row functions take separate unit-stride views of the four gates so that LLVM can
-    vectorise their loops.
+    ``default_activations`` chooses the update (see the module docstring): True for the
+    default one, whose ``activation`` and ``recurrent_activation`` must be ``TANH`` and
+    ``SIGMOID``; False for the generic one (any codes).
     """
-
-    def forward(zi, zf, zg, zo, c_prev, activation, recurrent_activation):
-        i = activation_of(recurrent_activation, zi)
-        f = activation_of(recurrent_activation, zf)
-        g = activation_of(activation, zg)
-        o = activation_of(recurrent_activation, zo)
-        c = f * c_prev + i * g
-        h = o * activation_of(activation, c)
-        return i, f, g, o, c, h
-
-    def backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_activation):
-        act_c = activation_of(activation, c)
-        dc_total = dc + dh * o * activation_derivative(activation, act_c)
-        dzi = dc_total * g * activation_derivative(recurrent_activation, i)
-        dzf = dc_total * c_prev * activation_derivative(recurrent_activation, f)
-        dzg = dc_total * i * activation_derivative(activation, g)
-        dzo = dh * act_c * activation_derivative(recurrent_activation, o)
-        return dzi, dzf, dzg, dzo, dc_total * f
-
-    forward = _jit_inline(forward_name, forward)
-    backward = _jit_inline(backward_name, backward)
-
-    def rows_forward(zi, zf, zg, zo, c, h, activation, recurrent_activation):
-        for j in range(c.shape[0]):
-            zi[j], zf[j], zg[j], zo[j], c[j], h[j] = forward(
-                zi[j], zf[j], zg[j], zo[j], c[j], activation, recurrent_activation)
-
-    def rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, activation,
-                      recurrent_activation):
-        for j in range(c.shape[0]):
-            dzi[j], dzf[j], dzg[j], dzo[j], dc[j] = backward(
-                i[j], f[j], g[j], o[j], c[j], c_prev[j], dh[j], dc[j], activation,
-                recurrent_activation)
-
-    return (forward, backward, _jit_inline(rows_forward_name, rows_forward),
-            _jit_inline(rows_backward_name, rows_backward))
+    i = gate_activation(recurrent_activation, zi, default_activations)
+    f = gate_activation(recurrent_activation, zf, default_activations)
+    g = gate_activation(activation, zg, default_activations)
+    o = gate_activation(recurrent_activation, zo, default_activations)
+    c = f * c_prev + i * g
+    h = o * gate_activation(activation, c, default_activations)
+    return i, f, g, o, c, h
 
 
-#: The generic gate update: any activation codes, :func:`activate`'s libm activations.
-cell_update, cell_update_backward, cell_update_rows, cell_update_rows_backward = _gate_update(
-    activate, "cell_update", "cell_update_backward", "cell_update_rows",
-    "cell_update_rows_backward")
+@njit(cache=True, inline="always")
+def cell_update_backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_activation,
+                         default_activations):
+    """Back-propagate :func:`cell_update` for one unit.
 
-#: The default gate update's equations over :func:`activate_default` (used through
-#: :func:`lstm_gates_forward` and :func:`lstm_gates_backward`, which fix the codes).
-_, _, _default_rows_forward, _default_rows_backward = _gate_update(
-    activate_default, "default_cell_update", "default_cell_update_backward",
-    "default_cell_update_rows", "default_cell_update_rows_backward")
+    From the activated gates, the cell states after (``c``) and before (``c_prev``) the step
+    and the gradients ``dh``/``dc`` reaching this step's ``h``/``c``, returns ``(dzi, dzf, dzg,
+    dzo, dc_prev)``, the gradients of the four pre-activations and of ``c_prev``.
+    """
+    act_c = gate_activation(activation, c, default_activations)
+    dc_total = dc + dh * o * activation_derivative(activation, act_c)
+    dzi = dc_total * g * activation_derivative(recurrent_activation, i)
+    dzf = dc_total * c_prev * activation_derivative(recurrent_activation, f)
+    dzg = dc_total * i * activation_derivative(activation, g)
+    dzo = dh * act_c * activation_derivative(recurrent_activation, o)
+    return dzi, dzf, dzg, dzo, dc_total * f
+
+
+@njit(cache=True, inline="always")
+def cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation,
+                     default_activations):
+    """:func:`cell_update` over one row of units, in place: ``zi, zf, zg, zo (H,)`` hold the
+    pre-activations and leave holding the activated gates, ``c (H,)`` goes from ``c_prev`` to
+    ``c`` and ``h (H,)`` receives ``h``. The four gates are separate unit-stride views so that
+    LLVM can vectorise the loop."""
+    for j in range(c.shape[0]):
+        zi[j], zf[j], zg[j], zo[j], c[j], h[j] = cell_update(
+            zi[j], zf[j], zg[j], zo[j], c[j], activation, recurrent_activation,
+            default_activations)
+
+
+@njit(cache=True, inline="always")
+def cell_update_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, activation,
+                              recurrent_activation, default_activations):
+    """:func:`cell_update_backward` over one row of units: from ``i, f, g, o, c, c_prev, dh,
+    dc (H,)`` writes ``dzi, dzf, dzg, dzo (H,)`` and turns ``dc`` into the gradient of
+    ``c_prev``."""
+    for j in range(c.shape[0]):
+        dzi[j], dzf[j], dzg[j], dzo[j], dc[j] = cell_update_backward(
+            i[j], f[j], g[j], o[j], c[j], c_prev[j], dh[j], dc[j], activation,
+            recurrent_activation, default_activations)
 
 
 @njit(cache=True, inline="always")
 def lstm_gates_forward(zi, zf, zg, zo, c, h):
-    """The default step (sigmoid gates, tanh) over one row of units, in place: ``zi, zf, zg,
-    zo (H,)`` hold the pre-activations and leave holding the gates ``i, f, g, o``; ``c (H,)``
-    goes from ``c_prev`` to ``c = f*c_prev + i*g`` and ``h (H,)`` receives ``o*tanh(c)``.
-    The codes are constants here, so the activations' branches fold away and the loop
-    vectorises."""
-    _default_rows_forward(zi, zf, zg, zo, c, h, TANH, SIGMOID)
+    """The default update (sigmoid gates, tanh) over one row of units: :func:`cell_update_rows`
+    with the codes and the choice of update fixed, so that the activations' branches fold
+    away at compile time and the float32 loop vectorises."""
+    cell_update_rows(zi, zf, zg, zo, c, h, TANH, SIGMOID, True)
 
 
 @njit(cache=True, inline="always")
 def lstm_gates_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo):
-    """Back-propagate :func:`lstm_gates_forward` over one row of units: from the gates ``i, f,
-    g, o (H,)``, the cell states after (``c``) and before (``c_prev``) the step and the
-    gradients ``dh``/``dc (H,)`` reaching this step's ``h``/``c``, write the pre-activation
-    gradients ``dzi, dzf, dzg, dzo (H,)`` and turn ``dc`` into the gradient of ``c_prev``::
+    """Back-propagate :func:`lstm_gates_forward` over one row of units
+    (:func:`cell_update_rows_backward` of the default update)::
 
         dc_t = dc + dh*o*(1 - tanh(c)^2)      dzo = dh*tanh(c)*o*(1 - o)
         dzi = dc_t*g*i*(1 - i)   dzf = dc_t*c_prev*f*(1 - f)   dzg = dc_t*i*(1 - g^2)
         dc <- dc_t*f
     """
-    _default_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, TANH, SIGMOID)
+    cell_update_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, TANH, SIGMOID,
+                              True)
