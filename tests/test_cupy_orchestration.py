@@ -5,8 +5,11 @@ time-major layout, the processing order of ``reverse``, the per-step loop, mask 
 handling, the cache and the whole-sequence gradient GEMMs) is still held to the reference in
 every test run, this module runs it on a stand-in for the ``cupy`` module made of NumPy, with
 the two fused kernels replaced by NumPy functions that follow their documented contract
-(``numlstm.backends.cupy_kernels``). It proves nothing about the CUDA C++ of those kernels:
-that is what ``tests/test_cupy_backend.py`` and the parity suite do on a GPU.
+(``numlstm.backends.cupy_kernels``): masks, carried states and outputs as the kernels handle
+them, and for the gate math the reference's own (``numpy_backend.gate_update`` and
+``gate_update_backward``), so this module has no gate equations of its own. It proves nothing
+about the CUDA C++ of those kernels: that is what ``tests/test_cupy_backend.py`` and the
+parity suite do on a GPU.
 """
 
 import sys
@@ -15,47 +18,48 @@ import types
 import numpy as np
 import pytest
 
-from numlstm.backends.numpy_backend import activate, activation_derivative
+from numlstm.backends.numpy_backend import gate_update, gate_update_backward
 
 from conftest import make_problem
+
+
+def _processed_rows(step, has_mask, batch):
+    """The rows that take the step: all, or those whose ``step`` flag is set."""
+    return step if has_mask else np.ones(batch, bool)
 
 
 def _gates_forward(x_proj, recurrent, h_prev, c_prev, step, has_mask, activation,
                    recurrent_activation, units, zero_output_for_mask,
                    h_new, c_new, output, h_before, gates):
-    hp, cp = h_prev.copy(), c_prev.copy()
-    z = x_proj + recurrent
-    i = activate(recurrent_activation, z[:, :units])
-    f = activate(recurrent_activation, z[:, units:2 * units])
-    g = activate(activation, z[:, 2 * units:3 * units])
-    o = activate(recurrent_activation, z[:, 3 * units:])
-    c = f * cp + i * g
-    h = o * activate(activation, c)
-    processed = step[:, None] if has_mask else np.ones((len(hp), 1), bool)
+    """``LSTM_GATES_FORWARD``'s contract, with the reference's gate update for the math. As
+    the kernel does, a row that does not take the step keeps its states, outputs the carried
+    ``h`` (or zero) and leaves its ``gates`` unwritten."""
+    hp, cp = h_prev.copy(), c_prev.copy()        # h_new and c_new may be h_prev and c_prev
+    rows = _processed_rows(step, has_mask, len(hp))
+    step_gates, c, h = gate_update(x_proj[rows] + recurrent[rows], cp[rows], activation,
+                                   recurrent_activation)
     h_before[...] = hp
-    h_new[...] = np.where(processed, h, hp)
-    c_new[...] = np.where(processed, c, cp)
-    output[...] = np.where(processed, h, 0 if zero_output_for_mask else hp)
-    gates[...] = np.where(processed, np.concatenate([i, f, g, o], axis=1), 0)
+    h_new[...], c_new[...] = hp, cp
+    output[...] = 0 if zero_output_for_mask else hp
+    h_new[rows], c_new[rows], output[rows], gates[rows] = h, c, h, step_gates
 
 
 def _gates_backward(gates, cell, c_prev, dh, dc, grad_output, step, has_mask,
                     zero_output_for_mask, activation, recurrent_activation, units,
                     dh_out, dc_out, dz):
-    dh, dc = dh.copy(), dc.copy()
-    processed = step[:, None] if has_mask else np.ones((len(dh), 1), bool)
-    i, f, g, o = np.split(gates, 4, axis=1)
+    """``LSTM_GATES_BACKWARD``'s contract, with the reference's gate update for the math: a
+    row that did not take the step gets ``dz = 0``, keeps ``dc`` and carries ``dh`` (plus the
+    output's gradient unless masked outputs are zeros)."""
+    dh, dc = dh.copy(), dc.copy()                # dh_out and dc_out may be dh and dc
+    rows = _processed_rows(step, has_mask, len(dh))
     dh_total = dh + grad_output
-    act_c = activate(activation, cell)
-    dc_total = dc + dh_total * o * activation_derivative(activation, act_c)
-    dz_step = np.concatenate([
-        dc_total * g * activation_derivative(recurrent_activation, i),
-        dc_total * c_prev * activation_derivative(recurrent_activation, f),
-        dc_total * i * activation_derivative(activation, g),
-        dh_total * act_c * activation_derivative(recurrent_activation, o)], axis=1)
-    dz[...] = np.where(processed, dz_step, 0)
-    dc_out[...] = np.where(processed, dc_total * f, dc)
-    dh_out[...] = np.where(processed, dh_total, dh if zero_output_for_mask else dh_total)
+    dz_rows, dc_prev = gate_update_backward(gates[rows], cell[rows], c_prev[rows],
+                                            dh_total[rows], dc[rows], activation,
+                                            recurrent_activation)
+    dz[...] = 0
+    dc_out[...] = dc
+    dh_out[...] = dh if zero_output_for_mask else dh_total
+    dz[rows], dc_out[rows], dh_out[rows] = dz_rows, dc_prev, dh_total[rows]
 
 
 class _StandInKernel:

@@ -1,13 +1,19 @@
-"""The fused float32 gate update of the CPU loops (``gate_math.lstm_gates_forward`` /
-``lstm_gates_backward`` and their rational tanh/sigmoid) against float64 math."""
+"""The gate updates of :mod:`numlstm.backends.gate_math` against float64 math and, element by
+element, against the NumPy reference's gate update (``numpy_backend.gate_update`` and
+``gate_update_backward``): the default one (``lstm_gates_forward`` / ``lstm_gates_backward``,
+with their rational float32 tanh/sigmoid) and the generic one (``cell_update*``) for every
+activation code."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, types
 
+from numlstm.activations import ACTIVATION_NAMES, SIGMOID, TANH
 from numlstm.backends import gate_math
+from numlstm.backends.numpy_backend import activate, gate_update, gate_update_backward
 
 GRID = np.concatenate([np.linspace(-30, 30, 600_001), np.geomspace(1e-30, 9, 20_001),
                        -np.geomspace(1e-30, 9, 20_001),
@@ -104,3 +110,207 @@ def test_fused_gate_update_forward_and_backward_match_float64_math(dtype, tolera
               dh.astype(dtype), dc_work, dz)
     np.testing.assert_allclose(dz, dz_ref, rtol=0, atol=tolerance * 20)
     np.testing.assert_allclose(dc_work, dc_total * f, rtol=0, atol=tolerance * 20)
+
+
+# -- element by element against the reference -----------------------------------------------------
+#
+# The wrappers below run each gate update over the rows of a (B, 4H) pre-activation array, the
+# way the CPU loops do (the row functions, compiled with the loops' options) and the way the
+# CUDA kernels do (the per-unit functions, one unit at a time); ``False`` picks the generic
+# update, and the default one is ``lstm_gates_forward``/``lstm_gates_backward``.
+
+_LOOP_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"})
+
+
+@njit(**_LOOP_OPTIONS)
+def _generic_rows_forward(z, c, h, activation, recurrent_activation):
+    units = c.shape[1]
+    for b in range(z.shape[0]):
+        row = z[b]
+        gate_math.cell_update_rows(row[:units], row[units:2 * units], row[2 * units:3 * units],
+                                   row[3 * units:], c[b], h[b], activation,
+                                   recurrent_activation, False)
+
+
+@njit(**_LOOP_OPTIONS)
+def _generic_rows_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_activation):
+    units = c.shape[1]
+    for b in range(gates.shape[0]):
+        g, d = gates[b], dz[b]
+        gate_math.cell_update_rows_backward(
+            g[:units], g[units:2 * units], g[2 * units:3 * units], g[3 * units:], c[b],
+            c_prev[b], dh[b], dc[b], d[:units], d[units:2 * units], d[2 * units:3 * units],
+            d[3 * units:], activation, recurrent_activation, False)
+
+
+@njit(**_LOOP_OPTIONS)
+def _generic_units_forward(z, c, h, activation, recurrent_activation):
+    units = c.shape[1]
+    for b in range(z.shape[0]):
+        for j in range(units):
+            (z[b, j], z[b, units + j], z[b, 2 * units + j], z[b, 3 * units + j], c[b, j],
+             h[b, j]) = gate_math.cell_update(
+                z[b, j], z[b, units + j], z[b, 2 * units + j], z[b, 3 * units + j], c[b, j],
+                activation, recurrent_activation, False)
+
+
+@njit(**_LOOP_OPTIONS)
+def _generic_units_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_activation):
+    units = c.shape[1]
+    for b in range(gates.shape[0]):
+        for j in range(units):
+            (dz[b, j], dz[b, units + j], dz[b, 2 * units + j], dz[b, 3 * units + j],
+             dc[b, j]) = gate_math.cell_update_backward(
+                gates[b, j], gates[b, units + j], gates[b, 2 * units + j],
+                gates[b, 3 * units + j], c[b, j], c_prev[b, j], dh[b, j], dc[b, j],
+                activation, recurrent_activation, False)
+
+
+# (The default update's wrappers take the codes too, for one signature, and ignore them.)
+@njit(**_LOOP_OPTIONS)
+def _default_rows_forward(z, c, h, activation, recurrent_activation):
+    for b in range(z.shape[0]):
+        _forward(z[b], c[b], h[b])
+
+
+@njit(**_LOOP_OPTIONS)
+def _default_rows_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_activation):
+    for b in range(gates.shape[0]):
+        _backward(gates[b], c[b], c_prev[b], dh[b], dc[b], dz[b])
+
+
+#: Pre-activations placed among the random ones: zeros (a padded, masked-out step's inputs), a
+#: tiny value, the kinks of relu and of both hard sigmoids (0, +-3, +-2.5), the rational tanh's
+#: clamp (9) and its argument clamp for sigmoid (18), float32 exp's overflow edge (88) and values
+#: where exp overflows in any float type (1e4).
+SPECIAL_VALUES = np.array([0.0, -0.0, 1e-30, -1e-30, 2.5, -2.5, 3.0, -3.0, 9.0, -9.0, 18.0,
+                           -18.0, 88.0, -88.0, 1e4, -1e4])
+
+
+def _inputs(dtype, rows=5, units=37, seed=7):
+    """``z (rows, 4H)``, ``c_prev``, ``dh``, ``dc (rows, H)`` in ``dtype``: random, with every
+    special value three times among the pre-activations and a first row whose pre-activations
+    and states are all zero (what a masked step of a zero-padded batch looks like)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, 4 * units)) * 4
+    places = rng.choice(np.arange(4 * units, z.size), 3 * SPECIAL_VALUES.size, replace=False)
+    z.flat[places] = np.tile(SPECIAL_VALUES, 3)
+    c_prev = rng.standard_normal((rows, units)) * 2
+    dh, dc = rng.standard_normal((rows, units)), rng.standard_normal((rows, units))
+    z[0], c_prev[0] = 0, 0
+    return [a.astype(dtype) for a in (z, c_prev, dh, dc)]
+
+
+def _derivative_size(y):
+    """A bound on the size of every derivative ``D(y)`` and of the terms it is computed from:
+    ``1 - y^2`` (tanh), ``y (1 - y)`` (sigmoid) and the constants of the others all lie within
+    ``1 + y^2``."""
+    return 1 + y * y
+
+
+def _check_against_reference(dtype, forward, backward, activation, recurrent_activation,
+                             tolerance):
+    """Run ``forward``/``backward`` on :func:`_inputs` and hold every element to the reference
+    evaluated in float64 on the same (already rounded) inputs: ``|got - exact| <= tolerance *
+    size``, where ``size`` is 1 plus the magnitude of the terms the element is computed from.
+    A result that cancels (``c = f*c_prev + i*g ~ 0``; ``1 - tanh(c)^2`` near saturation times
+    an unbounded gate) is so judged by the rounding of its terms, which is all that any
+    computation of it in ``dtype`` can promise."""
+    codes = (activation, recurrent_activation)
+    z, c_prev, dh, dc = _inputs(dtype)
+    z64, c_prev64, dh64, dc64 = (a.astype(np.float64) for a in (z, c_prev, dh, dc))
+
+    gates, c, h = gate_update(z64, c_prev64, *codes)
+    got_gates, got_c, got_h = z.copy(), c_prev.copy(), np.empty_like(c_prev)
+    forward(got_gates, got_c, got_h, *codes)
+    i, f, g, o = np.split(gates, 4, axis=1)
+    c_size = 1 + np.abs(f * c_prev64) + np.abs(i * g)
+    h_size = 1 + np.abs(o) * (1 + np.abs(activate(activation, c)) + c_size)
+    for name, got, expected, size in (("gates", got_gates, gates, 1 + np.abs(gates)),
+                                      ("c", got_c, c, c_size), ("h", got_h, h, h_size)):
+        _assert_within(name, got, expected, tolerance * size, dtype)
+
+    # Backward from the reference's gates and cells rounded to dtype, as the loops store them.
+    stored_gates, stored_c = gates.astype(dtype), c.astype(dtype)
+    dz, dc_work = np.empty_like(stored_gates), dc.copy()
+    backward(stored_gates, stored_c, c_prev, dh, dc_work, dz, *codes)
+    gates64, c64 = stored_gates.astype(np.float64), stored_c.astype(np.float64)
+    dz_exact, dc_prev_exact = gate_update_backward(gates64, c64, c_prev64, dh64, dc64, *codes)
+    i, f, g, o = np.split(gates64, 4, axis=1)
+    act_c = activate(activation, c64)
+    dc_total_size = 1 + np.abs(dc64) + np.abs(dh64 * o) * _derivative_size(act_c)
+    dz_size = np.concatenate([
+        dc_total_size * np.abs(g) * _derivative_size(i),
+        dc_total_size * np.abs(c_prev64) * _derivative_size(f),
+        dc_total_size * np.abs(i) * _derivative_size(g),
+        (1 + np.abs(dh64) * (1 + np.abs(act_c))) * _derivative_size(o)], axis=1)
+    _assert_within("dz", dz, dz_exact, tolerance * dz_size, dtype)
+    _assert_within("dc_prev", dc_work, dc_prev_exact, tolerance * dc_total_size * (1 + np.abs(f)),
+                   dtype)
+
+
+def _assert_within(name, got, expected, bound, dtype):
+    assert got.dtype == dtype, name
+    excess = np.abs(got - expected) - bound
+    worst = np.unravel_index(excess.argmax(), excess.shape)
+    assert excess[worst] <= 0, (
+        f"{name}{list(worst)}: got {got[worst]!r}, reference {expected[worst]!r}, "
+        f"allowed difference {bound[worst]:.3g}")
+
+
+#: Allowed difference per unit of size (see :func:`_check_against_reference`).
+#: float64: both sides evaluate the same equations in float64 and differ only by the last bits
+#: of libm's tanh/exp against NumPy's (and NumPy's sigmoid form) and by fused multiply-adds, a
+#: few units of 2.2e-16 per operation, through at most ~8 operations: 1e-14 leaves a margin.
+#: float32, generic update: the same in float32 (eps 1.2e-7): 1e-6 is ~8 units of eps.
+#: float32, default update: its rational tanh and sigmoid are off by up to 3.3e-7 and 1.7e-7
+#: absolute (docs/numerics.md); an element takes at most three such errors, each scaled by
+#: at most its size, plus the rounding above: 2e-6.
+TOLERANCES = {(np.float64, "generic"): 1e-14, (np.float32, "generic"): 1e-6,
+              (np.float64, "default"): 1e-14, (np.float32, "default"): 2e-6}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_default_gate_update_matches_the_reference_elementwise(dtype):
+    with np.errstate(over="ignore"):
+        _check_against_reference(dtype, _default_rows_forward, _default_rows_backward, TANH,
+                                 SIGMOID, TOLERANCES[dtype, "default"])
+
+
+@pytest.mark.parametrize("activation, recurrent_activation",
+                         list(itertools.product(ACTIVATION_NAMES, repeat=2)),
+                         ids=lambda code: ACTIVATION_NAMES[code])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("path", ["rows", "units"])
+def test_generic_gate_update_matches_the_reference_elementwise(path, dtype, activation,
+                                                               recurrent_activation):
+    """Every pair of activation codes, through the row functions (the CPU loops') and the
+    per-unit functions (the CUDA kernels')."""
+    forward, backward = {"rows": (_generic_rows_forward, _generic_rows_backward),
+                         "units": (_generic_units_forward, _generic_units_backward)}[path]
+    with np.errstate(over="ignore"):
+        _check_against_reference(dtype, forward, backward, activation, recurrent_activation,
+                                 TOLERANCES[dtype, "generic"])
+
+
+@njit(cache=True)
+def _scalar_functions(code, x, c_prev, default_activations):
+    return (gate_math.activate(code, x), gate_math.activation_derivative(code, x),
+            gate_math.gate_activation(code, x, default_activations),
+            gate_math.cell_update(x, x, x, x, c_prev, code, code, default_activations),
+            gate_math.cell_update_backward(x, x, x, x, c_prev, c_prev, x, x, code, code,
+                                           default_activations))
+
+
+@pytest.mark.parametrize("dtype, numba_type", [(np.float32, types.float32),
+                                                (np.float64, types.float64)])
+def test_scalar_functions_compute_in_the_float_type_they_are_given(dtype, numba_type):
+    """The module docstring's promise: float32 in, float32 out (a float64 constant anywhere in
+    a code branch would turn the inferred type to float64), and likewise float64."""
+    _scalar_functions(TANH, dtype(0.5), dtype(0.25), False)
+    signature = next(s for s in _scalar_functions.nopython_signatures
+                     if s.args[1] == numba_type)
+    returned = signature.return_type
+    assert list(returned.types[:3]) == [numba_type] * 3
+    assert list(returned.types[3]) == [numba_type] * 6
+    assert list(returned.types[4]) == [numba_type] * 5

@@ -1,11 +1,12 @@
 """The fused gate kernels of the ``cupy`` backend: two named, module-level ``ElementwiseKernel``s.
 
 Importing this module imports CuPy (the registry imports it only when the ``cupy`` backend is
-asked for). The scalar math is written once more here in CUDA C++, as the device functions of
-:data:`PREAMBLE`; it mirrors :mod:`numlstm.backends.gate_math` formula for formula (the same
-activation codes from :mod:`numlstm.activations`, the same overflow-safe sigmoid, derivatives
-written through the activation's output, 0 at the kinks), and the parity suite holds it to the
-reference.
+asked for). The gate math is written here once in CUDA C++, CuPy's kernel language: the
+activations and their derivatives as the device functions of :data:`PREAMBLE`, the step's
+equations in the two kernels. It mirrors :mod:`numlstm.backends.gate_math`'s generic update
+formula for formula (the same activation codes from :mod:`numlstm.activations`, the same
+overflow-safe sigmoid, derivatives written through the activation's output, 0 at the kinks),
+and the parity suite holds it to the reference.
 
 Both kernels work on one timestep of a time-major batch: one element per ``(row b, unit j)``,
 ``i = b * units + j``; the four gate pre-activations / gradients of a row are

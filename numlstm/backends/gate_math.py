@@ -1,22 +1,101 @@
-"""Scalar gate math, written once as ``@numba.njit`` functions.
+"""The LSTM gate update, written once as ``@numba.njit`` functions for every Numba path.
 
-The ``numba`` CPU loops call these per element, and so can ``numba.cuda`` kernels (Numba device
-code may call ``njit`` functions). Activations arrive as the integer codes of
-:mod:`numlstm.activations`, resolved at run time so that one compiled kernel serves every choice.
+One step of one unit (docs/numerics.md gives the equations and their conventions)::
 
-Every function here takes and returns one scalar of the caller's float type, and computes in
-that type: their constants come from :func:`zero_like` and its siblings, because a bare ``1.0``
-is a float64 literal to Numba and would promote float32 math to float64 (on a GPU, float64 runs
-at a fraction of float32's rate).
+    i = σ(z_i)   f = σ(z_f)   g = act(z_g)   o = σ(z_o)   c = f*c_prev + i*g   h = o*act(c)
+
+with σ the recurrent activation and act the activation, and its backward, every derivative
+written through the activation's output (``act'(z) = D(act(z))``, 0 at the kinks). The
+equations are written once, in :func:`cell_update` and :func:`cell_update_backward` (one unit)
+and looped over a row of units by :func:`cell_update_rows` and
+:func:`cell_update_rows_backward`. Their last argument chooses between two gate updates that
+differ only in how the activations are evaluated (:func:`gate_activation`):
+
+* the **generic** update (``False``) takes any activation codes of :mod:`numlstm.activations`
+  at run time (one compiled kernel serves every choice) and evaluates them with
+  :func:`activate` (libm's ``tanh``/``exp``);
+* the **default** update (``True``; sigmoid gates, tanh: :func:`lstm_gates_forward` and
+  :func:`lstm_gates_backward`) evaluates them with :func:`gate_sigmoid` and :func:`gate_tanh`:
+  in float32 these are pure arithmetic, so LLVM turns the row loop into packed vector code
+  (docs/performance.md, "The gate update"); in float64 they are libm's.
+
+Both take their derivatives from the one :func:`activation_derivative`. Every function here
+is inlined into its callers, where the choice of update is a constant and its branches fold
+away. The ``numba`` CPU loops (:mod:`.numba_kernels`) call the row functions; the
+``numba.cuda`` kernels (:mod:`.cuda_kernels`) call the per-unit ones with the generic update,
+which Numba compiles as device code.
+
+Float types: given float32 values, every function here computes in float32 and returns (or
+writes) float32; given float64, float64 (values of mixed float types promote as Numba's
+arithmetic does; the ``*_f32`` functions take float32 only). A bare
+``1.0`` is a float64 literal to Numba and would promote float32 math to float64 (on a GPU,
+float64 runs at a fraction of float32's rate), so constants come from :func:`one_like` and its
+siblings, or are module-level float32 values.
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import njit
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
 from ..activations import HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SIGMOID, TANH
+
+
+# -- constants: float32 ones, and ones in the float type of a given value -------------------------
+
+_F32_ONE = np.float32(1.0)
+_F32_HALF = np.float32(0.5)
+_F32_ZERO = np.float32(0.0)
+
+
+def one_like(x):
+    """1 in the float type of ``x`` (a bare ``1.0`` would promote float32 math to float64)."""
+    return 1.0
+
+
+@overload(one_like)
+def _one_like_impl(x):
+    if x == types.float32:
+        return lambda x: _F32_ONE
+    return lambda x: 1.0
+
+
+def _constant_like(value: float, name: str, description: str):
+    """A function ``f(x)`` for ``@njit`` code that returns ``value`` in the float type of
+    ``x``: a float32 constant for float32 ``x``, the float64 ``value`` otherwise. Module-level
+    float32 values are frozen into the compiled code as float32 constants, so the float32 path
+    holds no float64 at all (``np.float32(1.0)`` written inline would be a float64 constant
+    converted at run time)."""
+    as_float32 = np.float32(value)
+    as_float64 = float(value)
+
+    def constant(x):
+        return as_float64
+
+    constant.__name__ = constant.__qualname__ = name
+    constant.__doc__ = f"{description} in the float type of ``x``."
+
+    @overload(constant)
+    def _constant_impl(x):
+        if x == types.float32:
+            return lambda x: as_float32
+        return lambda x: as_float64
+
+    return constant
+
+
+zero_like = _constant_like(0.0, "zero_like", "0")
+half_like = _constant_like(0.5, "half_like", "1/2")
+six_like = _constant_like(6.0, "six_like", "6")
+sixth_like = _constant_like(1.0 / 6.0, "sixth_like", "1/6 (the slope of Keras 3's hard sigmoid)")
+fifth_like = _constant_like(0.2, "fifth_like", "0.2 (the slope of Keras 2's hard sigmoid)")
+
+
+# -- the activations, by code -------------------------------------------------------------------
 
 
 @njit(cache=True, inline="always")
@@ -41,7 +120,8 @@ def hard_sigmoid_keras2(x):
 
 @njit(cache=True, inline="always")
 def activate(code, x):
-    """The activation selected by ``code``, applied to the scalar ``x``."""
+    """The activation selected by ``code``, applied to the scalar ``x`` (libm's ``tanh`` and
+    ``exp``: the generic gate update's activations)."""
     if code == TANH:
         return math.tanh(x)
     elif code == SIGMOID:
@@ -57,7 +137,9 @@ def activate(code, x):
 
 @njit(cache=True, inline="always")
 def activation_derivative(code, y):
-    """d act(z)/dz written through the output ``y = act(z)``; 0 at the kinks."""
+    """d act(z)/dz of the activation selected by ``code``, written through its output
+    ``y = act(z)``; 0 at the kinks. The one definition of every derivative: both gate updates
+    use it."""
     zero = zero_like(y)
     one = one_like(y)
     if code == TANH:
@@ -73,59 +155,21 @@ def activation_derivative(code, y):
     return one  # LINEAR
 
 
-@njit(cache=True, inline="always")
-def cell_update(zi, zf, zg, zo, c_prev, activation, recurrent_activation):
-    """One unit's LSTM step from its four pre-activations.
-
-    Returns ``(i, f, g, o, c, h)`` with ``c = f*c_prev + i*g`` and ``h = o*act(c)``.
-    """
-    i = activate(recurrent_activation, zi)
-    f = activate(recurrent_activation, zf)
-    g = activate(activation, zg)
-    o = activate(recurrent_activation, zo)
-    c = f * c_prev + i * g
-    h = o * activate(activation, c)
-    return i, f, g, o, c, h
-
-
-@njit(cache=True, inline="always")
-def cell_update_backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_activation):
-    """Back-propagate one unit's step.
-
-    ``dh``/``dc`` are the gradients reaching ``h``/``c`` of this step. Returns the gradients of
-    the four pre-activations ``(dzi, dzf, dzg, dzo)`` and of the previous cell state.
-    """
-    act_c = activate(activation, c)
-    do = dh * act_c
-    dc_total = dc + dh * o * activation_derivative(activation, act_c)
-    dzi = dc_total * g * activation_derivative(recurrent_activation, i)
-    dzf = dc_total * c_prev * activation_derivative(recurrent_activation, f)
-    dzg = dc_total * i * activation_derivative(activation, g)
-    dzo = do * activation_derivative(recurrent_activation, o)
-    return dzi, dzf, dzg, dzo, dc_total * f
-
-
 # ---------------------------------------------------------------------------------------------
-# Fast float32 activations for the CPU loops.
+# Stand-alone float32 tanh and sigmoid with relative accuracy.
 #
-# ``math.tanh``/``math.exp`` are calls into libm that LLVM cannot vectorise, and they dominated
-# the gate loop (docs/performance.md). The functions below are pure arithmetic (a polynomial exp with the
-# power of two built from its exponent bits, and an odd polynomial near 0), so a loop over them
-# compiles to packed vector instructions. They are accurate to float32 rounding (max abs error
-# of tanh ~1.2e-7 over the whole line; sigmoid keeps its *relative* accuracy for very negative
-# inputs because it is formed as e/(1+e) there, never as 1 - something). ``fast_tanh`` and
-# ``fast_sigmoid`` pick them for float32 arguments and the accurate libm forms for float64.
+# ``math.tanh``/``math.exp`` are calls into libm that LLVM cannot vectorise. The functions
+# below are pure arithmetic (a polynomial exp with the power of two built from its exponent
+# bits, and an odd polynomial near 0), so a loop over them compiles to packed vector
+# instructions. They are accurate to float32 rounding (max abs error of tanh ~1.2e-7 over the
+# whole line; sigmoid keeps its *relative* accuracy for very negative inputs because it is
+# formed as e/(1+e) there, never as 1 - something). ``fast_tanh`` and ``fast_sigmoid`` pick
+# them for float32 arguments and the accurate libm forms for float64. The gate update does not
+# use them: inside a step only absolute accuracy matters, and the rational forms of the next
+# section are cheaper.
 # ---------------------------------------------------------------------------------------------
 
-import numpy as np  # noqa: E402  (module constants below must be float32 to keep float32 math)
-from llvmlite import ir  # noqa: E402
-from numba import types  # noqa: E402
-from numba.extending import intrinsic, overload  # noqa: E402
-
-_F32_ONE = np.float32(1.0)
-_F32_HALF = np.float32(0.5)
 _F32_TWO = np.float32(2.0)
-_F32_ZERO = np.float32(0.0)
 _F32_EXP_MIN = np.float32(-87.0)        # exp(-87) ~ 1.6e-38 is still a normal float32
 _F32_LOG2E = np.float32(1.4426950408889634)
 _F32_LN2_HI = np.float32(0.693359375)   # 9 significant bits: n * hi is exact for |n| <= 126
@@ -245,51 +289,8 @@ fast_sigmoid = _by_float_type(
     "sigmoid(x): :func:`sigmoid_f32` for float32 (vectorisable), :func:`sigmoid` otherwise.")
 
 
-def one_like(x):
-    """1 in the float type of ``x`` (a bare ``1.0`` would promote float32 math to float64)."""
-    return 1.0
-
-
-@overload(one_like)
-def _one_like_impl(x):
-    if x == types.float32:
-        return lambda x: _F32_ONE
-    return lambda x: 1.0
-
-
-def _constant_like(value: float, name: str, description: str):
-    """A function ``f(x)`` for ``@njit`` code that returns ``value`` in the float type of
-    ``x``: a float32 constant for float32 ``x``, the float64 ``value`` otherwise. Module-level
-    float32 values are frozen into the compiled code as float32 constants, so the float32 path
-    holds no float64 at all (``np.float32(1.0)`` written inline would be a float64 constant
-    converted at run time)."""
-    as_float32 = np.float32(value)
-    as_float64 = float(value)
-
-    def constant(x):
-        return as_float64
-
-    constant.__name__ = constant.__qualname__ = name
-    constant.__doc__ = f"{description} in the float type of ``x``."
-
-    @overload(constant)
-    def _constant_impl(x):
-        if x == types.float32:
-            return lambda x: as_float32
-        return lambda x: as_float64
-
-    return constant
-
-
-zero_like = _constant_like(0.0, "zero_like", "0")
-half_like = _constant_like(0.5, "half_like", "1/2")
-six_like = _constant_like(6.0, "six_like", "6")
-sixth_like = _constant_like(1.0 / 6.0, "sixth_like", "1/6 (the slope of Keras 3's hard sigmoid)")
-fifth_like = _constant_like(0.2, "fifth_like", "0.2 (the slope of Keras 2's hard sigmoid)")
-
-
 # ---------------------------------------------------------------------------------------------
-# The float32 LSTM gate update of the CPU loops (docs/performance.md, "The gate update").
+# The float32 activations of the default gate update (docs/performance.md, "The gate update").
 #
 # Inside an LSTM step the gates only ever enter through products (i*g, f*c, o*tanh(c)), so
 # what matters there is *absolute* accuracy, and a cheaper form than the exp-based functions
@@ -355,49 +356,95 @@ gate_sigmoid = _by_float_type(
     "for float64.")
 
 
+# -- the gate update ------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def gate_activation(code, x, default_activations):
+    """The activation selected by ``code`` as the gate update evaluates it: with
+    ``default_activations`` (the default update, whose codes are ``TANH`` and ``SIGMOID``)
+    :func:`gate_tanh` for ``TANH`` and :func:`gate_sigmoid` otherwise, else :func:`activate`."""
+    if default_activations:
+        return gate_tanh(x) if code == TANH else gate_sigmoid(x)
+    return activate(code, x)
+
+
+@njit(cache=True, inline="always")
+def cell_update(zi, zf, zg, zo, c_prev, activation, recurrent_activation, default_activations):
+    """One unit's step from its four pre-activations: returns ``(i, f, g, o, c, h)``.
+
+    ``default_activations`` chooses the update (see the module docstring): True for the
+    default one, whose ``activation`` and ``recurrent_activation`` must be ``TANH`` and
+    ``SIGMOID``; False for the generic one (any codes).
+    """
+    i = gate_activation(recurrent_activation, zi, default_activations)
+    f = gate_activation(recurrent_activation, zf, default_activations)
+    g = gate_activation(activation, zg, default_activations)
+    o = gate_activation(recurrent_activation, zo, default_activations)
+    c = f * c_prev + i * g
+    h = o * gate_activation(activation, c, default_activations)
+    return i, f, g, o, c, h
+
+
+@njit(cache=True, inline="always")
+def cell_update_backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_activation,
+                         default_activations):
+    """Back-propagate :func:`cell_update` for one unit.
+
+    From the activated gates, the cell states after (``c``) and before (``c_prev``) the step
+    and the gradients ``dh``/``dc`` reaching this step's ``h``/``c``, returns ``(dzi, dzf, dzg,
+    dzo, dc_prev)``, the gradients of the four pre-activations and of ``c_prev``.
+    """
+    act_c = gate_activation(activation, c, default_activations)
+    dc_total = dc + dh * o * activation_derivative(activation, act_c)
+    dzi = dc_total * g * activation_derivative(recurrent_activation, i)
+    dzf = dc_total * c_prev * activation_derivative(recurrent_activation, f)
+    dzg = dc_total * i * activation_derivative(activation, g)
+    dzo = dh * act_c * activation_derivative(recurrent_activation, o)
+    return dzi, dzf, dzg, dzo, dc_total * f
+
+
+@njit(cache=True, inline="always")
+def cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation,
+                     default_activations):
+    """:func:`cell_update` over one row of units, in place: ``zi, zf, zg, zo (H,)`` hold the
+    pre-activations and leave holding the activated gates, ``c (H,)`` goes from ``c_prev`` to
+    ``c`` and ``h (H,)`` receives ``h``. The four gates are separate unit-stride views so that
+    LLVM can vectorise the loop."""
+    for j in range(c.shape[0]):
+        zi[j], zf[j], zg[j], zo[j], c[j], h[j] = cell_update(
+            zi[j], zf[j], zg[j], zo[j], c[j], activation, recurrent_activation,
+            default_activations)
+
+
+@njit(cache=True, inline="always")
+def cell_update_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, activation,
+                              recurrent_activation, default_activations):
+    """:func:`cell_update_backward` over one row of units: from ``i, f, g, o, c, c_prev, dh,
+    dc (H,)`` writes ``dzi, dzf, dzg, dzo (H,)`` and turns ``dc`` into the gradient of
+    ``c_prev``."""
+    for j in range(c.shape[0]):
+        dzi[j], dzf[j], dzg[j], dzo[j], dc[j] = cell_update_backward(
+            i[j], f[j], g[j], o[j], c[j], c_prev[j], dh[j], dc[j], activation,
+            recurrent_activation, default_activations)
+
+
 @njit(cache=True, inline="always")
 def lstm_gates_forward(zi, zf, zg, zo, c, h):
-    """The default LSTM step (sigmoid gates, tanh) over one row of units, in place.
-
-    ``zi, zf, zg, zo (H,)`` hold the four pre-activations (bias included) and leave holding
-    the activated gates ``i, f, g, o``; ``c (H,)`` goes from ``c_{t-1}`` to
-    ``c_t = f*c_{t-1} + i*g`` and ``h (H,)`` receives ``h_t = o*tanh(c_t)``. The arguments
-    are separate unit-stride views so that LLVM vectorises the loop without alias checks.
-    """
-    for j in range(c.shape[0]):
-        i = gate_sigmoid(zi[j])
-        f = gate_sigmoid(zf[j])
-        g = gate_tanh(zg[j])
-        o = gate_sigmoid(zo[j])
-        c_new = f * c[j] + i * g
-        zi[j] = i
-        zf[j] = f
-        zg[j] = g
-        zo[j] = o
-        c[j] = c_new
-        h[j] = o * gate_tanh(c_new)
+    """The default update (sigmoid gates, tanh) over one row of units: :func:`cell_update_rows`
+    with the codes and the choice of update fixed, so that the activations' branches fold
+    away at compile time and the float32 loop vectorises."""
+    cell_update_rows(zi, zf, zg, zo, c, h, TANH, SIGMOID, True)
 
 
 @njit(cache=True, inline="always")
 def lstm_gates_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo):
-    """Back-propagate :func:`lstm_gates_forward` over one row of units.
-
-    From the activated gates ``i, f, g, o (H,)``, the cell states after (``c``) and before
-    (``c_prev``) the step, and the gradients ``dh``/``dc (H,)`` reaching this step's ``h``
-    and ``c``, write the pre-activation gradients ``dzi, dzf, dzg, dzo (H,)`` and turn ``dc``
-    into the gradient of ``c_prev``::
+    """Back-propagate :func:`lstm_gates_forward` over one row of units
+    (:func:`cell_update_rows_backward` of the default update)::
 
         dc_t = dc + dh*o*(1 - tanh(c)^2)      dzo = dh*tanh(c)*o*(1 - o)
         dzi = dc_t*g*i*(1 - i)   dzf = dc_t*c_prev*f*(1 - f)   dzg = dc_t*i*(1 - g^2)
         dc <- dc_t*f
     """
-    one = one_like(c[0])
-    for j in range(c.shape[0]):
-        act_c = gate_tanh(c[j])
-        dh_j = dh[j]
-        dc_total = dc[j] + dh_j * o[j] * (one - act_c * act_c)
-        dzi[j] = dc_total * g[j] * i[j] * (one - i[j])
-        dzf[j] = dc_total * c_prev[j] * f[j] * (one - f[j])
-        dzg[j] = dc_total * i[j] * (one - g[j] * g[j])
-        dzo[j] = dh_j * act_c * o[j] * (one - o[j])
-        dc[j] = dc_total * f[j]
+    cell_update_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, TANH, SIGMOID,
+                              True)

@@ -21,16 +21,19 @@ Structure (the shape a fast CPU LSTM takes on a few cores, docs/performance.md):
   ``(rows, 4H) @ (4H, H)`` GEMM per step for the recurrent path; then the input gradient and
   the chunk's share of the weight gradients are large GEMMs over all its rows and timesteps,
   summed over chunks at the end.
-* The gate loops for the default activations (sigmoid gates, tanh) call the fused gate
-  update of :mod:`.gate_math` (``lstm_gates_forward``/``lstm_gates_backward``: rational
-  float32 tanh and sigmoid, pure arithmetic on unit-stride views), so LLVM emits packed
-  vector code; ``error_model="numpy"`` drops the division-by-zero checks that would otherwise
-  block vectorisation (IEEE results instead of exceptions; no division here can be by zero).
-  Other activations take a scalar loop over :func:`.gate_math.cell_update`.
+* The gate math is :mod:`.gate_math`'s, called one row of units at a time (no loop here
+  computes a gate): for the default activations (sigmoid gates, tanh) its default update
+  (``lstm_gates_forward``/``lstm_gates_backward``: rational float32 tanh and sigmoid, pure
+  arithmetic on unit-stride views), so LLVM emits packed vector code; ``error_model="numpy"``
+  drops the division-by-zero checks that would otherwise block vectorisation (IEEE results
+  instead of exceptions; no division here can be by zero). Other activations take its
+  generic update (``cell_update_rows``/``cell_update_rows_backward`` with ``False``).
 
 Optional inputs arrive as empty placeholders plus a flag, and activations as integer codes, so
 one compiled specialisation per dtype serves every combination of options. Nothing is
-allocated per timestep: every buffer is passed in.
+allocated per timestep: the sequence loops' buffers are passed in (what is allocated here is
+per call: a GEMM tile, a transposed copy of the recurrent kernel at one or two rows, and
+:func:`lstm_step_kernel`'s one step of pre-activations).
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from numba import njit
 
 from ..activations import SIGMOID, TANH
 from . import mkl_blas, packed_gemm
-from .gate_math import cell_update, cell_update_backward, lstm_gates_backward, lstm_gates_forward
+from .gate_math import (cell_update_rows, cell_update_rows_backward, lstm_gates_backward,
+                        lstm_gates_forward)
 
 #: Compile options shared by every loop here (see the module docstring for error_model).
 #: The small helpers are inlined into the few kernels called from Python (``inline="always"``),
@@ -97,21 +101,13 @@ def _vec_mat_add(v, matrix, out):
 def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
     """One row's step, in place: ``z (4H,)`` holds the pre-activations and leaves holding the
     activated gates ``[i, f, g, o]``; ``c`` and ``h (H,)`` go from the previous to the new
-    states."""
+    states. The default activations take the vectorised default update of :mod:`.gate_math`,
+    any others its generic update."""
+    zi, zf, zg, zo = z[:units], z[units:2 * units], z[2 * units:3 * units], z[3 * units:]
     if activation == TANH and recurrent_activation == SIGMOID:
-        lstm_gates_forward(z[:units], z[units:2 * units], z[2 * units:3 * units],
-                           z[3 * units:], c, h)
+        lstm_gates_forward(zi, zf, zg, zo, c, h)
     else:
-        for j in range(units):
-            i, f, g, o, c_new, h_new = cell_update(
-                z[j], z[units + j], z[2 * units + j], z[3 * units + j], c[j], activation,
-                recurrent_activation)
-            z[j] = i
-            z[units + j] = f
-            z[2 * units + j] = g
-            z[3 * units + j] = o
-            c[j] = c_new
-            h[j] = h_new
+        cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation, False)
 
 
 # -- forward -----------------------------------------------------------------------------------
@@ -315,23 +311,16 @@ def _gates_backward_row(i_f_g_o, c_t, c_prev, dh, dc, dz, units, activation,
     """One row's step backward, in place: from the activated gates ``(4H,)``, the cell states
     after and before the step and the gradients ``dh``/``dc (H,)`` reaching this step's
     ``h``/``c``, write the pre-activation gradients into ``dz (4H,)`` and turn ``dc`` into the
-    gradient of the previous cell state."""
+    gradient of the previous cell state (the default or the generic update of
+    :mod:`.gate_math`, as in :func:`_gates_forward_row`)."""
+    i, f, g, o = (i_f_g_o[:units], i_f_g_o[units:2 * units], i_f_g_o[2 * units:3 * units],
+                  i_f_g_o[3 * units:])
+    dzi, dzf, dzg, dzo = dz[:units], dz[units:2 * units], dz[2 * units:3 * units], dz[3 * units:]
     if activation == TANH and recurrent_activation == SIGMOID:
-        lstm_gates_backward(i_f_g_o[:units], i_f_g_o[units:2 * units],
-                            i_f_g_o[2 * units:3 * units], i_f_g_o[3 * units:], c_t, c_prev,
-                            dh, dc, dz[:units], dz[units:2 * units], dz[2 * units:3 * units],
-                            dz[3 * units:])
+        lstm_gates_backward(i, f, g, o, c_t, c_prev, dh, dc, dzi, dzf, dzg, dzo)
     else:
-        for j in range(units):
-            dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
-                i_f_g_o[j], i_f_g_o[units + j], i_f_g_o[2 * units + j],
-                i_f_g_o[3 * units + j], c_t[j], c_prev[j], dh[j], dc[j], activation,
-                recurrent_activation)
-            dz[j] = dzi
-            dz[units + j] = dzf
-            dz[2 * units + j] = dzg
-            dz[3 * units + j] = dzo
-            dc[j] = dc_prev
+        cell_update_rows_backward(i, f, g, o, c_t, c_prev, dh, dc, dzi, dzf, dzg, dzo,
+                                  activation, recurrent_activation, False)
 
 
 @njit(inline="always", **_JIT)
@@ -561,7 +550,7 @@ def lstm_step_kernel(x_t, kernel, recurrent_kernel, bias, h, c, activation,
 def forward_small(x, kernel, recurrent_kernel, bias, h, c, outputs, reverse, activation,
                   recurrent_activation, zs, project_with_blas):
     """Inference over a few rows (no mask, no recurrent dropout, nothing stored for the
-    backward pass) in one compiled call with no buffers passed in.
+    backward pass) in one compiled call, whose only scratch is the caller's ``zs``.
 
     Per row: first every step's input projection ``bias + x_t @ kernel`` into one ``(T, 4H)``
     buffer, then the recurrence, which reads only ``recurrent_kernel`` per step (64 KB at

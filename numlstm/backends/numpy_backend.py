@@ -53,6 +53,56 @@ def activation_derivative(code: int, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown activation code {code}")
 
 
+def gate_update(z, c_prev, activation, recurrent_activation):
+    """One step's gates and states from its pre-activations, for every row.
+
+    ``z (B, 4H)`` holds the pre-activations ``[z_i | z_f | z_g | z_o]`` and ``c_prev (B, H)``
+    the cell state before the step. Returns ``(gates, c, h)``: ``gates (B, 4H) = [i | f | g |
+    o]`` with ``i = σ(z_i)``, ``f = σ(z_f)``, ``g = act(z_g)``, ``o = σ(z_o)`` (σ the recurrent
+    activation, act the activation), ``c = f*c_prev + i*g`` and ``h = o*act(c)``, both
+    ``(B, H)``. Masks are the caller's: every row takes the step.
+    """
+    units = c_prev.shape[1]
+    i = activate(recurrent_activation, z[:, 0 * units:1 * units])
+    f = activate(recurrent_activation, z[:, 1 * units:2 * units])
+    g = activate(activation, z[:, 2 * units:3 * units])
+    o = activate(recurrent_activation, z[:, 3 * units:4 * units])
+    c = f * c_prev + i * g
+    h = o * activate(activation, c)
+    return np.concatenate([i, f, g, o], axis=1), c, h
+
+
+def gate_update_backward(gates, c, c_prev, dh, dc, activation, recurrent_activation):
+    """Back-propagate :func:`gate_update` for every row.
+
+    From the step's ``gates (B, 4H)``, its cell states after (``c``) and before (``c_prev``)
+    and the gradients ``dh``, ``dc (B, H)`` reaching its ``h`` and ``c``, returns
+    ``(dz, dc_prev)``: the pre-activation gradients ``dz (B, 4H)`` and the gradient of
+    ``c_prev (B, H)``::
+
+        dc_t = dc + dh*o*act'(c)
+        dz = [dc_t*g*σ'(z_i) | dc_t*c_prev*σ'(z_f) | dc_t*i*act'(z_g) | dh*act(c)*σ'(z_o)]
+        dc_prev = dc_t*f
+
+    each derivative written through the activation's output (:func:`activation_derivative`).
+    """
+    i, f, g, o = np.split(gates, 4, axis=1)
+    act_c = activate(activation, c)
+
+    do = dh * act_c
+    dc_t = dc + dh * o * activation_derivative(activation, act_c)
+    di = dc_t * g
+    df = dc_t * c_prev
+    dg = dc_t * i
+    dz = np.concatenate([
+        di * activation_derivative(recurrent_activation, i),
+        df * activation_derivative(recurrent_activation, f),
+        dg * activation_derivative(activation, g),
+        do * activation_derivative(recurrent_activation, o),
+    ], axis=1)
+    return dz, dc_t * f
+
+
 def processing_order(timesteps: int, reverse: bool) -> range:
     """The time indices in the order they are processed."""
     return range(timesteps - 1, -1, -1) if reverse else range(timesteps)
@@ -93,12 +143,7 @@ class NumpyBackend(Backend):
         for t in processing_order(timesteps, reverse):
             h_prev[:, t] = h
             z = x[:, t] @ kernel + (h * r) @ recurrent_kernel + bias
-            i = activate(recurrent_activation, z[:, 0 * units:1 * units])
-            f = activate(recurrent_activation, z[:, 1 * units:2 * units])
-            g = activate(activation, z[:, 2 * units:3 * units])
-            o = activate(recurrent_activation, z[:, 3 * units:4 * units])
-            c_new = f * c + i * g
-            h_new = o * activate(activation, c_new)
+            step_gates, c_new, h_new = gate_update(z, c, activation, recurrent_activation)
 
             step = mask[:, t, None]
             c = np.where(step, c_new, c)
@@ -106,7 +151,7 @@ class NumpyBackend(Backend):
             # The output is the hidden state, carried over at masked steps, unless those are
             # to be zeros.
             outputs[:, t] = np.where(step, h_new, 0) if zero_output_for_mask else h
-            gates[:, t] = np.concatenate([i, f, g, o], axis=1)
+            gates[:, t] = step_gates
             cells[:, t] = c
 
         cache = None
@@ -140,26 +185,13 @@ class NumpyBackend(Backend):
             else:
                 dh = dh + grad_outputs[:, t]
 
-            i, f, g, o = np.split(cache.gates[:, t], 4, axis=1)
-            c_t = cache.cells[:, t]
-            act_c = activate(act, c_t)
-
-            do = dh * act_c
-            dc_t = dc + dh * o * activation_derivative(act, act_c)
-            di = dc_t * g
-            df = dc_t * c_prev
-            dg = dc_t * i
-            dz = np.concatenate([
-                di * activation_derivative(rec_act, i),
-                df * activation_derivative(rec_act, f),
-                dg * activation_derivative(act, g),
-                do * activation_derivative(rec_act, o),
-            ], axis=1)
+            dz, dc_prev = gate_update_backward(cache.gates[:, t], cache.cells[:, t], c_prev, dh,
+                                               dc, act, rec_act)
             dz = np.where(step, dz, 0)
             dz_all[:, t] = dz
 
             dh = np.where(step, (dz @ cache.recurrent_kernel.T) * r, dh)
-            dc = np.where(step, dc_t * f, dc)
+            dc = np.where(step, dc_prev, dc)
 
         return Gradients(
             x=np.einsum("btg,dg->btd", dz_all, cache.kernel),
