@@ -116,8 +116,9 @@ def test_fused_gate_update_forward_and_backward_match_float64_math(dtype, tolera
 #
 # The wrappers below run each gate update over the rows of a (B, 4H) pre-activation array, the
 # way the CPU loops do (the row functions, compiled with the loops' options) and the way the
-# CUDA kernels do (the per-unit functions, one unit at a time); ``False`` picks the generic
-# update, and the default one is ``lstm_gates_forward``/``lstm_gates_backward``.
+# CUDA kernels do (the per-unit functions, one unit at a time); ``activate`` and
+# ``activation_derivative`` make the generic update, and the default one is
+# ``lstm_gates_forward``/``lstm_gates_backward``.
 
 _LOOP_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
@@ -129,7 +130,7 @@ def _generic_rows_forward(z, c, h, activation, recurrent_activation):
         row = z[b]
         gate_math.cell_update_rows(row[:units], row[units:2 * units], row[2 * units:3 * units],
                                    row[3 * units:], c[b], h[b], activation,
-                                   recurrent_activation, False)
+                                   recurrent_activation, gate_math.activate)
 
 
 @njit(**_LOOP_OPTIONS)
@@ -140,7 +141,8 @@ def _generic_rows_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_a
         gate_math.cell_update_rows_backward(
             g[:units], g[units:2 * units], g[2 * units:3 * units], g[3 * units:], c[b],
             c_prev[b], dh[b], dc[b], d[:units], d[units:2 * units], d[2 * units:3 * units],
-            d[3 * units:], activation, recurrent_activation, False)
+            d[3 * units:], activation, recurrent_activation, gate_math.activate,
+            gate_math.activation_derivative)
 
 
 @njit(**_LOOP_OPTIONS)
@@ -151,7 +153,7 @@ def _generic_units_forward(z, c, h, activation, recurrent_activation):
             (z[b, j], z[b, units + j], z[b, 2 * units + j], z[b, 3 * units + j], c[b, j],
              h[b, j]) = gate_math.cell_update(
                 z[b, j], z[b, units + j], z[b, 2 * units + j], z[b, 3 * units + j], c[b, j],
-                activation, recurrent_activation, False)
+                activation, recurrent_activation, gate_math.activate)
 
 
 @njit(**_LOOP_OPTIONS)
@@ -163,7 +165,8 @@ def _generic_units_backward(gates, c, c_prev, dh, dc, dz, activation, recurrent_
              dc[b, j]) = gate_math.cell_update_backward(
                 gates[b, j], gates[b, units + j], gates[b, 2 * units + j],
                 gates[b, 3 * units + j], c[b, j], c_prev[b, j], dh[b, j], dc[b, j],
-                activation, recurrent_activation, False)
+                activation, recurrent_activation, gate_math.activate,
+                gate_math.activation_derivative)
 
 
 # (The default update's wrappers take the codes too, for one signature, and ignore them.)
@@ -294,12 +297,17 @@ def test_generic_gate_update_matches_the_reference_elementwise(path, dtype, acti
 
 
 @njit(cache=True)
-def _scalar_functions(code, x, c_prev, default_activations):
+def _scalar_functions(code, x, c_prev):
     return (gate_math.activate(code, x), gate_math.activation_derivative(code, x),
-            gate_math.gate_activation(code, x, default_activations),
-            gate_math.cell_update(x, x, x, x, c_prev, code, code, default_activations),
+            gate_math.default_activation(code, x),
+            gate_math.cell_update(x, x, x, x, c_prev, code, code, gate_math.activate),
             gate_math.cell_update_backward(x, x, x, x, c_prev, c_prev, x, x, code, code,
-                                           default_activations))
+                                           gate_math.activate, gate_math.activation_derivative),
+            gate_math.default_derivative(code, x),
+            gate_math.cell_update(x, x, x, x, c_prev, code, code, gate_math.default_activation),
+            gate_math.cell_update_backward(x, x, x, x, c_prev, c_prev, x, x, code, code,
+                                           gate_math.default_activation,
+                                           gate_math.default_derivative))
 
 
 @pytest.mark.parametrize("dtype, numba_type", [(np.float32, types.float32),
@@ -307,10 +315,14 @@ def _scalar_functions(code, x, c_prev, default_activations):
 def test_scalar_functions_compute_in_the_float_type_they_are_given(dtype, numba_type):
     """The module docstring's promise: float32 in, float32 out (a float64 constant anywhere in
     a code branch would turn the inferred type to float64), and likewise float64."""
-    _scalar_functions(TANH, dtype(0.5), dtype(0.25), False)
+    _scalar_functions(TANH, dtype(0.5), dtype(0.25))
     signature = next(s for s in _scalar_functions.nopython_signatures
                      if s.args[1] == numba_type)
     returned = signature.return_type
     assert list(returned.types[:3]) == [numba_type] * 3
     assert list(returned.types[3]) == [numba_type] * 6
     assert list(returned.types[4]) == [numba_type] * 5
+    # the default update's functions likewise
+    assert returned.types[5] == numba_type
+    assert list(returned.types[6]) == [numba_type] * 6
+    assert list(returned.types[7]) == [numba_type] * 5

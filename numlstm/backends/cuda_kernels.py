@@ -31,8 +31,9 @@ blocks; the reduction dimension always advances :data:`MAX_TILE` at a time (a sm
 loads several elements per thread), which keeps the number of barriers per output tile low.
 
 The gate math is :mod:`.gate_math`'s generic update (:func:`~.gate_math.cell_update` and
-:func:`~.gate_math.cell_update_backward` with ``default_activations`` False, one
-``(row, unit)`` per thread, compiled by Numba as device code): the ``numba`` CPU loops use the same equations, and no kernel here computes a
+:func:`~.gate_math.cell_update_backward` given :func:`~.gate_math.activate` and
+:func:`~.gate_math.activation_derivative`, one ``(row, unit)`` per thread, compiled by Numba as
+device code): the ``numba`` CPU loops use the same equations, and no kernel here computes a
 gate of its own. Its activations are libm's in every float type (the CPU loops' rational
 float32 forms are tuned for CPU vector units). Activations arrive as run-time integer codes
 and optional inputs as an empty placeholder plus a flag, so each kernel compiles once per
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from .gate_math import cell_update, cell_update_backward
+from .gate_math import activate, activation_derivative, cell_update, cell_update_backward
 
 #: The largest output-tile edge a tiled kernel supports, and the width of the slices of the
 #: reduction dimension it stages in shared memory (its shared arrays are this size; the launch
@@ -231,7 +232,7 @@ def _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_ne
     i, f, g, o, c_new, h_new = cell_update(
         x_proj[b, t, j] + acc_i, x_proj[b, t, units + j] + acc_f,
         x_proj[b, t, 2 * units + j] + acc_g, x_proj[b, t, 3 * units + j] + acc_o,
-        c[b, j], activation, recurrent_activation, False)   # False: the generic update
+        c[b, j], activation, recurrent_activation, activate)   # False: the generic update
     c[b, j] = c_new
     h_next[b, j] = h_new
     outputs[b, t, j] = h_new
@@ -388,7 +389,8 @@ def _gate_gradients(b, j, t, t_before, first, c0, mask, has_mask, zero_output_fo
     dzi, dzf, dzg, dzo, dc_prev = cell_update_backward(
         gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
         gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
-        dc[b, j], activation, recurrent_activation, False)   # False: the generic update
+        dc[b, j], activation, recurrent_activation, activate,
+        activation_derivative)   # False: the generic update
     dz_all[b, t, j] = dzi
     dz_all[b, t, units + j] = dzf
     dz_all[b, t, 2 * units + j] = dzg

@@ -8,22 +8,26 @@ with σ the recurrent activation and act the activation, and its backward, every
 written through the activation's output (``act'(z) = D(act(z))``, 0 at the kinks). The
 equations are written once, in :func:`cell_update` and :func:`cell_update_backward` (one unit)
 and looped over a row of units by :func:`cell_update_rows` and
-:func:`cell_update_rows_backward`. Their last argument chooses between two gate updates that
-differ only in how the activations are evaluated (:func:`gate_activation`):
+:func:`cell_update_rows_backward`. Their last arguments are the functions that evaluate the
+activations and their derivatives, ``(code, value) -> value``; they make the two gate updates:
 
-* the **generic** update (``False``) takes any activation codes of :mod:`numlstm.activations`
-  at run time (one compiled kernel serves every choice) and evaluates them with
-  :func:`activate` (libm's ``tanh``/``exp``);
-* the **default** update (``True``; sigmoid gates, tanh: :func:`lstm_gates_forward` and
-  :func:`lstm_gates_backward`) evaluates them with :func:`gate_sigmoid` and :func:`gate_tanh`:
-  in float32 these are pure arithmetic, so LLVM turns the row loop into packed vector code
-  (docs/performance.md, "The gate update"); in float64 they are libm's.
+* the **generic** update (:func:`activate`, :func:`activation_derivative`) takes any
+  activation codes of :mod:`numlstm.activations` at run time (one compiled kernel serves every
+  choice), with libm's ``tanh``/``exp``;
+* the **default** update (:func:`default_activation`, :func:`default_derivative`; sigmoid
+  gates and tanh: :func:`lstm_gates_forward` and :func:`lstm_gates_backward`) evaluates them
+  with :func:`gate_sigmoid` and :func:`gate_tanh`: in float32 these are pure arithmetic, so
+  LLVM turns the row loop into packed vector code (docs/performance.md, "The gate update");
+  in float64 they are libm's.
 
-Both take their derivatives from the one :func:`activation_derivative`. Every function here
-is inlined into its callers, where the choice of update is a constant and its branches fold
-away. The ``numba`` CPU loops (:mod:`.numba_kernels`) call the row functions; the
-``numba.cuda`` kernels (:mod:`.cuda_kernels`) call the per-unit ones with the generic update,
-which Numba compiles as device code.
+Each derivative is written once (:func:`tanh_derivative`, :func:`sigmoid_derivative` and the
+rest in :func:`activation_derivative`). The functions are passed, not chosen by a flag: Numba
+compiles only the ones passed (a flag compiled both updates into every kernel, which doubled
+the cold compile time of the training kernels), and a function argument of an inlined call is
+resolved when the caller is compiled. Every function here is inlined into its callers. The
+``numba`` CPU loops (:mod:`.numba_kernels`) call the row functions; the ``numba.cuda`` kernels
+(:mod:`.cuda_kernels`) call the per-unit ones with the generic update, which Numba compiles as
+device code.
 
 Float types: given float32 values, every function here computes in float32 and returns (or
 writes) float32; given float64, float64 (values of mixed float types promote as Numba's
@@ -136,16 +140,28 @@ def activate(code, x):
 
 
 @njit(cache=True, inline="always")
+def tanh_derivative(y):
+    """tanh'(z) through ``y = tanh(z)``: 1 - y²."""
+    return one_like(y) - y * y
+
+
+@njit(cache=True, inline="always")
+def sigmoid_derivative(y):
+    """σ'(z) through ``y = σ(z)``: y (1 - y)."""
+    return y * (one_like(y) - y)
+
+
+@njit(cache=True, inline="always")
 def activation_derivative(code, y):
     """d act(z)/dz of the activation selected by ``code``, written through its output
-    ``y = act(z)``; 0 at the kinks. The one definition of every derivative: both gate updates
-    use it."""
+    ``y = act(z)``; 0 at the kinks. Every derivative is written once, here or in the two
+    functions above (which the default update calls directly)."""
     zero = zero_like(y)
     one = one_like(y)
     if code == TANH:
-        return one - y * y
+        return tanh_derivative(y)
     elif code == SIGMOID:
-        return y * (one - y)
+        return sigmoid_derivative(y)
     elif code == RELU:
         return one if y > zero else zero
     elif code == HARD_SIGMOID:
@@ -360,53 +376,57 @@ gate_sigmoid = _by_float_type(
 
 
 @njit(cache=True, inline="always")
-def gate_activation(code, x, default_activations):
-    """The activation selected by ``code`` as the gate update evaluates it: with
-    ``default_activations`` (the default update, whose codes are ``TANH`` and ``SIGMOID``)
-    :func:`gate_tanh` for ``TANH`` and :func:`gate_sigmoid` otherwise, else :func:`activate`."""
-    if default_activations:
-        return gate_tanh(x) if code == TANH else gate_sigmoid(x)
-    return activate(code, x)
+def default_activation(code, x):
+    """The default update's activations: :func:`gate_tanh` for ``TANH`` and
+    :func:`gate_sigmoid` for the gates' ``SIGMOID`` (the only two codes it is given)."""
+    return gate_tanh(x) if code == TANH else gate_sigmoid(x)
 
 
 @njit(cache=True, inline="always")
-def cell_update(zi, zf, zg, zo, c_prev, activation, recurrent_activation, default_activations):
+def default_derivative(code, y):
+    """The default update's derivatives (through the outputs), as :func:`default_activation`
+    chooses its activations."""
+    return tanh_derivative(y) if code == TANH else sigmoid_derivative(y)
+
+
+@njit(cache=True, inline="always")
+def cell_update(zi, zf, zg, zo, c_prev, activation, recurrent_activation, evaluate):
     """One unit's step from its four pre-activations: returns ``(i, f, g, o, c, h)``.
 
-    ``default_activations`` chooses the update (see the module docstring): True for the
-    default one, whose ``activation`` and ``recurrent_activation`` must be ``TANH`` and
-    ``SIGMOID``; False for the generic one (any codes).
+    ``evaluate(code, z)`` evaluates the activations (see the module docstring):
+    :func:`activate` for the generic update (any codes), :func:`default_activation` for the
+    default one (``activation`` ``TANH``, ``recurrent_activation`` ``SIGMOID``).
     """
-    i = gate_activation(recurrent_activation, zi, default_activations)
-    f = gate_activation(recurrent_activation, zf, default_activations)
-    g = gate_activation(activation, zg, default_activations)
-    o = gate_activation(recurrent_activation, zo, default_activations)
+    i = evaluate(recurrent_activation, zi)
+    f = evaluate(recurrent_activation, zf)
+    g = evaluate(activation, zg)
+    o = evaluate(recurrent_activation, zo)
     c = f * c_prev + i * g
-    h = o * gate_activation(activation, c, default_activations)
+    h = o * evaluate(activation, c)
     return i, f, g, o, c, h
 
 
 @njit(cache=True, inline="always")
 def cell_update_backward(i, f, g, o, c, c_prev, dh, dc, activation, recurrent_activation,
-                         default_activations):
+                         evaluate, derivative):
     """Back-propagate :func:`cell_update` for one unit.
 
     From the activated gates, the cell states after (``c``) and before (``c_prev``) the step
     and the gradients ``dh``/``dc`` reaching this step's ``h``/``c``, returns ``(dzi, dzf, dzg,
     dzo, dc_prev)``, the gradients of the four pre-activations and of ``c_prev``.
     """
-    act_c = gate_activation(activation, c, default_activations)
-    dc_total = dc + dh * o * activation_derivative(activation, act_c)
-    dzi = dc_total * g * activation_derivative(recurrent_activation, i)
-    dzf = dc_total * c_prev * activation_derivative(recurrent_activation, f)
-    dzg = dc_total * i * activation_derivative(activation, g)
-    dzo = dh * act_c * activation_derivative(recurrent_activation, o)
+    act_c = evaluate(activation, c)
+    dc_total = dc + dh * o * derivative(activation, act_c)
+    dzi = dc_total * g * derivative(recurrent_activation, i)
+    dzf = dc_total * c_prev * derivative(recurrent_activation, f)
+    dzg = dc_total * i * derivative(activation, g)
+    dzo = dh * act_c * derivative(recurrent_activation, o)
     return dzi, dzf, dzg, dzo, dc_total * f
 
 
 @njit(cache=True, inline="always")
 def cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation,
-                     default_activations):
+                     evaluate):
     """:func:`cell_update` over one row of units, in place: ``zi, zf, zg, zo (H,)`` hold the
     pre-activations and leave holding the activated gates, ``c (H,)`` goes from ``c_prev`` to
     ``c`` and ``h (H,)`` receives ``h``. The four gates are separate unit-stride views so that
@@ -414,19 +434,19 @@ def cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation,
     for j in range(c.shape[0]):
         zi[j], zf[j], zg[j], zo[j], c[j], h[j] = cell_update(
             zi[j], zf[j], zg[j], zo[j], c[j], activation, recurrent_activation,
-            default_activations)
+            evaluate)
 
 
 @njit(cache=True, inline="always")
 def cell_update_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, activation,
-                              recurrent_activation, default_activations):
+                              recurrent_activation, evaluate, derivative):
     """:func:`cell_update_backward` over one row of units: from ``i, f, g, o, c, c_prev, dh,
     dc (H,)`` writes ``dzi, dzf, dzg, dzo (H,)`` and turns ``dc`` into the gradient of
     ``c_prev``."""
     for j in range(c.shape[0]):
         dzi[j], dzf[j], dzg[j], dzo[j], dc[j] = cell_update_backward(
             i[j], f[j], g[j], o[j], c[j], c_prev[j], dh[j], dc[j], activation,
-            recurrent_activation, default_activations)
+            recurrent_activation, evaluate, derivative)
 
 
 @njit(cache=True, inline="always")
@@ -434,7 +454,7 @@ def lstm_gates_forward(zi, zf, zg, zo, c, h):
     """The default update (sigmoid gates, tanh) over one row of units: :func:`cell_update_rows`
     with the codes and the choice of update fixed, so that the activations' branches fold
     away at compile time and the float32 loop vectorises."""
-    cell_update_rows(zi, zf, zg, zo, c, h, TANH, SIGMOID, True)
+    cell_update_rows(zi, zf, zg, zo, c, h, TANH, SIGMOID, default_activation)
 
 
 @njit(cache=True, inline="always")
@@ -447,4 +467,4 @@ def lstm_gates_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo):
         dc <- dc_t*f
     """
     cell_update_rows_backward(i, f, g, o, c, c_prev, dh, dc, dzi, dzf, dzg, dzo, TANH, SIGMOID,
-                              True)
+                              default_activation, default_derivative)

@@ -27,7 +27,8 @@ Structure (the shape a fast CPU LSTM takes on a few cores, docs/performance.md):
   arithmetic on unit-stride views), so LLVM emits packed vector code; ``error_model="numpy"``
   drops the division-by-zero checks that would otherwise block vectorisation (IEEE results
   instead of exceptions; no division here can be by zero). Other activations take its
-  generic update (``cell_update_rows``/``cell_update_rows_backward`` with ``False``).
+  generic update (``cell_update_rows``/``cell_update_rows_backward`` given ``activate`` and
+  ``activation_derivative``).
 
 Optional inputs arrive as empty placeholders plus a flag, and activations as integer codes, so
 one compiled specialisation per dtype serves every combination of options. Nothing is
@@ -43,8 +44,8 @@ from numba import njit
 
 from ..activations import SIGMOID, TANH
 from . import mkl_blas, packed_gemm
-from .gate_math import (cell_update_rows, cell_update_rows_backward, lstm_gates_backward,
-                        lstm_gates_forward)
+from .gate_math import (activate, activation_derivative, cell_update_rows,
+                        cell_update_rows_backward, lstm_gates_backward, lstm_gates_forward)
 
 #: Compile options shared by every loop here (see the module docstring for error_model).
 #: The small helpers are inlined into the few kernels called from Python (``inline="always"``),
@@ -107,7 +108,7 @@ def _gates_forward_row(z, c, h, units, activation, recurrent_activation):
     if activation == TANH and recurrent_activation == SIGMOID:
         lstm_gates_forward(zi, zf, zg, zo, c, h)
     else:
-        cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation, False)
+        cell_update_rows(zi, zf, zg, zo, c, h, activation, recurrent_activation, activate)
 
 
 # -- forward -----------------------------------------------------------------------------------
@@ -320,7 +321,8 @@ def _gates_backward_row(i_f_g_o, c_t, c_prev, dh, dc, dz, units, activation,
         lstm_gates_backward(i, f, g, o, c_t, c_prev, dh, dc, dzi, dzf, dzg, dzo)
     else:
         cell_update_rows_backward(i, f, g, o, c_t, c_prev, dh, dc, dzi, dzf, dzg, dzo,
-                                  activation, recurrent_activation, False)
+                                  activation, recurrent_activation, activate,
+                                  activation_derivative)
 
 
 @njit(inline="always", **_JIT)
