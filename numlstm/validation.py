@@ -26,7 +26,7 @@ MAX_LAYER_SIZE = (1 << 31) - 1
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _kind_of(value) -> str:
+def kind_of(value) -> str:
     """A short description of a value for error messages, echoing small values."""
     if isinstance(value, np.ndarray):
         return f"array of dtype {value.dtype} and shape {value.shape}"
@@ -48,7 +48,7 @@ def check_name(value, argument: str, valid: Sequence[str]) -> str:
     """Check that ``value`` is one of the strings in ``valid``."""
     if not isinstance(value, str):
         raise TypeError(f"{argument} must be a string, one of {list(valid)}; "
-                        f"got {_kind_of(value)}")
+                        f"got {kind_of(value)}")
     if value not in valid:
         raise ValueError(f"{argument} must be one of {list(valid)}; got {value!r}")
     return value
@@ -66,7 +66,7 @@ def check_positive_int(value, argument: str, maximum: int | None = None) -> int:
     """Check an integer ≥ 1, and ≤ ``maximum`` when given (booleans and floats are refused,
     even 3.0)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument} must be a positive integer; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a positive integer; got {kind_of(value)}")
     if value <= 0:
         raise ValueError(f"{argument} must be a positive integer; got {argument}={value}")
     if maximum is not None and value > maximum:
@@ -81,7 +81,7 @@ def check_seed(value, argument: str = "seed") -> int | None:
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument} must be a non-negative int or None; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a non-negative int or None; got {kind_of(value)}")
     if value < 0:
         raise ValueError(f"{argument} must be a non-negative int or None; got "
                          f"{argument}={value}")
@@ -93,7 +93,7 @@ def check_int_at_least(value, argument: str, minimum: int, maximum: int | None =
     refused, even 3.0)."""
     bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument} must be an integer {bound}; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be an integer {bound}; got {kind_of(value)}")
     if value < minimum or (maximum is not None and value > maximum):
         shown = value if abs(value) < 10 ** 30 else f"an integer of {len(str(abs(value)))} digits"
         raise ValueError(f"{argument} must be an integer {bound}; got {argument}={shown}")
@@ -103,7 +103,7 @@ def check_int_at_least(value, argument: str, minimum: int, maximum: int | None =
 def check_finite_number(value, argument: str, why: str = "") -> float:
     """Check a finite real number (booleans refused); ``why`` explains a refused NaN/inf."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a number; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a number; got {kind_of(value)}")
     if not np.isfinite(float(value)):
         raise ValueError(f"{argument} must be a finite number{f' ({why})' if why else ''}; "
                          f"got {argument}={value!r}")
@@ -114,7 +114,7 @@ def check_fraction(value, argument: str) -> float:
     """Check a real number strictly between 0 and 1 (a split fraction)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{argument} must be a number strictly between 0 and 1; got "
-                        f"{_kind_of(value)}")
+                        f"{kind_of(value)}")
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{argument} must be strictly between 0 and 1; got "
                          f"{argument}={value!r}")
@@ -124,7 +124,7 @@ def check_fraction(value, argument: str) -> float:
 def check_non_negative_float(value, argument: str) -> float:
     """Check a finite real number ≥ 0 (booleans refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a non-negative number; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a non-negative number; got {kind_of(value)}")
     if not (np.isfinite(float(value)) and float(value) >= 0.0):
         raise ValueError(f"{argument} must be a finite number >= 0; got {argument}={value!r}")
     return float(value)
@@ -133,7 +133,7 @@ def check_non_negative_float(value, argument: str) -> float:
 def check_bool(value, argument: str) -> bool:
     """Check a flag is a real boolean (so that ``reverse="no"`` does not mean True)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{argument} must be True or False; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be True or False; got {kind_of(value)}")
     return bool(value)
 
 
@@ -261,7 +261,7 @@ def check_initial_state(initial_state, batch: int, units: int, dtype):
         return zeros, zeros.copy()
     if isinstance(initial_state, np.ndarray) or not isinstance(initial_state, (list, tuple)):
         raise TypeError(f"initial_state must be a list [h0, c0] of two arrays of shape "
-                        f"(batch, units) = {(batch, units)}; got {_kind_of(initial_state)}")
+                        f"(batch, units) = {(batch, units)}; got {kind_of(initial_state)}")
     if len(initial_state) != 2:
         raise ValueError(f"initial_state must be a list [h0, c0] of 2 arrays of shape "
                          f"(batch, units) = {(batch, units)}; got {len(initial_state)} "
@@ -280,7 +280,7 @@ def check_lstm_weights(weights, features: int, units: int, dtype, use_bias: bool
                 ("bias", (4 * units,), "(4*units,)")][:3 if use_bias else 2]
     layout = ", ".join(f"{name} {shape}" for name, shape, _ in expected)
     if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
-        raise TypeError(f"{argument} must be a list [{layout}]; got {_kind_of(weights)}")
+        raise TypeError(f"{argument} must be a list [{layout}]; got {kind_of(weights)}")
     if len(weights) != len(expected):
         shapes = [tuple(np.shape(w)) for w in weights]
         raise ValueError(f"{argument} must be a list of {len(expected)} arrays [{layout}]; "
@@ -403,7 +403,7 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
 def check_layer_list(layers, argument: str = "layers") -> list:
     """A list or tuple of layers (their kinds are checked one by one as they are added)."""
     if not isinstance(layers, (list, tuple)):
-        raise TypeError(f"{argument} must be a list of layers; got {_kind_of(layers)}")
+        raise TypeError(f"{argument} must be a list of layers; got {kind_of(layers)}")
     return list(layers)
 
 
@@ -424,7 +424,7 @@ def check_batch_shape(value, argument: str = "batch_shape") -> tuple:
     positive integer, e.g. ``[None, 28, 28]``."""
     if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
         raise TypeError(f"{argument} must be a list of 2 or 3 sizes (None or integers >= 1); "
-                        f"got {_kind_of(value)}")
+                        f"got {kind_of(value)}")
     for index, size in enumerate(value):
         if size is not None:
             check_positive_int(size, f"{argument}[{index}]")
@@ -488,7 +488,7 @@ def check_split_sizes(split: float, n: int, argument: str = "validation_split") 
 def check_validation_data(value, argument: str = "validation_data") -> tuple:
     """A pair ``(x_val, y_val)`` (its arrays are checked like ``x`` and ``y``)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{argument} must be a tuple (x_val, y_val); got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a tuple (x_val, y_val); got {kind_of(value)}")
     return tuple(value)
 
 
@@ -550,7 +550,7 @@ def check_callback_list(callbacks, base: type, argument: str = "callbacks") -> l
     if not isinstance(callbacks, (list, tuple)) or not all(
             isinstance(c, base) for c in callbacks):
         raise TypeError(f"{argument} must be a list of numlstm.callbacks.Callback objects; "
-                        f"got {_kind_of(callbacks)}")
+                        f"got {kind_of(callbacks)}")
     return list(callbacks)
 
 
@@ -579,7 +579,7 @@ def check_monitor(value, argument: str = "monitor") -> str:
     """The name of a logged quantity, such as ``'val_loss'``."""
     if not isinstance(value, str):
         raise TypeError(f"{argument} must be a log name such as 'val_loss'; got "
-                        f"{_kind_of(value)}")
+                        f"{kind_of(value)}")
     return value
 
 
@@ -600,7 +600,7 @@ def check_monitored_in_logs(monitor: str, logs: dict, who: str, hint: str = "") 
 def check_path_like(value, argument: str) -> str:
     """A str, bytes or os.PathLike naming a file (returned as str)."""
     if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
-        raise TypeError(f"{argument} must be a path; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a path; got {kind_of(value)}")
     return str(value)
 
 
@@ -643,7 +643,7 @@ def check_real_in_range(value, argument: str, low: float = 0.0, low_inclusive: b
     """A finite real number above ``low`` (or equal, with ``low_inclusive``) and below
     ``high`` when given; booleans refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a number; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a number; got {kind_of(value)}")
     value = float(value)
     bad = (value < low or (value == low and not low_inclusive) or not np.isfinite(value)
            or (high is not None and value >= high))
@@ -670,7 +670,7 @@ def check_registered(identifier, argument: str, known, example: str, kind: str) 
                              f"got {identifier!r}")
         return identifier
     raise TypeError(f"{argument} must be a name such as {example!r} or {kind} object; got "
-                    f"{_kind_of(identifier)}")
+                    f"{kind_of(identifier)}")
 
 
 # -- weight conversion (numlstm.convert) -------------------------------------------------------
@@ -735,7 +735,7 @@ def check_layer_index(value, argument: str = "layer") -> int:
 
 def check_string(value, argument: str) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{argument} must be a string; got {_kind_of(value)}")
+        raise TypeError(f"{argument} must be a string; got {kind_of(value)}")
     return value
 
 

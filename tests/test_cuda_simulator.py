@@ -37,13 +37,14 @@ class RecordingCudaBackend:
     def __init__(self, backend, monkeypatch):
         object.__setattr__(self, "backend", backend)
         object.__setattr__(self, "options", contextlib.ExitStack())
-        object.__setattr__(self, "results", {"forward": [], "backward": []})
+        object.__setattr__(self, "results", {"forward": [], "backward": [], "any": []})
         for method, kind in (("lstm_forward", "forward"), ("lstm_backward", "backward")):
             original = getattr(backend, method)
 
             def recorded(*args, _original=original, _kind=kind, **kwargs):
                 result = _original(*args, **kwargs)
                 self.results[_kind].append(result)
+                self.results["any"].append(result)
                 return result
             monkeypatch.setattr(backend, method, recorded)
 
@@ -63,7 +64,7 @@ class RecordingCudaBackend:
     last_path_note = property(lambda self: self._latest("forward", "path_note"))
     last_backward_path = property(lambda self: self._latest("backward", "path"))
     last_backward_path_note = property(lambda self: self._latest("backward", "path_note"))
-    last_gemm = property(lambda self: self._latest("forward", "gemm"))
+    last_gemm = property(lambda self: self._latest("any", "gemm"))   # of the latest call
 
 
 @pytest.fixture

@@ -153,8 +153,9 @@ def check_name(value, argument: str, valid=BACKEND_NAMES) -> str:
     (The registry is called with user input, and backends import nothing of the front-end's
     validation.)"""
     if not isinstance(value, str):
-        shown = (f"{type(value).__name__} of shape {tuple(value.shape)}"
-                 if hasattr(value, "shape") else f"{type(value).__name__} {value!r}")
+        shown = (f"array of dtype {value.dtype} and shape {tuple(value.shape)}"
+                 if hasattr(value, "shape") and hasattr(value, "dtype")
+                 else f"{type(value).__name__} {value!r}")
         raise TypeError(f"{argument} must be a string, one of {list(valid)}; got {shown}")
     if value not in valid:
         raise ValueError(f"{argument} must be one of {list(valid)}; got {value!r}")

@@ -719,19 +719,20 @@ class CudaBackend(Backend):
             rows = batch * timesteps
             dz = dz_all.reshape(rows, 4 * units)
             dx = cuda.device_array(x.shape, dtype)
-            gemm = self._gemm(dz, cache.kernel, dx.reshape(rows, features), trans_b=True)
+            gemms = [self._gemm(dz, cache.kernel, dx.reshape(rows, features), trans_b=True)]
             dkernel = cuda.device_array((features, 4 * units), dtype)
-            self._gemm(x.reshape(rows, features), dz, dkernel, trans_a=True)
+            gemms.append(self._gemm(x.reshape(rows, features), dz, dkernel, trans_a=True))
             h_in = cache.h_prev
             if has_dropout:
                 h_in = self._workspace.get("h_dropped", cache.h_prev.shape, dtype)
                 _launch_1d(K.scale_rows, rows * units, cache.h_prev, dropout, h_in)
             drecurrent = cuda.device_array((units, 4 * units), dtype)
-            self._gemm(h_in.reshape(rows, units), dz, drecurrent, trans_a=True)
+            gemms.append(self._gemm(h_in.reshape(rows, units), dz, drecurrent, trans_a=True))
             dbias = cuda.device_array(4 * units, dtype)
             _launch_2d(K.column_sums, 1, 4 * units, dz, dbias)   # a 1-D grid over columns
             gradients = dict(x=dx, kernel=dkernel, recurrent_kernel=drecurrent, bias=dbias)
-            details = {"path": path, "path_note": note, "gemm": gemm}
+            # Which GEMM ran, once per kind (a cuBLAS failure part-way shows as two).
+            details = {"path": path, "path_note": note, "gemm": "; ".join(dict.fromkeys(gemms))}
         kind = getattr(cache, "kind", "numba")
         return Gradients(**{k: self._to_kind(v, kind) for k, v in gradients.items()},
                          h0=self._to_kind(dh, kind), c0=self._to_kind(dc, kind),

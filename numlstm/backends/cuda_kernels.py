@@ -232,7 +232,7 @@ def _finish_step(x_proj, t, b, j, units, acc_i, acc_f, acc_g, acc_o, h_cur, h_ne
     i, f, g, o, c_new, h_new = cell_update(
         x_proj[b, t, j] + acc_i, x_proj[b, t, units + j] + acc_f,
         x_proj[b, t, 2 * units + j] + acc_g, x_proj[b, t, 3 * units + j] + acc_o,
-        c[b, j], activation, recurrent_activation, activate)   # False: the generic update
+        c[b, j], activation, recurrent_activation, activate)   # the generic update
     c[b, j] = c_new
     h_next[b, j] = h_new
     outputs[b, t, j] = h_new
@@ -390,7 +390,7 @@ def _gate_gradients(b, j, t, t_before, first, c0, mask, has_mask, zero_output_fo
         gates[b, t, j], gates[b, t, units + j], gates[b, t, 2 * units + j],
         gates[b, t, 3 * units + j], cells[b, t, j], c_prev, dh[b, j] + grad_out,
         dc[b, j], activation, recurrent_activation, activate,
-        activation_derivative)   # False: the generic update
+        activation_derivative)   # the generic update
     dz_all[b, t, j] = dzi
     dz_all[b, t, units + j] = dzf
     dz_all[b, t, 2 * units + j] = dzg

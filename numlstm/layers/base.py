@@ -180,8 +180,8 @@ class Layer:
         out = self.forward(to_xp(backend, x), mask=None if mask is None else
                            to_xp(backend, mask), training=V.check_bool(training, "training"),
                            backend=backend, rng=rng)
-        if isinstance(out, list):           # a layer with several outputs
-            return [backend.to_numpy(part) for part in out]
+        if isinstance(out, list):           # a layer with several outputs: each its own array
+            return [np.array(backend.to_numpy(part)) for part in out]
         return backend.to_numpy(out)
 
 

@@ -15,7 +15,7 @@ def _check_backward_layer(layer, backward_layer) -> None:
     """``Bidirectional(layer, backward_layer=...)``: an LSTM that reads the sequence the
     other way and gives outputs of the same kind and shape (as Keras requires)."""
     if not isinstance(backward_layer, LSTM):
-        raise TypeError(f"backward_layer must be an LSTM layer; got {type(backward_layer).__name__}")
+        raise TypeError(f"backward_layer must be an LSTM layer; got {V.kind_of(backward_layer)}")
     if backward_layer is layer:
         raise ValueError("backward_layer must be another LSTM than layer; got the same object")
     if backward_layer.go_backwards == layer.go_backwards:

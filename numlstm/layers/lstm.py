@@ -152,24 +152,27 @@ class LSTM(Layer):
         self.last_backend: str | None = None
 
     # -- what the cell holds ----------------------------------------------------------------------
-    units = _of_the_cell("units", "``H``: the size of the output and of both states.")
+    units = _of_the_cell("units", "``H``: the size of the output and of both states.", True)
     activation = _of_the_cell("activation", "``act``: the candidate's and the output's.")
     recurrent_activation = _of_the_cell("recurrent_activation", "``σ``: the gates'.")
-    use_bias = _of_the_cell("use_bias", "Whether the layer has a bias.")
-    unit_forget_bias = _of_the_cell("unit_forget_bias", "Forget-gate bias initialised to 1.")
-    dropout = _of_the_cell("dropout", "Input dropout rate in training.")
-    recurrent_dropout = _of_the_cell("recurrent_dropout", "Recurrent dropout rate in training.")
-    input_features = _of_the_cell("input_features", "``features``, once built.")
+    use_bias = _of_the_cell("use_bias", "Whether the layer has a bias.", True)
+    unit_forget_bias = _of_the_cell("unit_forget_bias", "Forget-gate bias initialised to 1.",
+                                    True)
+    dropout = _of_the_cell("dropout", "Input dropout rate in training.", True)
+    recurrent_dropout = _of_the_cell("recurrent_dropout", "Recurrent dropout rate in training.",
+                                     True)
+    input_features = _of_the_cell("input_features", "``features``, once built.", True)
     kernel = _of_the_cell("kernel", "ndarray (features, 4*units); assigning checks it.", True)
     recurrent_kernel = _of_the_cell("recurrent_kernel", "ndarray (units, 4*units); assigning "
                                     "checks it.", True)
     bias = _of_the_cell("bias", "ndarray (4*units,) or None; assigning checks it.", True)
     # Layer's own attributes, kept on the cell so that the two never disagree (a model renames
-    # and seeds its layers, and may pin them to a backend).
+    # and seeds its layers, and may pin them to a backend; weights set on the cell build both).
     name = _of_the_cell("name", "The layer's name.", True)
     dtype = _of_the_cell("dtype", "The layer's dtype.", True)
     seed = _of_the_cell("seed", "The initializers' seed.", True)
     backend = _of_the_cell("backend", "The backend to run on (None: the one in use).", True)
+    built = _of_the_cell("built", "Whether the weights exist.", True)
     _activation_code = _of_the_cell("_activation_code", "``activation``'s integer code.")
     _recurrent_activation_code = _of_the_cell("_recurrent_activation_code",
                                               "``recurrent_activation``'s integer code.")
@@ -289,14 +292,16 @@ class LSTM(Layer):
         if not self.built:
             self.build((None, None, features))
         mask = V.check_mask(mask, batch, timesteps)
-        backend = get_backend(cell.backend)
-        h0 = c0 = None                     # None: zeros, or a stateful layer's carried states
+        states = None                      # None: zeros, or a stateful layer's carried states
         if initial_state is not None or not self.stateful:
-            h0, c0 = (backend.asarray(s) for s in
-                      V.check_initial_state(initial_state, batch, cell.units, cell.dtype))
+            states = V.check_initial_state(initial_state, batch, cell.units, cell.dtype)
+        backend = get_backend(cell.backend)
+        h0, c0 = (None, None) if states is None else (backend.asarray(s) for s in states)
         run = self._run(backend, to_xp(backend, x),
                         None if mask is None else to_xp(backend, mask), h0, c0)
         output = backend.to_numpy(run.sequence if self.return_sequences else run.last)
+        if self.return_sequences and self.go_backwards:
+            output = np.ascontiguousarray(output)    # a reversed view of the backend's outputs
         if not self.return_state:
             return output
         # copies: a stateful layer carries run.h and run.c on
@@ -363,8 +368,7 @@ class LSTM(Layer):
         # The backend's outputs are aligned with the input positions; Keras returns a
         # go_backwards sequence in processing order.
         outputs = to_xp(backend, result.outputs)
-        reorder = self.go_backwards and not aligned
-        sequence = xp.ascontiguousarray(outputs[:, ::-1]) if reorder else outputs
+        sequence = outputs[:, ::-1] if self.go_backwards and not aligned else outputs
         if timesteps == 0:
             # No step processed: the initial h (a copy: a stateful layer carries result.h on).
             last = xp.array(to_xp(backend, result.h))

@@ -282,7 +282,8 @@ class LSTMCell(Layer):
         the weights, the layer's backend or the registry's choice change."""
         if not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet: call build((batch, "
-                             "timesteps, features)) or run it on a sequence before step()")
+                             "timesteps, features)), set its weights, or run it (an LSTM: on "
+                             "a sequence) before step()")
         backend = get_backend(self.backend)
         bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
         self._step_plan = _StepPlan(
@@ -445,7 +446,7 @@ class LSTMCell(Layer):
 
 @dataclass(eq=False)
 class _StepPlan:
-    """What :meth:`LSTM.step` resolves once: the backend and its unchecked step kernel, the
+    """What :meth:`LSTMCell.step` resolves once: the backend and its unchecked step kernel, the
     weights moved there, and what a call is compared against to reuse the plan."""
 
     backend: Any
