@@ -483,10 +483,10 @@ def backward_rows_panels(row_start, row_stop, x, kernel, recurrent_panels_t, c0,
 
 @njit(**_JIT)
 def backward_rows_mkl(row_start, row_stop, x, kernel, packed_recurrent_kernel_t, c0, mask,
-                         has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
-                         recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
-                         grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
-                         dx, dkernel, drecurrent_kernel, dbias):
+                      has_mask, recurrent_dropout_mask, has_dropout, reverse, activation,
+                      recurrent_activation, zero_output_for_mask, gates, cells, h_prev,
+                      grad_outputs, dh, dc, dz_all, dz_step, dh_step, h_in_all,
+                      dx, dkernel, drecurrent_kernel, dbias):
     """:func:`backward_rows` with the per-step ``dz (rows, 4H) @ U.T`` through oneMKL's packed
     GEMM (float32): ``packed_recurrent_kernel_t`` is ``recurrent_kernel`` packed transposed by
     :func:`numlstm.backends.mkl_blas.pack_b` for at least ``row_stop - row_start`` rows."""
