@@ -13,8 +13,9 @@ from . import activations, callbacks, functional, initializers, losses, metrics,
 from .backends import (BACKEND_NAMES, BackendStatus, available_backends, current_backend_name,
                        get_backend, set_default_backend, use_backend)
 from .errors import BackendUnavailableError
-from .layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input, Masking
-from .models import Sequential, load_model
+from .layers import (LSTM, Add, Average, Bidirectional, Concatenate, Dense, Dropout, Embedding,
+                     Input, Masking, Multiply, RepeatVector, Subtract)
+from .models import Model, Sequential, load_model, model_from_json
 from .interop import load_keras_model
 from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
 from .threads import (cpu_blas_info, get_num_threads, num_threads, set_cpu_blas, set_num_threads,
@@ -23,7 +24,9 @@ from .threads import (cpu_blas_info, get_num_threads, num_threads, set_cpu_blas,
 __version__ = "0.1.0"
 
 __all__ = [
-    "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError", "Bidirectional", "Dense",
+    "Add", "Average", "BACKEND_NAMES", "BackendStatus", "BackendUnavailableError",
+    "Bidirectional", "Concatenate", "Dense", "Model", "Multiply", "RepeatVector", "Subtract",
+    "model_from_json",
     "cpu_blas_info", "set_cpu_blas", "use_cpu_blas",
     "Dropout", "Embedding", "Input", "LSTM", "Masking", "Sequential", "activations", "archive",
     "available_backends", "callbacks", "current_backend_name", "datasets", "functional",

@@ -1,5 +1,8 @@
-"""Metrics reported by ``fit`` and ``evaluate``: each is a per-sample mean (over the unmasked
-timesteps of a masked sequence output), averaged over an epoch weighted by batch size.
+"""Metrics reported by ``fit`` and ``evaluate``, averaged as Keras 3 averages them: over every
+position a metric is computed at -- each sample, or each unmasked timestep of a masked
+sequence output -- across the whole epoch (:meth:`Metric.totals` gives a batch's sum and
+count; the epoch's value is the sum of sums over the sum of counts). The loss, by contrast, is
+averaged over batches weighted by their number of samples, as Keras's loss tracker does.
 
 ``"accuracy"`` resolves, as in Keras, by the loss: sparse categorical accuracy for
 ``sparse_categorical_crossentropy``, categorical accuracy for ``categorical_crossentropy``,
@@ -51,11 +54,18 @@ class Metric:
         self.name, self.fn = name, fn
 
     def __call__(self, y_true, y_pred, mask=None) -> float:
+        """The metric's mean over one batch's positions (its unmasked ones with ``mask``)."""
+        total, count = self.totals(y_true, y_pred, mask)
+        return total / count if count else 0.0
+
+    def totals(self, y_true, y_pred, mask=None) -> tuple[float, float]:
+        """``(sum, count)`` over one batch: the metric summed over its positions (the unmasked
+        ones with a ``mask`` of shape ``y_pred.shape[:-1]``) and how many there are."""
         per = self.fn(y_true, y_pred)
         if mask is None:
-            return float(per.mean()) if per.size else 0.0
+            return float(per.sum()), float(per.size)
         weights = np.asarray(mask, dtype=np.float64)
-        return float((per * weights).sum() / max(weights.sum(), 1.0))
+        return float((per * weights).sum()), float(weights.sum())
 
 
 def get(identifier, loss: L.Loss, output_units: int) -> Metric:

@@ -40,7 +40,8 @@ class Optimizer:
     _squared_slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
-        self.learning_rate = _check_float(learning_rate, "learning_rate")
+        # 0 is allowed (Keras allows it): a run that measures without moving the weights
+        self.learning_rate = _check_float(learning_rate, "learning_rate", low_inclusive=True)
         self.clipnorm = None if clipnorm is None else _check_float(clipnorm, "clipnorm")
         self.clipvalue = None if clipvalue is None else _check_float(clipvalue, "clipvalue")
         self.iterations = 0
@@ -60,11 +61,15 @@ class Optimizer:
             self.slots = {name: [np.zeros_like(w) for w in weights] for name in self._slot_names}
 
     def apply_gradients(self, grads, weights) -> None:
-        """Update ``weights`` (a list of arrays) in place from ``grads`` (same shapes)."""
+        """Update ``weights`` (a list of arrays) in place from ``grads`` (same shapes). A
+        gradient of None leaves its weight and its slots untouched (a frozen layer's weight,
+        or one no loss reaches), as Keras skips variables without gradients; slots exist for
+        every weight, so freezing or unfreezing a layer keeps the others' state in place."""
         self._ensure_slots(weights)
         self.iterations += 1
         for index, (g, w) in enumerate(zip(grads, weights)):
-            self._update(index, self._clip(np.asarray(g, w.dtype)), w)
+            if g is not None:
+                self._update(index, self._clip(np.asarray(g, w.dtype)), w)
 
     def _update(self, index, g, w) -> None:
         raise NotImplementedError

@@ -339,10 +339,17 @@ def check_token_ids(x, input_dim, argument) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
+def _shape_fits(shape: tuple, expected: tuple) -> bool:
+    """``shape`` matches ``expected``, where None in ``expected`` allows any size."""
+    return len(shape) == len(expected) and all(e is None or s == e
+                                               for s, e in zip(shape, expected))
+
+
 def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argument="y",
                   probabilities: str | None = None):
     """Check training targets for ``n`` samples and a model output of ``output_shape``.
 
+    None in ``output_shape`` allows any size there (a sequence output of any length).
     ``sparse``: integer class indices of shape ``output_shape[:-1]`` (or with a trailing 1), in
     ``[0, output_shape[-1])``; otherwise finite floats of ``output_shape`` (``(n,)`` is accepted
     for an output of one unit). ``probabilities``: the name of a cross-entropy loss whose
@@ -366,7 +373,8 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
         if labels.shape[:1] != (n,):
             raise ValueError(f"x and {argument} must have the same number of samples; got "
                              f"{n} and {labels.shape[0] if labels.ndim else 'a scalar'}")
-        if labels.shape not in (out[:-1], out[:-1] + (1,)):
+        if not (_shape_fits(labels.shape, out[:-1]) or _shape_fits(labels.shape,
+                                                                    out[:-1] + (1,))):
             raise ValueError(f"{argument} must have shape {out[:-1]} (class indices for an "
                              f"output of shape {out}); got shape {labels.shape}")
         classes = out[-1]
@@ -390,8 +398,8 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
     if target.shape[:1] != (n,):
         raise ValueError(f"x and {argument} must have the same number of samples; got {n} "
                          f"and {target.shape[0] if target.ndim else 'a scalar'}")
-    if target.shape != out:
-        if target.shape == out[:-1] and out[-1] == 1:
+    if not _shape_fits(target.shape, out):
+        if _shape_fits(target.shape, out[:-1]) and out[-1] == 1:
             return target[..., None]
         raise ValueError(f"{argument} must have the model's output shape {out}; got "
                          f"shape {target.shape}")

@@ -123,14 +123,14 @@ def test_model_commands_bad_arguments_exit_2(tmp_path, digits_model):
 
 def test_a_model_saved_for_a_missing_backend_points_to_the_backend_option(tmp_path,
                                                                          monkeypatch):
-    import numlstm.models as models
+    from numlstm.models import saving
     from numlstm.backends import BackendStatus
     from numlstm.layers import LSTM, Dense, Input
     model = numlstm.Sequential([Input((4, 2)), LSTM(3), Dense(1)], seed=0, backend="numba")
     path = model.save(tmp_path / "m.npz")
     np.save(tmp_path / "x.npy", np.zeros((2, 4, 2), np.float32))
-    real = models.backend_status
-    monkeypatch.setattr(models, "backend_status", lambda name: BackendStatus(
+    real = saving.backend_status
+    monkeypatch.setattr(saving, "backend_status", lambda name: BackendStatus(
         name, False, reason="no such device here") if name == "numba" else real(name))
     for command in (["summary", path], ["predict", path, tmp_path / "x.npy", "--out",
                                         tmp_path / "p.npy"]):

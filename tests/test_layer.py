@@ -25,7 +25,7 @@ def test_defaults_are_keras_defaults():
         "bias_initializer": "zeros", "unit_forget_bias": True, "return_sequences": False,
         "return_state": False, "go_backwards": False, "zero_output_for_mask": False,
         "seed": None, "backend": None, "dtype": "float32", "name": None, "dropout": 0.0,
-        "recurrent_dropout": 0.0, "stateful": False, "batch_size": None}
+        "recurrent_dropout": 0.0, "stateful": False, "batch_size": None, "trainable": True}
 
 
 def test_lazy_build_weights_and_param_count():

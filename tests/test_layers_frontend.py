@@ -69,9 +69,12 @@ def test_bidirectional_equals_two_keras_style_layers(backend, merge_mode):
     bi = Bidirectional(LSTM(4, return_sequences=True, seed=0, backend=backend),
                        merge_mode=merge_mode)
     out = bi(x, mask=mask)
-    fwd = LSTM(4, return_sequences=True, backend=backend)
+    # Inside a Bidirectional a direction returning sequences outputs zeros at masked steps,
+    # as Keras forces (zero_output_for_mask = return_sequences).
+    fwd = LSTM(4, return_sequences=True, zero_output_for_mask=True, backend=backend)
     fwd.set_weights(bi.forward_layer.get_weights())
-    bwd = LSTM(4, return_sequences=True, go_backwards=True, backend=backend)
+    bwd = LSTM(4, return_sequences=True, go_backwards=True, zero_output_for_mask=True,
+               backend=backend)
     bwd.set_weights(bi.backward_layer.get_weights())
     y_f = fwd(x, mask=mask)
     y_b = bwd(x, mask=mask)[:, ::-1]           # Keras's go_backwards order, re-aligned

@@ -145,10 +145,12 @@ def test_compile_and_argument_errors():
         Sequential([LSTM(2), Input((5, 3))])
     with pytest.raises(TypeError, match="numlstm layers"):
         Sequential([object()])
+    # several outputs are fine from the last layer (predict returns the list, as Keras);
+    # only a layer after it is refused
     with pytest.raises(ValueError, match="return_state=True"):
-        Sequential([LSTM(2, return_state=True)])
+        Sequential([LSTM(2, return_state=True), Dense(1)])
     with pytest.raises(ValueError, match="merge_mode=None"):
-        Sequential([numlstm.Bidirectional(LSTM(2), merge_mode=None)])
+        Sequential([numlstm.Bidirectional(LSTM(2), merge_mode=None), Dense(1)])
 
 
 def test_same_seed_same_weights_and_same_training_run():
@@ -486,8 +488,8 @@ def test_a_monitored_name_missing_from_the_logs_is_named():
 
 
 def test_a_refused_layer_keeps_its_name():
-    model = Sequential([LSTM(4, return_sequences=True)])
-    refused = LSTM(2, return_state=True)
+    model = Sequential([LSTM(4, return_sequences=True, return_state=True)])
+    refused = LSTM(2)
     with pytest.raises(ValueError, match="return_state=True"):
         model.add(refused)
     assert refused.name == "lstm" and len(model.layers) == 1
@@ -495,8 +497,7 @@ def test_a_refused_layer_keeps_its_name():
 
 def test_build_checks_name_the_layer_and_the_shape():
     with pytest.raises(ValueError, match=r"layer 'lstm' needs 3-D input \(batch, timesteps, "
-                                         r"features\); the layer before it gives shape "
-                                         r"\(None, 3\)"):
+                                         r"features\); got a tensor of shape \(None, 3\)"):
         Sequential([Input((5,)), Dense(3), LSTM(2)]).build()
     with pytest.raises(ValueError, match="stateful LSTM 'lstm' needs a fixed batch size"):
         Sequential([Input((5, 3)), LSTM(2, stateful=True)]).build()

@@ -144,15 +144,15 @@ def test_a_bad_backend_argument_is_named_before_the_file_is_read(tmp_path, backe
 
 
 def test_a_model_saved_for_a_backend_missing_here_names_the_fix(tmp_path, monkeypatch):
-    import numlstm.models as models
+    from numlstm.models import saving
     from numlstm.backends import BackendStatus
     from numlstm.errors import BackendUnavailableError
     x, _ = data()
     model = Sequential([Input((5, 3)), LSTM(2)], seed=0, backend="numba")
     path = model.save(tmp_path / "m.npz")
-    real = models.backend_status
+    real = saving.backend_status
     # pretend numba (the saved backend) is missing here, as cuda is on a machine without a GPU
-    monkeypatch.setattr(models, "backend_status", lambda name: BackendStatus(
+    monkeypatch.setattr(saving, "backend_status", lambda name: BackendStatus(
         name, False, reason="no such device here") if name == "numba" else real(name))
     with pytest.raises(BackendUnavailableError) as caught:
         load_model(path)

@@ -4,22 +4,81 @@ A layer holds its weights as host NumPy arrays (the optimizers update them in pl
 its math with the array namespace ``backend.xp`` of the backend a model hands it, so the same
 layer code runs on NumPy (``numpy``, ``numba`` backends) and CuPy arrays.
 
-Training protocol (used by :class:`numlstm.Sequential`)::
+Three ways to call a layer:
 
-    y = layer.forward(x, mask=mask, training=True, backend=backend, rng=rng)
-    dx = layer.backward(dy)          # fills layer.grads, aligned with layer.trainable_weights
+* on arrays, ``layer(x)``: runs it at once and returns NumPy arrays;
+* on symbolic tensors, ``layer(numlstm.Input((5, 3)))``: builds it for that shape and records
+  the call in a graph (:mod:`numlstm.layers.symbolic`) for :class:`numlstm.Model`;
+* from a model's graph, once per node and batch (the training protocol)::
 
-``forward`` keeps what ``backward`` needs on the layer (one pending backward at a time).
+      outputs, masks, pending = layer._graph_forward(inputs, masks, training, backend, rng)
+      input_grads, weight_grads = layer._graph_backward(pending, output_grads)
+
+  ``inputs``/``outputs`` are lists (most layers take one and return one; an LSTM may take
+  ``[x, h0, c0]`` and return ``[output, h, c]``). ``pending`` is what the backward needs,
+  handed back by the model, so one layer can be called at several nodes of a graph (a shared
+  layer) and each call is differentiated with its own record. ``weight_grads`` is aligned
+  with :attr:`Layer.weights`.
+
+  Single-input layers implement the simpler pair the default ``_graph_*`` wrap::
+
+      y = layer.forward(x, mask=mask, training=True, backend=backend, rng=rng)
+      dx = layer.backward(dy)          # fills layer.grads, aligned with layer.weights
+
+  where ``forward`` keeps what ``backward`` needs in the attributes named by
+  ``_pending_attributes``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 
 import numpy as np
 
 from .. import validation as V
 from ..backends import BACKEND_NAMES, get_backend
+from .symbolic import Input, call_on_symbolic, is_symbolic
+
+__all__ = ["Input", "Layer", "WeightFeed", "loading_weights", "to_xp"]
+
+class WeightFeed:
+    """A saved model's weight arrays, handed out in order to the layers as its graph is
+    rebuilt: each layer, at its first call, takes as many as it has weights."""
+
+    def __init__(self, arrays: list):
+        self.arrays, self.position = list(arrays), 0
+
+    def take(self, layer, shape) -> list:
+        count = len(layer.weight_specs(shape))
+        if self.position + count > len(self.arrays):
+            raise ValueError(f"the layers need more than the {len(self.arrays)} weight arrays "
+                             f"given (layer {layer.name!r} needs {count} more)")
+        taken = self.arrays[self.position:self.position + count]
+        self.position += count
+        return taken
+
+    def check_all_taken(self) -> None:
+        if self.position != len(self.arrays):
+            raise ValueError(f"the layers need {self.position} weight arrays; got "
+                             f"{len(self.arrays)}")
+
+
+_WEIGHT_FEED: contextvars.ContextVar = contextvars.ContextVar("weight_feed", default=None)
+
+
+@contextlib.contextmanager
+def loading_weights(feed: WeightFeed):
+    """Within the block, an unbuilt layer called on a symbolic tensor takes its weights from
+    ``feed`` (checked against the shape it is called on) instead of running its
+    initializers: how a saved model is rebuilt without allocating anything the file does
+    not hold."""
+    token = _WEIGHT_FEED.set(feed)
+    try:
+        yield
+    finally:
+        _WEIGHT_FEED.reset(token)
 
 
 def to_xp(backend, array):
@@ -39,6 +98,8 @@ class Layer:
     """
 
     _weight_names: tuple[str, ...] = ()
+    #: Attributes where ``forward`` keeps what ``backward`` needs (see the module docstring).
+    _pending_attributes: tuple[str, ...] = ("_cache",)
 
     def __new__(cls, *args, **kwargs):
         instance = super().__new__(cls)
@@ -52,7 +113,8 @@ class Layer:
         instance._name_given = given is not None
         return instance
 
-    def __init__(self, name=None, dtype="float32", seed=None, backend=None):
+    def __init__(self, name=None, dtype="float32", seed=None, backend=None, trainable=True):
+        self.trainable = trainable
         self.name = (V.check_string(name, "name") if name is not None
                      else type(self).__name__.lower())
         self.dtype = V.check_float_dtype(dtype, "dtype")
@@ -85,13 +147,38 @@ class Layer:
 
     # -- weights ------------------------------------------------------------------------------
     @property
-    def trainable_weights(self) -> list[np.ndarray]:
-        """The live weight arrays (updated in place by the optimizers)."""
+    def trainable(self) -> bool:
+        """Whether training updates this layer's weights (Keras's ``trainable``; False freezes
+        them: gradients still flow through the layer to the layers before it)."""
+        return getattr(self, "_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = V.check_bool(value, "trainable")
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Every live weight array (updated in place by the optimizers), in
+        :meth:`get_weights` order."""
         return [getattr(self, "_" + n) for n in self._weight_names
                 if getattr(self, "_" + n) is not None]
 
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """:attr:`weights` when the layer is :attr:`trainable`, else none."""
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """:attr:`weights` when the layer is frozen (``trainable = False``), else none."""
+        return [] if self.trainable else self.weights
+
+    def _weights_trainable(self) -> list[bool]:
+        """For each of :attr:`weights`, whether training updates it."""
+        return [self.trainable] * len(self.weights)
+
     def get_weights(self) -> list[np.ndarray]:
-        return [w.copy() for w in self.trainable_weights] if self.built else []
+        return [w.copy() for w in self.weights] if self.built else []
 
     def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
         """``[(name, shape), ...]`` of the weights ``build(input_shape)`` would create, in
@@ -110,7 +197,7 @@ class Layer:
                              "model with an Input) before set_weights")
         else:
             names = [n for n in self._weight_names if getattr(self, "_" + n) is not None]
-            specs = [(n, w.shape) for n, w in zip(names, self.trainable_weights)]
+            specs = [(n, w.shape) for n, w in zip(names, self.weights)]
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
             raise TypeError(f"weights must be a list of {len(specs)} arrays; got "
                             f"{type(weights).__name__}")
@@ -144,15 +231,73 @@ class Layer:
         if not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet: call build(input_shape) "
                              "first")
-        return int(sum(w.size for w in self.trainable_weights))
+        return int(sum(w.size for w in self.weights))
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
-                "backend": self.backend}
+                "backend": self.backend, "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config: dict):
         return cls(**config)
+
+    # -- in a graph ---------------------------------------------------------------------------
+    def _output_specs(self, inputs: list) -> list[tuple[tuple, str]]:
+        """Check the symbolic ``inputs`` of a call, build the layer for them (with a loader's
+        weights when :func:`loading_weights` provides them) and return ``[(shape, dtype)]``
+        of each output. The default: one input, one output of :meth:`compute_output_shape`."""
+        (x,) = self._single_input(inputs)
+        self._build_in_graph(x.shape)
+        return [(tuple(self.compute_output_shape(x.shape)), self.dtype.name)]
+
+    def _single_input(self, inputs: list) -> list:
+        if len(inputs) != 1:
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) takes one input; "
+                             f"got {len(inputs)}")
+        return inputs
+
+    def _build_in_graph(self, shape: tuple) -> None:
+        """Build for ``shape`` (batch axis first): from provided weights, with the
+        initializers, or -- already built -- check that ``shape`` fits the weights."""
+        feed = _WEIGHT_FEED.get()
+        if feed is not None and not self.built:
+            self.install_weights(self.check_weights(feed.take(self, shape), shape), shape)
+        elif not self.built:
+            self.build(shape)
+        else:
+            self._check_built_for(shape)
+
+    def _check_built_for(self, shape: tuple) -> None:
+        """A built layer called on ``shape``: its kernel's input features must match."""
+        weights = self.weights
+        if weights:
+            V.check_built_features(weights[0].shape[0], shape, self.name)
+        if self.input_shape is None:
+            self.input_shape = tuple(shape)
+
+    def _take_pending(self):
+        """What ``forward`` kept for ``backward`` (cleared from the layer)."""
+        pending = tuple(getattr(self, name, None) for name in self._pending_attributes)
+        for name in self._pending_attributes:
+            setattr(self, name, None)
+        return pending
+
+    def _restore_pending(self, pending) -> None:
+        for name, value in zip(self._pending_attributes, pending):
+            setattr(self, name, value)
+
+    def _graph_forward(self, inputs: list, masks: list, training: bool, backend, rng):
+        """Run one node: ``(outputs, output masks, pending)``; see the module docstring."""
+        (x,), (mask,) = inputs, masks
+        out_mask = self.compute_mask(mask, x)
+        y = self.forward(x, mask=mask, training=training, backend=backend, rng=rng)
+        return [y], [out_mask], self._take_pending() if training else None
+
+    def _graph_backward(self, pending, output_grads: list):
+        """``(input grads, weight grads)`` of one node's call, from its outputs' grads."""
+        self._restore_pending(pending)
+        dx = self.backward(output_grads[0])
+        return [dx], list(self.grads)
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
@@ -164,12 +309,26 @@ class Layer:
     def backward(self, grad):
         raise NotImplementedError
 
+    def _symbolic_list(self, tensors) -> list:
+        """A list of symbolic tensors given as ``x`` (merge layers take one)."""
+        raise TypeError(f"layer {self.name!r} ({type(self).__name__}) takes one tensor; got a "
+                        f"list of {len(tensors)}")
+
     def _check_input(self, x):
         """Check a stand-alone call's input (floats of this layer's dtype)."""
         return V.as_float_array(x, f"{type(self).__name__} input", self.dtype)
 
     def __call__(self, x, mask=None, training=False):
-        """Run the layer on host arrays and return a NumPy array (inference by default)."""
+        """Run the layer on host arrays and return a NumPy array (inference by default); on a
+        symbolic tensor, build the layer and return the symbolic output (see
+        :mod:`numlstm.layers.symbolic`)."""
+        if is_symbolic(x):
+            if mask is not None:
+                raise ValueError(f"layer {self.name!r} was called on a symbolic tensor with a "
+                                 "mask: in a model graph masks come from Masking or "
+                                 "Embedding(mask_zero=True) layers and travel with the data")
+            return call_on_symbolic(self, [x] if not isinstance(x, (list, tuple)) else
+                                    self._symbolic_list(x))
         x = self._check_input(x)
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
@@ -183,45 +342,3 @@ class Layer:
         if isinstance(out, list):           # a layer with several outputs: each its own array
             return [np.array(backend.to_numpy(part)) for part in out]
         return backend.to_numpy(out)
-
-
-class Input:
-    """The input of a :class:`~numlstm.Sequential` model (not a layer: it holds the shape).
-
-    Parameters
-    ----------
-    shape : tuple of int or None
-        The shape of one sample, e.g. ``(timesteps, features)``; None for any length.
-    batch_size : int, optional
-        A fixed batch size (needed by ``stateful=True`` LSTMs).
-    dtype : str, default "float32"
-        "int32"/"int64" for token ids fed to an :class:`Embedding`.
-    name : str, optional
-    """
-
-    def __init__(self, shape, batch_size=None, dtype="float32", name=None):
-        if not isinstance(shape, (tuple, list)) or not shape:
-            raise TypeError(f"shape must be a non-empty tuple such as (timesteps, features); "
-                            f"got {shape!r}")
-        for i, dim in enumerate(shape):
-            if dim is not None:
-                V.check_positive_int(dim, f"shape[{i}]")
-        self.shape = tuple(None if d is None else int(d) for d in shape)
-        self.batch_size = None if batch_size is None else V.check_positive_int(batch_size,
-                                                                               "batch_size")
-        if dtype not in ("float32", "float64", "int32", "int64"):
-            raise ValueError(f"dtype must be one of ['float32', 'float64', 'int32', 'int64']; "
-                             f"got {dtype!r}")
-        self.dtype = dtype
-        self.name = name if name is not None else "input"
-
-    @property
-    def batch_shape(self) -> tuple:
-        return (self.batch_size,) + self.shape
-
-    def get_config(self) -> dict:
-        return {"shape": list(self.shape), "batch_size": self.batch_size, "dtype": self.dtype,
-                "name": self.name}
-
-    def __repr__(self) -> str:
-        return f"Input(shape={self.shape}, batch_size={self.batch_size}, dtype={self.dtype!r})"

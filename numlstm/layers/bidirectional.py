@@ -51,7 +51,8 @@ class Bidirectional(Layer):
     Weights: the forward layer's three arrays, then the backward layer's.
     """
 
-    def __init__(self, layer, merge_mode="concat", name=None, backend=None, backward_layer=None):
+    def __init__(self, layer, merge_mode="concat", name=None, backend=None, backward_layer=None,
+                 trainable=True):
         if not isinstance(layer, LSTM):
             raise TypeError(f"layer must be an LSTM layer; got {type(layer).__name__}")
         if layer.return_state or layer.stateful:
@@ -60,10 +61,6 @@ class Bidirectional(Layer):
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {list(MERGE_MODES)}; got "
                              f"{merge_mode!r}")
-        super().__init__(name=name if name is not None else f"bidirectional_{layer.name}",
-                         dtype=layer.dtype.name, seed=layer.seed, backend=backend)
-        self.merge_mode = merge_mode
-        self.forward_layer = layer
         if backward_layer is None:
             config = layer.get_config()
             config["go_backwards"] = not layer.go_backwards
@@ -73,7 +70,28 @@ class Bidirectional(Layer):
             backward_layer = LSTM(**config)
         else:
             _check_backward_layer(layer, backward_layer)
+        # As Keras does: inside a Bidirectional, a direction that returns sequences outputs
+        # zeros at masked steps (not the carried state), and one that returns its last output
+        # does not -- whatever the wrapped layers said.
+        for direction in (layer, backward_layer):
+            direction.zero_output_for_mask = direction.return_sequences
+        self.forward_layer = layer
         self.backward_layer = backward_layer
+        super().__init__(name=name if name is not None else f"bidirectional_{layer.name}",
+                         dtype=layer.dtype.name, seed=layer.seed, backend=backend,
+                         trainable=trainable)
+        self.merge_mode = merge_mode
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates both directions; setting it sets both."""
+        return self.forward_layer.trainable and self.backward_layer.trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        value = V.check_bool(value, "trainable")
+        self.forward_layer.trainable = value
+        self.backward_layer.trainable = value
 
     @property
     def return_sequences(self) -> bool:
@@ -86,8 +104,21 @@ class Bidirectional(Layer):
         self.backward_layer.seed = seed + 1
 
     @property
+    def weights(self):
+        return self.forward_layer.weights + self.backward_layer.weights
+
+    def _weights_trainable(self) -> list[bool]:
+        return (self.forward_layer._weights_trainable()
+                + self.backward_layer._weights_trainable())
+
+    @property
     def trainable_weights(self):
         return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        return (self.forward_layer.non_trainable_weights
+                + self.backward_layer.non_trainable_weights)
 
     def build(self, input_shape) -> None:
         self.forward_layer.build(input_shape)
@@ -103,7 +134,7 @@ class Bidirectional(Layer):
         replaced."""
         if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
             raise TypeError(f"weights must be a list of arrays; got {type(weights).__name__}")
-        n = len(self.forward_layer.trainable_weights) if self.built else \
+        n = len(self.forward_layer.weights) if self.built else \
             2 + int(self.forward_layer.use_bias)
         if len(weights) != 2 * n:
             raise ValueError(f"Bidirectional {self.name!r} needs {2 * n} weight arrays "
@@ -174,6 +205,44 @@ class Bidirectional(Layer):
         self._cache = None
         return dx
 
+    def _output_specs(self, inputs: list) -> list[tuple[tuple, str]]:
+        (x,) = self._single_input(inputs)
+        if x.ndim != 3:
+            raise ValueError(f"layer {self.name!r} needs 3-D input (batch, timesteps, "
+                             f"features); got a tensor of shape {x.shape}")
+        self._build_in_graph(x.shape)
+        shape = tuple(self.compute_output_shape(x.shape))
+        return [(shape, self.dtype.name)] * (2 if self.merge_mode is None else 1)
+
+    def _check_built_for(self, shape: tuple) -> None:
+        self.forward_layer._check_built_for(shape)
+        self.backward_layer._check_built_for(shape)
+
+    def _take_pending(self):
+        pending = (self._cache, self.forward_layer._take_pending(),
+                   self.backward_layer._take_pending())
+        self._cache = None
+        return pending
+
+    def _restore_pending(self, pending) -> None:
+        self._cache = pending[0]
+        self.forward_layer._restore_pending(pending[1])
+        self.backward_layer._restore_pending(pending[2])
+
+    def _graph_forward(self, inputs: list, masks: list, training: bool, backend, rng):
+        (x,), (mask,) = inputs, masks
+        out_mask = self.compute_mask(mask, x)
+        y = self.forward(x, mask=mask, training=training, backend=backend, rng=rng)
+        pending = self._take_pending() if training else None
+        if self.merge_mode is None:
+            return list(y), [out_mask, out_mask], pending
+        return [y], [out_mask], pending
+
+    def _graph_backward(self, pending, output_grads: list):
+        self._restore_pending(pending)
+        dx = self.backward(output_grads if self.merge_mode is None else output_grads[0])
+        return [dx], list(self.grads)
+
     def _weights_changed(self) -> None:
         self.forward_layer._weights_changed()
         self.backward_layer._weights_changed()
@@ -182,7 +251,8 @@ class Bidirectional(Layer):
         return {"layer": {"class_name": "LSTM", "config": self.forward_layer.get_config()},
                 "backward_layer": {"class_name": "LSTM",
                                    "config": self.backward_layer.get_config()},
-                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend}
+                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend,
+                "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config: dict):

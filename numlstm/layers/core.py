@@ -65,9 +65,9 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", seed=None,
-                 dtype="float32", name=None, backend=None):
+                 dtype="float32", name=None, backend=None, trainable=True):
         super().__init__(name=name if name is not None else "dense", dtype=dtype, seed=seed,
-                         backend=backend)
+                         backend=backend, trainable=trainable)
         self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         activation = "linear" if activation is None else activation
         self.activation = V.check_name(activation, "activation", DENSE_ACTIVATIONS)
@@ -145,9 +145,12 @@ class Dropout(Layer):
     rate : float in [0, 1)
     """
 
-    def __init__(self, rate, seed=None, dtype="float32", name=None, backend=None):
+    _pending_attributes = ("_keep",)
+
+    def __init__(self, rate, seed=None, dtype="float32", name=None, backend=None,
+                 trainable=True):
         super().__init__(name=name if name is not None else "dropout", dtype=dtype, seed=seed,
-                         backend=backend)
+                         backend=backend, trainable=trainable)
         self.rate = V.check_rate(rate, "rate")
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
@@ -173,9 +176,12 @@ class Masking(Layer):
     Input (batch, timesteps, features); the mask it produces is ``(batch, timesteps)`` bool.
     """
 
-    def __init__(self, mask_value=0.0, dtype="float32", name=None, backend=None):
+    _pending_attributes = ("_keep",)
+
+    def __init__(self, mask_value=0.0, dtype="float32", name=None, backend=None,
+                 trainable=True):
         super().__init__(name=name if name is not None else "masking", dtype=dtype,
-                         backend=backend)
+                         backend=backend, trainable=trainable)
         self.mask_value = V.check_finite_number(mask_value, "mask_value",
                                                 "inputs are always finite, so a NaN or "
                                                 "infinite mask_value would mask nothing")
@@ -223,9 +229,9 @@ class Embedding(Layer):
     _weight_names = ("embeddings",)
 
     def __init__(self, input_dim, output_dim, mask_zero=False, seed=None, dtype="float32",
-                 name=None, backend=None):
+                 name=None, backend=None, trainable=True):
         super().__init__(name=name if name is not None else "embedding", dtype=dtype,
-                         seed=seed, backend=backend)
+                         seed=seed, backend=backend, trainable=trainable)
         self.input_dim = V.check_positive_int(input_dim, "input_dim", V.MAX_LAYER_SIZE)
         self.output_dim = V.check_positive_int(output_dim, "output_dim",
                                                  V.MAX_LAYER_SIZE)
@@ -260,6 +266,19 @@ class Embedding(Layer):
 
     def _check_input(self, x):
         return V.check_token_ids(x, self.input_dim, "Embedding input")
+
+    def _output_specs(self, inputs: list) -> list[tuple[tuple, str]]:
+        (ids,) = self._single_input(inputs)
+        if ids.ndim != 2 or not ids.dtype.startswith("int"):
+            raise ValueError(f"layer {self.name!r} (Embedding) needs 2-D integer token ids "
+                             f"(batch, timesteps), as from Input((timesteps,), dtype='int32'); "
+                             f"got a {ids.dtype} tensor of shape {ids.shape}")
+        self._build_in_graph(ids.shape)
+        return [(tuple(self.compute_output_shape(ids.shape)), self.dtype.name)]
+
+    def _check_built_for(self, shape: tuple) -> None:
+        if self.input_shape is None:
+            self.input_shape = tuple(shape)
 
     def forward(self, x, mask=None, training=False, backend=None, rng=None):
         ids = x.astype("int64", copy=False)

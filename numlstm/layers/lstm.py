@@ -16,6 +16,7 @@ from .. import validation as V
 from ..backends import get_backend
 from .base import Layer, to_xp
 from .lstm_cell import LSTMCell
+from .symbolic import call_on_symbolic, is_symbolic
 
 
 def _of_the_cell(name: str, doc: str, settable: bool = False) -> property:
@@ -111,6 +112,11 @@ class LSTM(Layer):
         over and the output is the carried hidden state: the previous step's output, or the
         initial ``h`` before the first processed step (see ``zero_output_for_mask``).
     initial_state : list [h0, c0] of arrays (batch, units), optional
+        In a model graph, symbolic tensors: another LSTM's ``return_state`` outputs (an
+        encoder's states starting a decoder) or model Inputs; gradients flow into them.
+
+    On symbolic tensors (``layer(numlstm.Input((None, 8)))``) the call builds the layer and
+    returns symbolic outputs for :class:`numlstm.Model`, as Keras's functional API does.
 
     Returns
     -------
@@ -129,7 +135,7 @@ class LSTM(Layer):
                  bias_initializer="zeros", unit_forget_bias=True, return_sequences=False,
                  return_state=False, go_backwards=False, zero_output_for_mask=False, seed=None,
                  backend=None, dtype="float32", name=None, dropout=0.0, recurrent_dropout=0.0,
-                 stateful=False, batch_size=None):
+                 stateful=False, batch_size=None, trainable=True):
         # The cell checks and keeps the weights' arguments; the sequence options are the layer's.
         self.cell = LSTMCell(
             units, activation=activation, recurrent_activation=recurrent_activation,
@@ -137,7 +143,7 @@ class LSTM(Layer):
             recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
             unit_forget_bias=unit_forget_bias, dropout=dropout,
             recurrent_dropout=recurrent_dropout, seed=seed, backend=backend, dtype=dtype,
-            name="lstm" if name is None else name)
+            name="lstm" if name is None else name, trainable=trainable)
         self.stateful = V.check_bool(stateful, "stateful")
         self.batch_size = None if batch_size is None else V.check_positive_int(batch_size,
                                                                                "batch_size")
@@ -146,7 +152,7 @@ class LSTM(Layer):
         self.go_backwards = V.check_bool(go_backwards, "go_backwards")
         self.zero_output_for_mask = V.check_bool(zero_output_for_mask, "zero_output_for_mask")
         super().__init__(name="lstm" if name is None else name, dtype=dtype, seed=seed,
-                         backend=backend)
+                         backend=backend, trainable=trainable)
         self._states = None                # a stateful layer's carried [h, c]
         self._cache = None                 # a training forward's _PendingBackward
         self.last_backend: str | None = None
@@ -173,6 +179,7 @@ class LSTM(Layer):
     seed = _of_the_cell("seed", "The initializers' seed.", True)
     backend = _of_the_cell("backend", "The backend to run on (None: the one in use).", True)
     built = _of_the_cell("built", "Whether the weights exist.", True)
+    trainable = _of_the_cell("trainable", "Whether training updates the weights.", True)
     _activation_code = _of_the_cell("_activation_code", "``activation``'s integer code.")
     _recurrent_activation_code = _of_the_cell("_recurrent_activation_code",
                                               "``recurrent_activation``'s integer code.")
@@ -189,8 +196,9 @@ class LSTM(Layer):
 
     # -- weights (the cell's) --------------------------------------------------------------------
     @property
-    def trainable_weights(self) -> list[np.ndarray]:
-        return self.cell.trainable_weights
+    def weights(self) -> list[np.ndarray]:
+        """The cell's live ``[kernel, recurrent_kernel(, bias)]``."""
+        return self.cell.weights
 
     def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
         """``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)`` and, with
@@ -285,6 +293,8 @@ class LSTM(Layer):
 
     # -- running over a sequence: the one route into the backend -------------------------------
     def __call__(self, x, mask=None, initial_state=None):
+        if is_symbolic(x) or is_symbolic(initial_state):
+            return self._call_on_symbolic(x, mask, initial_state)
         cell = self.cell
         x = V.check_sequence_input(x, dtype=cell.dtype, features=cell.input_features,
                                    argument=f"{type(self).__name__} input")
@@ -295,6 +305,8 @@ class LSTM(Layer):
         states = None                      # None: zeros, or a stateful layer's carried states
         if initial_state is not None or not self.stateful:
             states = V.check_initial_state(initial_state, batch, cell.units, cell.dtype)
+        elif self.batch_size is None:
+            self.batch_size = batch        # Keras 3: a stateful layer takes its first batch's size
         backend = get_backend(cell.backend)
         h0, c0 = (None, None) if states is None else (backend.asarray(s) for s in states)
         run = self._run(backend, to_xp(backend, x),
@@ -430,6 +442,12 @@ class LSTM(Layer):
 
     def backward(self, grad):
         """dL/dx from dL/d(output); fills ``grads`` = [kernel, recurrent_kernel(, bias)]."""
+        return self._backward_from(grad, None, None)[0]
+
+    def _backward_from(self, grad, grad_h, grad_c):
+        """Back through the pending run: ``(dx, dh0, dc0)`` from dL/d(output) and, for a
+        ``return_state`` call, dL/dh and dL/dc of the final states (None: zero); fills
+        ``grads``."""
         pending = self._cache
         backend = pending.backend
         xp = backend.xp
@@ -442,11 +460,14 @@ class LSTM(Layer):
             grad_outputs = xp.zeros((batch, timesteps, units), dtype)
             if timesteps:
                 grad_outputs[:, 0 if self.go_backwards else -1] = grad
-        zeros = np.zeros((batch, units), dtype)
+
+        def state_grad(value):
+            if value is None:
+                return backend.asarray(np.zeros((batch, units), dtype))
+            return backend.asarray(xp.ascontiguousarray(value, dtype=dtype))
         grads = backend.lstm_backward(pending.cache,
                                       grad_outputs=backend.asarray(grad_outputs),
-                                      grad_h=backend.asarray(zeros),
-                                      grad_c=backend.asarray(zeros.copy()))
+                                      grad_h=state_grad(grad_h), grad_c=state_grad(grad_c))
         dx = to_xp(backend, grads.x)
         if pending.input_keep is not None:
             dx = dx * pending.input_keep[:, None, :]
@@ -454,7 +475,83 @@ class LSTM(Layer):
         if self.use_bias:
             self.grads.append(backend.to_numpy(grads.bias))
         self._cache = None
-        return dx
+        return dx, to_xp(backend, grads.h0), to_xp(backend, grads.c0)
+
+    # -- in a model graph: initial_state inputs, return_state outputs ---------------------------
+    def _call_on_symbolic(self, x, mask, initial_state):
+        if mask is not None:
+            raise ValueError(f"LSTM {self.name!r} was called on a symbolic tensor with a mask: "
+                             "in a model graph masks come from Masking or "
+                             "Embedding(mask_zero=True) layers and travel with the data")
+        states = []
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+                raise ValueError(f"initial_state of LSTM {self.name!r} must be a list [h, c] "
+                                 f"of two tensors (batch, {self.units}); got "
+                                 f"{V.kind_of(initial_state)}")
+            states = list(initial_state)
+        return call_on_symbolic(self, [x] + states)
+
+    def _output_specs(self, inputs: list) -> list[tuple[tuple, str]]:
+        """``[x]`` or ``[x, h0, c0]`` -> the output, then ``h`` and ``c`` with
+        ``return_state``."""
+        x, states = inputs[0], inputs[1:]
+        if x.ndim != 3:
+            raise ValueError(f"layer {self.name!r} needs 3-D input (batch, timesteps, "
+                             f"features); got a tensor of shape {x.shape}")
+        if not x.dtype.startswith("float"):
+            raise ValueError(f"layer {self.name!r} needs floating-point input; got {x.dtype} "
+                             "(token ids go through an Embedding first)")
+        if self.stateful and self.batch_size is None:
+            self.batch_size = V.check_fixed_batch(x.shape, self.name)
+        self._build_in_graph(x.shape)
+        for state_name, state in zip(("h", "c"), states):
+            if state.ndim != 2 or state.shape[1] not in (None, self.units):
+                raise ValueError(f"initial_state of LSTM {self.name!r}: {state_name} must "
+                                 f"have shape (batch, {self.units}); got a tensor of shape "
+                                 f"{state.shape}")
+        dtype = self.dtype.name
+        specs = [(tuple(self.compute_output_shape(x.shape)), dtype)]
+        if self.return_state:
+            specs += [((x.shape[0], self.units), dtype)] * 2
+        return specs
+
+    def _check_built_for(self, shape: tuple) -> None:
+        super()._check_built_for(shape)
+        self.input_shape = tuple(shape)
+
+    def _graph_forward(self, inputs: list, masks: list, training: bool, backend, rng):
+        x, mask = inputs[0], masks[0]
+        batch = x.shape[0]
+        h0 = c0 = None
+        if len(inputs) == 3:
+            for state_name, state in zip(("h", "c"), inputs[1:]):
+                if tuple(state.shape) != (batch, self.units):
+                    raise ValueError(f"initial_state of LSTM {self.name!r}: {state_name} must "
+                                     f"have shape ({batch}, {self.units}) for this batch; got "
+                                     f"{tuple(state.shape)}")
+            h0, c0 = (backend.asarray(backend.xp.ascontiguousarray(state))
+                      for state in inputs[1:])
+        run = self._run(backend, x, mask, h0, c0, training=training, rng=rng)
+        outputs = [run.sequence if self.return_sequences else run.last]
+        out_masks = [mask if self.return_sequences else None]
+        if self.return_state:
+            xp = backend.xp
+            # copies: a stateful layer carries run.h and run.c on
+            outputs += [xp.array(to_xp(backend, run.h)), xp.array(to_xp(backend, run.c))]
+            out_masks += [None, None]
+        pending = (self._cache, len(inputs) == 3) if training else None
+        self._cache = None
+        return outputs, out_masks, pending
+
+    def _graph_backward(self, pending, output_grads: list):
+        cache, with_states = pending
+        self._cache = cache
+        grad_h = output_grads[1] if self.return_state else None
+        grad_c = output_grads[2] if self.return_state else None
+        dx, dh0, dc0 = self._backward_from(output_grads[0], grad_h, grad_c)
+        return ([dx, dh0, dc0] if with_states else [dx]), list(self.grads)
+
 
 class _Run(NamedTuple):
     """What :meth:`LSTM._run` returns, as ``backend.xp`` arrays."""

@@ -74,7 +74,8 @@ class LSTMCell(Layer):
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, backend=None, dtype="float32", name=None):
+                 recurrent_dropout=0.0, seed=None, backend=None, dtype="float32", name=None,
+                 trainable=True):
         self.dropout = V.check_rate(dropout, "dropout")
         self.recurrent_dropout = V.check_rate(recurrent_dropout, "recurrent_dropout")
         self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
@@ -89,7 +90,7 @@ class LSTMCell(Layer):
         self._initializer_specs = (kernel_initializer, recurrent_initializer, bias_initializer)
         self.unit_forget_bias = V.check_bool(unit_forget_bias, "unit_forget_bias")
         super().__init__(name="lstm_cell" if name is None else name, dtype=dtype, seed=seed,
-                         backend=backend)
+                         backend=backend, trainable=trainable)
         self.input_features: int | None = None
         self._kernel = self._recurrent_kernel = self._bias = None
         self._step_plan: _StepPlan | None = None
@@ -270,6 +271,7 @@ class LSTMCell(Layer):
             "unit_forget_bias": self.unit_forget_bias, "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
             "backend": self.backend, "dtype": self.dtype.name, "name": self.name,
+            "trainable": self.trainable,
         }
 
     def __call__(self, x_t, states=None):
