@@ -96,10 +96,11 @@ def test_hard_sigmoid_means_what_the_writing_keras_meant():
     data = fixture("keras2_stack")
     config = keras2.get_config()
     config["layers"][1]["config"]["recurrent_activation"] = "hard_sigmoid"
-    wrong = numlstm.LSTM(**config["layers"][1]["config"])
-    wrong.set_weights(keras2.layers[1].get_weights())
-    keras2.layers[1] = wrong
-    assert np.abs(keras2.predict(data["x"]) - data["y"]).max() > 10 * TOLERANCE["atol"]
+    wrong = numlstm.Sequential.from_config(config)
+    wrong.set_weights(keras2.get_weights())
+    assert wrong.layers[1].recurrent_activation == "hard_sigmoid"
+    assert np.abs(keras2.predict(data["x"]) - data["y"]).max() <= TOLERANCE["atol"]
+    assert np.abs(wrong.predict(data["x"]) - data["y"]).max() > 10 * TOLERANCE["atol"]
 
 
 def test_weights_are_the_files_arrays_exactly():

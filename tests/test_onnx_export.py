@@ -190,6 +190,13 @@ def test_what_onnx_cannot_express_is_refused_naming_the_layer(tmp_path):
         double.export_onnx(tmp_path / "double.onnx")
     with pytest.raises(ValueError, match="opset must be"):
         model_of([LSTM(2)]).export_onnx(tmp_path / "old.onnx", opset=13)
+    states = numlstm.Sequential([Input((4, 3)), LSTM(3, return_state=True)])
+    with pytest.raises(ValueError, match="has 3 outputs.*one output"):
+        states.export_onnx(tmp_path / "states.onnx")
+    inputs = Input((4, 3))
+    functional = numlstm.Model(inputs, LSTM(3)(inputs))
+    with pytest.raises(TypeError, match="numlstm.Sequential"):
+        functional.export_onnx(tmp_path / "functional.onnx")
     assert not list(tmp_path.iterdir())              # nothing written, not even a temporary
 
 

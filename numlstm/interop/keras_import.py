@@ -229,8 +229,9 @@ def _lstm_options(config, reader, where_name) -> dict:
         reader.fail(f"layer {where_name!r}: time_major=True is not supported (numlstm is "
                     "batch-major)")
     if _get_bool(config, "return_state", reader, where_name):
-        reader.fail(f"layer {where_name!r}: return_state=True cannot be a layer of a Sequential "
-                    "model")
+        reader.fail(f"layer {where_name!r}: return_state=True is not imported (the Keras "
+                    "import reads single-output Sequential files; build the model with "
+                    "numlstm.Model and set its layers' weights instead)")
     options = {
         "units": _get_int(config, "units", reader, where_name),
         "activation": _activation(config.get("activation", "tanh"), "activation", reader,
@@ -314,8 +315,9 @@ def _plan_bidirectional(config, name, dtype, shape, group, reader):
         reader.fail(f"layer {name!r}: merge_mode {merge_mode!r} is not one of "
                     f"{list(_MERGE_MODES)}")
     if merge_mode is None:
-        reader.fail(f"layer {name!r}: merge_mode=None returns two outputs, which a numlstm "
-                    "Sequential model cannot; numlstm supports concat, sum, mul and ave")
+        reader.fail(f"layer {name!r}: merge_mode=None returns two outputs, which the Keras "
+                    "import does not read (it reads single-output Sequential files); it "
+                    "imports concat, sum, mul and ave")
     forward_entry = config.get("layer")
     if forward_entry is None:
         reader.fail(f"layer {name!r} (Bidirectional) has no wrapped layer")
@@ -420,8 +422,9 @@ def _model_layers(model_config, reader) -> tuple:
         reader.fail("the model configuration is not a JSON object")
     top = model_config.get("class_name")
     if top != "Sequential":
-        reader.fail(f"the file holds a {top!r} model; numlstm imports Sequential models (a "
-                    "stack of " + ", ".join(SUPPORTED_KERAS_LAYERS) + ")")
+        reader.fail(f"the file holds a {top!r} model; the Keras import reads Sequential "
+                    "models (a stack of " + ", ".join(SUPPORTED_KERAS_LAYERS) + "); rebuild a "
+                    "functional model with numlstm.Model and set each layer's weights")
     body = model_config.get("config")
     layers = body.get("layers") if isinstance(body, dict) else body   # Keras 2.2: a plain list
     if not isinstance(layers, list) or not layers:

@@ -313,6 +313,10 @@ def build_onnx_model(model, *, opset: int = DEFAULT_OPSET):
     opset = V.check_int_at_least(opset, "opset", _MIN_OPSET)
     onnx = _import_onnx()
     model._require_built()
+    if len(model.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs (its last "
+                         "layer returns states or both directions); ONNX export writes models "
+                         "with one output")
     dtype = _check_exportable(model, L)
     g = _Graph(onnx, opset, dtype)
     helper = onnx.helper

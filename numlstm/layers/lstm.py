@@ -328,8 +328,9 @@ class LSTM(Layer):
         """:meth:`forward`; with ``aligned`` a ``go_backwards`` sequence output stays aligned
         with the input positions (what :class:`Bidirectional` merges)."""
         if self.return_state:
-            raise ValueError(f"LSTM {self.name!r} has return_state=True, which a Sequential "
-                             "model cannot pass on; use return_state=False in a model")
+            raise ValueError(f"LSTM {self.name!r} has return_state=True: its three outputs "
+                             "run through a model graph (numlstm.Model, or the last layer of "
+                             "a Sequential), not forward()")
         run = self._run(backend, x, mask, None, None, training=training, rng=rng,
                         aligned=aligned)
         return run.sequence if self.return_sequences else run.last
@@ -425,6 +426,10 @@ class LSTM(Layer):
             return None
         backend = get_backend(self.backend)
         return [np.array(backend.to_numpy(s)) for s in self._states]
+
+    def reset_state(self, states=None) -> None:
+        """:meth:`reset_states` (Keras 3's name)."""
+        self.reset_states(states)
 
     def reset_states(self, states=None) -> None:
         """Zero the carried states of a stateful layer, or set them to ``states=[h, c]``
