@@ -45,3 +45,10 @@ def test_train_digits_saves_outside_the_working_folder_by_default(monkeypatch, c
     assert list(work.iterdir()) == []
     target = (temp / "digits_lstm.npz").resolve()
     assert target.is_file() and f"model saved to: {target}" in capsys.readouterr().out
+
+
+def test_seq2seq_copy_trains_and_decodes(monkeypatch, capsys):
+    run_example(monkeypatch, "seq2seq_copy.py", "--samples", "64", "--epochs", "1",
+                "--units", "8", "--verbose", "0")
+    out = capsys.readouterr().out
+    assert "teacher-forced token accuracy: " in out and "greedy-decoded token accuracy: " in out
