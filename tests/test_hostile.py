@@ -234,7 +234,8 @@ def api_cases():
         ("set-backend-unknown", lambda: m.set_backend("tpu"), V, "backend"),
         ("call-training-str", lambda: m(x, training="yes"), T, "training"),
         # optimizers and callbacks
-        ("adam-lr-0", lambda: optimizers.Adam(learning_rate=0), V, "learning_rate"),
+        # 0 is allowed, as in Keras (a run that measures without moving the weights)
+        ("adam-lr-negative", lambda: optimizers.Adam(learning_rate=-0.1), V, "learning_rate"),
         ("adam-lr-nan", lambda: optimizers.Adam(learning_rate=NAN), V, "learning_rate"),
         ("sgd-momentum-1", lambda: optimizers.SGD(momentum=1.0), V, "momentum"),
         ("rmsprop-rho-negative", lambda: optimizers.RMSprop(rho=-1), V, "rho"),

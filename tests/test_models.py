@@ -264,7 +264,7 @@ def test_optimizer_update_rules_are_keras_rules():
     optimizers.SGD(1.0, clipvalue=3.5).apply_gradients([big], [w])
     np.testing.assert_allclose(w, [-3.0, -3.5])
     assert optimizers.get("Adam").get_config()["epsilon"] == 1e-7
-    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+    with pytest.raises(ValueError, match="learning_rate must be >= 0"):
         optimizers.SGD(-1.0)
 
 
