@@ -378,6 +378,9 @@ def check_targets(y, n: int, output_shape: tuple, *, sparse: bool, dtype, argume
             raise ValueError(f"{argument} must have shape {out[:-1]} (class indices for an "
                              f"output of shape {out}); got shape {labels.shape}")
         classes = out[-1]
+        if classes is None:
+            raise ValueError(f"{argument}: class indices need an output with a known number "
+                             f"of classes; the output's shape is {out}")
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"{argument} class indices must be in [0, {classes}) for an "
                              f"output of {classes} classes; got values from "

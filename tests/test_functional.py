@@ -418,3 +418,155 @@ def test_a_stand_alone_stateful_lstm_takes_its_batch_size_from_the_first_call():
         layer(np.zeros((3, 4, 5), np.float32))
     layer.reset_states()
     np.testing.assert_allclose(layer(x), first, atol=1e-7)
+
+
+# -- what a hostile review found ------------------------------------------------------------------
+
+def test_a_sequential_without_input_builds_from_the_data_it_is_fitted_on():
+    x = np.random.default_rng(0).standard_normal((8, 5, 3)).astype(np.float32)
+    model = Sequential([LSTM(3), Dense(2)], seed=0)
+    model.compile("adam", "mse")
+    assert not model.built
+    model.fit(x, np.zeros((8, 2), np.float32), verbose=0)
+    assert model.built and model.input_shape == (None, None, 3)
+    fresh = Sequential([LSTM(3), Dense(2)], seed=0)
+    fresh.compile("sgd", "mse")
+    assert np.isfinite(fresh.evaluate(x, np.zeros((8, 2))))
+    other = Sequential([LSTM(3), Dense(2)], seed=0)
+    other.compile("sgd", "mse")
+    assert np.isfinite(other.train_on_batch(x, np.zeros((8, 2))))
+
+
+def test_building_a_model_never_renames_what_another_model_holds(tmp_path):
+    x = Input((3,))
+    a, b = Dense(3), Dense(2)
+    first = Model(x, b(a(x)))
+    assert [layer.name for layer in first.layers] == ["dense", "dense_1"]
+    path = first.save_weights(tmp_path / "w.npz")
+    x2 = Input((3,))
+    second = Model(x2, a(Dense(3)(x2)))                 # shares a; its new layer is renamed
+    assert [layer.name for layer in first.layers] == ["dense", "dense_1"]
+    assert [layer.name for layer in second.layers] == ["dense_1", "dense"]
+    first.load_weights(path)
+    numlstm.load_model(first.save(tmp_path / "first.npz"))
+    numlstm.model_from_json(first.to_json())
+    # Inputs alike: a model's input names stay what they were
+    p, q = Input((3,)), Input((3,))
+    alone = Model(p, Dense(1)(p))
+    Model([q, p], Add()([q, p]))
+    assert alone.input_names == ["input"]
+    # two layers of fixed names that clash are refused before anything is renamed
+    c = Dense(2)
+    with pytest.raises(ValueError, match="two different layers of the model are named"):
+        Model(x, Add()([first.layers[1](a(x)), Dense(2, name="dense_1")(a(x))]))
+    assert c.name == "dense"
+
+
+def test_loss_weights_of_one_output_survive_saving(tmp_path):
+    x = np.random.default_rng(0).standard_normal((6, 5, 3)).astype(np.float32)
+    model = small_model()
+    model.compile("sgd", "mse", loss_weights=[5.0])
+    y = np.zeros((6, 2), np.float32)
+    before = model.evaluate(x, y)
+    assert numlstm.load_model(model.save(tmp_path / "m.npz")).evaluate(x, y) == \
+        pytest.approx(before)
+
+
+def test_a_refused_compile_leaves_the_model_as_it_was():
+    model = small_model()
+    model.compile("adam", "mse")
+    optimizer, targets = model.optimizer, model._targets
+    with pytest.raises(ValueError, match="names no output 'zz'"):
+        model.compile("sgd", loss={"zz": "mse"})
+    assert model.optimizer is optimizer and model._targets is targets
+    unbuilt = Sequential([LSTM(2)])
+    with pytest.raises(ValueError, match="metrics must be names from"):
+        unbuilt.compile("sgd", "mse", metrics=["f1"])
+    assert not unbuilt.compiled
+
+
+def test_concatenating_along_time_joins_the_masks():
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((2, 4, 3)).astype(np.float32), \
+        rng.standard_normal((2, 3, 3)).astype(np.float32)
+    xa[0, 2:] = 0.0
+    lstm = LSTM(2, seed=0)
+    a, b = Input((4, 3)), Input((3, 3))
+    model = Model([a, b], lstm(Concatenate(axis=1)([Masking()(a), b])))
+    joined = np.concatenate([xa, xb], axis=1)
+    mask = np.concatenate([(xa != 0).any(-1), np.ones((2, 3), bool)], axis=1)
+    np.testing.assert_allclose(model.predict([xa, xb]), lstm(joined, mask=mask), atol=1e-6)
+
+
+def test_merge_layers_check_the_shapes_they_get():
+    p, q = Input((None, 3)), Input((None, 3))
+    model = Model([p, q], Add()([p, q]))
+    with pytest.raises(ValueError, match=r"'add' \(Add\) needs inputs of one shape"):
+        model.predict([np.zeros((2, 5, 3)), np.zeros((2, 1, 3))])
+
+
+def test_a_one_output_model_given_as_a_list_takes_targets_as_a_list():
+    a = Input((5, 3))
+    model = Model([a], [Dense(2)(LSTM(3)(a))])
+    model.compile("sgd", "mse")
+    x = np.zeros((4, 5, 3), np.float32)
+    assert isinstance(model.predict([x]), list)
+    model.fit([x], [np.zeros((4, 2), np.float32)], verbose=0)
+
+
+def test_model_arguments_are_checked():
+    with pytest.raises(TypeError, match="inputs must be numlstm.Input tensors.*input 0 is str"):
+        Model("x", Dense(1)(Input((3,))))
+    a = Input((3,))
+    with pytest.raises(TypeError, match="got a dict"):
+        Model({"a": a}, Dense(1)(a))
+
+
+def test_bidirectional_keeps_each_directions_trainable_flag(tmp_path):
+    frozen = Bidirectional(LSTM(2, trainable=False))
+    assert not frozen.forward_layer.trainable and not frozen.trainable
+    partial = Bidirectional(LSTM(2))
+    partial.forward_layer.trainable = False
+    model = Sequential([Input((3, 2)), partial])
+    loaded = numlstm.load_model(model.save(tmp_path / "m.npz")).layers[0]
+    assert (loaded.forward_layer.trainable, loaded.backward_layer.trainable) == (False, True)
+
+
+def test_output_names_of_states_cannot_be_read_as_other_layers():
+    a = Input((5, 3))
+    out, h, c = LSTM(4, return_state=True)(a)
+    other = LSTM(2)(LSTM(3, return_sequences=True)(a))
+    model = Model(a, [h, other, c, out])
+    assert model.output_names == ["lstm_h", "lstm_2", "lstm_c", "lstm"]
+
+
+def test_empty_and_mis_sized_batches_are_refused_clearly():
+    model = small_model()
+    model.compile("sgd", "mse")
+    empty = np.zeros((0, 5, 3), np.float32)
+    with pytest.raises(ValueError, match="at least one sample"):
+        model.evaluate(empty, np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="at least one sample"):
+        model.train_on_batch(empty, np.zeros((0, 2)))
+    stateful = Sequential([Input((3, 2), batch_size=4), LSTM(3, stateful=True)])
+    with pytest.raises(ValueError, match="model\\(x\\) runs x as one batch.*batches of 4.*got 8"):
+        stateful(np.zeros((8, 3, 2), np.float32))
+    with pytest.raises(TypeError, match="input_shape must be a list"):
+        Sequential([LSTM(2)]).build("abc")
+
+
+def test_damaged_files_and_configurations_are_refused_clearly(tmp_path):
+    from numlstm.archive import load_archive, save_archive
+    model = small_model()
+    path = model.save_weights(tmp_path / "w.npz")
+    config, arrays = load_archive(path)
+    arrays["weights/0"] = np.full_like(arrays["weights/0"], np.nan)
+    save_archive(tmp_path / "nan.npz", config, arrays)
+    before = model.get_weights()
+    with pytest.raises(ModelFileError, match="do not fit the model.*finite"):
+        model.load_weights(tmp_path / "nan.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    with pytest.raises(ValueError, match="nests too deeply"):
+        numlstm.model_from_json("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="functional Model's configuration"):
+        Sequential.from_config(model.get_config())

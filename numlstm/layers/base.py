@@ -114,7 +114,8 @@ class Layer:
         return instance
 
     def __init__(self, name=None, dtype="float32", seed=None, backend=None, trainable=True):
-        self.trainable = trainable
+        if trainable is not None:          # None: a wrapper whose layers keep their own flags
+            self.trainable = trainable
         self.name = (V.check_string(name, "name") if name is not None
                      else type(self).__name__.lower())
         self.dtype = V.check_float_dtype(dtype, "dtype")
@@ -249,6 +250,11 @@ class Layer:
         (x,) = self._single_input(inputs)
         self._build_in_graph(x.shape)
         return [(tuple(self.compute_output_shape(x.shape)), self.dtype.name)]
+
+    def _output_suffix(self, index: int) -> str:
+        """What follows the layer's name in the name of its output ``index`` (the first:
+        nothing)."""
+        return "" if index == 0 else f"_output_{index}"
 
     def _single_input(self, inputs: list) -> list:
         if len(inputs) != 1:

@@ -77,9 +77,11 @@ class Bidirectional(Layer):
             direction.zero_output_for_mask = direction.return_sequences
         self.forward_layer = layer
         self.backward_layer = backward_layer
+        # trainable=False freezes both directions; the default leaves each as it was given
+        # (a frozen LSTM stays frozen, and a direction frozen on its own is saved as such)
         super().__init__(name=name if name is not None else f"bidirectional_{layer.name}",
                          dtype=layer.dtype.name, seed=layer.seed, backend=backend,
-                         trainable=trainable)
+                         trainable=None if V.check_bool(trainable, "trainable") else False)
         self.merge_mode = merge_mode
 
     @property
@@ -214,6 +216,9 @@ class Bidirectional(Layer):
         shape = tuple(self.compute_output_shape(x.shape))
         return [(shape, self.dtype.name)] * (2 if self.merge_mode is None else 1)
 
+    def _output_suffix(self, index: int) -> str:
+        return "" if self.merge_mode is not None else ("_forward", "_backward")[index]
+
     def _check_built_for(self, shape: tuple) -> None:
         self.forward_layer._check_built_for(shape)
         self.backward_layer._check_built_for(shape)
@@ -251,8 +256,7 @@ class Bidirectional(Layer):
         return {"layer": {"class_name": "LSTM", "config": self.forward_layer.get_config()},
                 "backward_layer": {"class_name": "LSTM",
                                    "config": self.backward_layer.get_config()},
-                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend,
-                "trainable": self.trainable}
+                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend}
 
     @classmethod
     def from_config(cls, config: dict):

@@ -525,6 +525,9 @@ class LSTM(Layer):
         super()._check_built_for(shape)
         self.input_shape = tuple(shape)
 
+    def _output_suffix(self, index: int) -> str:
+        return ("", "_h", "_c")[index]
+
     def _graph_forward(self, inputs: list, masks: list, training: bool, backend, rng):
         x, mask = inputs[0], masks[0]
         batch = x.shape[0]

@@ -69,10 +69,19 @@ class _Merge(Layer):
 
     def _graph_forward(self, inputs: list, masks: list, training: bool, backend, rng):
         xp = backend.xp
+        # the graph's shapes may leave sizes open (None): the arrays must agree all the same
+        shapes = [tuple(a.shape) for a in inputs]
+        if len({shape[0] for shape in shapes}) > 1:
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) got inputs with "
+                             f"different batch sizes: shapes {shapes}")
+        self._check_shapes(shapes)
         out = self._merge(xp, inputs)
+        return [out], [self._merge_masks(xp, masks, inputs)], (xp, inputs) if training else None
+
+    def _merge_masks(self, xp, masks: list, inputs: list):
+        """The mask of the output: a step is real where it is real in every input."""
         present = [m for m in masks if m is not None]
-        out_mask = reduce(lambda a, b: a & b, present) if present else None
-        return [out], [out_mask], (xp, inputs) if training else None
+        return reduce(lambda a, b: a & b, present) if present else None
 
     def _graph_backward(self, pending, output_grads: list):
         xp, inputs = pending
@@ -175,6 +184,15 @@ class Concatenate(_Merge):
 
     def _merge(self, xp, arrays):
         return xp.concatenate(arrays, axis=self.axis)
+
+    def _merge_masks(self, xp, masks: list, inputs: list):
+        """Joined along the timestep axis, the masks are joined too (an input without a mask
+        counts as all real), as Keras does; along the features, a step is real where it is
+        real in every input."""
+        if inputs[0].ndim != 3 or self.axis % 3 != 1 or all(m is None for m in masks):
+            return super()._merge_masks(xp, masks, inputs)
+        return xp.concatenate([xp.ones(x.shape[:2], dtype=bool) if m is None else m
+                               for m, x in zip(masks, inputs)], axis=1)
 
     def _merge_backward(self, xp, arrays, grad):
         grads, start = [], 0

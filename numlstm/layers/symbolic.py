@@ -46,9 +46,12 @@ class SymbolicTensor:
 
     @property
     def name(self) -> str:
-        """``<layer name>`` (or ``<layer name>_<index>`` for a layer's later outputs)."""
-        layer_name = self.node.layer.name
-        return layer_name if self.index == 0 else f"{layer_name}_{self.index}"
+        """``<layer name>`` for a layer's first output; its later ones are named by the layer
+        (an LSTM's states ``<name>_h`` and ``<name>_c``, a Bidirectional's directions
+        ``<name>_forward`` and ``<name>_backward``), so no output name can be read as another
+        layer's generated name (``lstm_1``)."""
+        layer = self.node.layer
+        return layer.name + layer._output_suffix(self.index)
 
     def __repr__(self) -> str:
         return f"<SymbolicTensor shape={self.shape} dtype={self.dtype} from {self.name!r}>"

@@ -44,12 +44,7 @@ class Graph:
     """
 
     def __init__(self, inputs: list, outputs: list):
-        for index, tensor in enumerate(inputs):
-            if not isinstance(tensor, Input):
-                raise TypeError(f"inputs must be numlstm.Input tensors; input {index} is "
-                                f"{V.kind_of(tensor)}")
-        if len({id(t) for t in inputs}) != len(inputs):
-            raise ValueError("inputs lists the same Input twice")
+        check_inputs(inputs)
         for index, tensor in enumerate(outputs):
             if not isinstance(tensor, SymbolicTensor):
                 raise TypeError(f"outputs must be symbolic tensors (what calling layers on "
@@ -62,29 +57,7 @@ class Graph:
             if id(node.layer) not in seen:
                 seen.add(id(node.layer))
                 self.layers.append(node.layer)
-        self._name_layers()
-
-    def _name_layers(self) -> None:
-        """Layer names are unique in a model: a generated name that repeats gets Keras's
-        ``_1``, ``_2`` suffix (``lstm``, ``lstm_1``); two names given by the caller must
-        differ."""
-        given = [layer for layer in self.layers if getattr(layer, "_name_given", True)]
-        taken = set()
-        for layer in given:
-            if layer.name in taken:
-                raise ValueError(f"two different layers of the model are named "
-                                 f"{layer.name!r}; layer names must be unique within a model "
-                                 "(give one of them another name=)")
-            taken.add(layer.name)
-        for layer in self.layers:
-            if getattr(layer, "_name_given", True):
-                continue
-            if layer.name in taken:
-                index = 1
-                while f"{layer.name}_{index}" in taken:
-                    index += 1
-                layer.name = f"{layer.name}_{index}"
-            taken.add(layer.name)
+        apply_names(self.layers, unique_names(self.layers, "layers"))
 
     def _order_nodes(self) -> list:
         """Depth-first from the outputs back to the inputs (without recursion: a long chain
@@ -183,6 +156,56 @@ class Graph:
                 if grad is not None:
                     _accumulate(grads, tensor, grad)
         return layer_grads, [grads.get(id(t)) for t in self.inputs]
+
+
+def check_inputs(inputs: list) -> None:
+    """A model's inputs: distinct :class:`Input` tensors."""
+    for index, tensor in enumerate(inputs):
+        if not isinstance(tensor, Input):
+            raise TypeError(f"inputs must be numlstm.Input tensors (an Input or a list of "
+                            f"them); input {index} is {V.kind_of(tensor)}")
+    if len({id(t) for t in inputs}) != len(inputs):
+        raise ValueError("inputs lists the same Input twice")
+
+
+def name_is_fixed(item) -> bool:
+    """Whether ``item``'s name may no longer change: the caller gave it, or a model has
+    already named it (renaming it then would change that model's layer or input names)."""
+    return getattr(item, "_name_given", True) or getattr(item, "_name_fixed", False)
+
+
+def unique_names(items: list, what: str) -> list:
+    """The names ``items`` (layers or Inputs) get in one model, as Keras names them: a
+    generated name that repeats gets a ``_1``, ``_2`` suffix (``lstm``, ``lstm_1``), a fixed
+    name (:func:`name_is_fixed`) never changes, and two fixed names must differ. Changes
+    nothing: :func:`apply_names` does."""
+    taken = {}
+    for item in items:
+        if name_is_fixed(item):
+            if taken.setdefault(item.name, item) is not item:
+                raise ValueError(f"two different {what} of the model are named {item.name!r}; "
+                                 f"names must be unique within a model (give one of them "
+                                 f"another name=)")
+    names = []
+    for item in items:
+        name = item.name
+        if not name_is_fixed(item):
+            if name in taken:
+                index = 1
+                while f"{name}_{index}" in taken:
+                    index += 1
+                name = f"{name}_{index}"
+            taken[name] = item
+        names.append(name)
+    return names
+
+
+def apply_names(items: list, names: list) -> None:
+    """Give ``items`` the ``names`` :func:`unique_names` chose, and fix them."""
+    for item, name in zip(items, names):
+        if item.name != name:
+            item.name = name
+        item._name_fixed = True
 
 
 def _accumulate(grads: dict, tensor, grad) -> None:

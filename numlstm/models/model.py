@@ -42,7 +42,7 @@ from ..layers import Bidirectional, Embedding, LSTM
 from ..layers.base import to_xp
 from ..layers.symbolic import Input, is_symbolic
 from ..progress import EpochProgress
-from .graph import Graph
+from .graph import Graph, apply_names, check_inputs, unique_names
 
 
 class Model:
@@ -66,8 +66,8 @@ class Model:
     once: ``get_weights``, ``count_params`` and ``summary`` work before any data is seen.
 
     Inputs given as a dict to ``fit``/``predict`` are matched by input name, targets given
-    as a dict by output name (the name of the layer that produces the output; a layer's later
-    outputs, such as an LSTM's states, are ``<name>_1``, ``<name>_2``).
+    as a dict by output name (the name of the layer that produces the output; an LSTM's
+    states are ``<name>_h`` and ``<name>_c``; the same tensor listed twice: ``<name>_1``).
     """
 
     def __init__(self, inputs=None, outputs=None, name="model", backend=None, seed=None):
@@ -76,14 +76,22 @@ class Model:
             raise TypeError("Model needs inputs= and outputs=: Model(inputs, outputs), with "
                             "inputs made by numlstm.Input and outputs by calling layers on "
                             "them (or use numlstm.Sequential for a stack of layers)")
+        for argument, value in (("inputs", inputs), ("outputs", outputs)):
+            if isinstance(value, dict):
+                raise TypeError(f"{argument} must be a tensor or a list of them; got a dict "
+                                "(inputs given as a dict to fit/predict are matched by the "
+                                "Inputs' names)")
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = not isinstance(outputs, (list, tuple))
         inputs = [inputs] if self._single_input else list(inputs)
         outputs = [outputs] if self._single_output else list(outputs)
         if not inputs or not outputs:
             raise ValueError("a Model needs at least one input and one output")
-        _name_inputs(inputs)
-        self._set_graph(Graph(inputs, outputs))
+        check_inputs(inputs)
+        input_names = unique_names(inputs, "inputs")
+        graph = Graph(inputs, outputs)
+        apply_names(inputs, input_names)
+        self._set_graph(graph)
 
     def _setup(self, name, backend, seed) -> None:
         """What every model has, before its graph."""
@@ -286,15 +294,24 @@ class Model:
         V.check_required(loss, "loss", f"one of {sorted(L.LOSSES)} or a Loss object, or a "
                          "list or dict of them (one per output)")
         optimizer = O.get(optimizer)
-        self._compile_arguments = (loss, metrics, loss_weights)
+        if isinstance(metrics, str):
+            V.check_metric_names(metrics)            # a bare name: a TypeError, as in Keras
+        arguments = (loss, metrics, loss_weights)
+        # Everything is checked before anything changes: a refused compile leaves the model
+        # as it was. Unbuilt (a Sequential without Input), what needs the outputs is checked
+        # when the model is built.
+        targets = self._targets_for(arguments) if self.built else _check_unresolved(*arguments)
+        self._compile_arguments = arguments
         self.optimizer = optimizer
+        self._targets = targets
         self.compiled = True
-        if self.built:
-            self._resolve_targets()
 
     def _resolve_targets(self) -> None:
+        self._targets = self._targets_for(self._compile_arguments)
+
+    def _targets_for(self, arguments) -> list:
         """Per output: its loss, weight and metrics, from the compile arguments."""
-        loss, metrics, loss_weights = self._compile_arguments
+        loss, metrics, loss_weights = arguments
         names = self._output_names
         losses = _per_output(loss, names, "loss", allow_missing=True)
         weights = _per_output(loss_weights, names, "loss_weights", allow_missing=True) \
@@ -311,7 +328,8 @@ class Model:
             loss_k = None if losses[index] is None else L.get(losses[index])
             weight = 1.0 if weights[index] is None else V.check_non_negative_float(
                 weights[index], f"loss_weights[{name!r}]")
-            metric_names = V.check_metric_names(metric_lists[index],
+            entry = metric_lists[index]
+            metric_names = V.check_metric_names([entry] if isinstance(entry, str) else entry,
                                                 "metrics" if len(names) == 1 else
                                                 f"metrics for output {name!r}")
             if metric_names and loss_k is None:
@@ -322,7 +340,7 @@ class Model:
             targets.append(_OutputTarget(name, loss_k, weight, metric_objects, metric_names))
         if all(target.loss is None for target in targets):
             raise ValueError(f"loss names none of the model's outputs {list(names)}")
-        self._targets = targets
+        return targets
 
     @property
     def loss(self):
@@ -340,9 +358,6 @@ class Model:
         if not self.compiled:
             raise ValueError("the model must be compiled before training or evaluating: call "
                              "model.compile(optimizer=..., loss=...)")
-        self._require_built()
-        if not self._targets:
-            self._resolve_targets()
 
     def _log_names(self) -> list[str]:
         names = ["loss"]
@@ -406,10 +421,11 @@ class Model:
 
     def _check_xy(self, x, y, names=("x", "y")):
         x = self._check_x(x, names[0])
-        if len(self._targets) == 1 and not isinstance(y, dict):
-            V.check_targets_given(y, len(x[0]), names)
-        elif y is None:
+        if y is None:
             raise ValueError(f"{names[1]} is required")
+        if len(self._targets) == 1 and not isinstance(y, dict):
+            V.check_targets_given(_by_position(y, self._output_names, names[1], "output")[0],
+                                  len(x[0]), names)
         return x, self._check_y(y, len(x[0]), names[1])
 
     def _fixed_batch_size(self):
@@ -622,6 +638,7 @@ class Model:
         stateful model's fixed batch size)."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
+        V.check_sample_count(len(x[0]))
         batch_size = self._check_batch_size(batch_size, len(x[0]))
         logs = self._evaluate_arrays(x, y, batch_size, self._backend())
         if verbose:
@@ -662,10 +679,11 @@ class Model:
             raise TypeError(f"model {self.name!r} was called on a symbolic tensor: using a "
                             "model as a layer of another model is not supported; call its "
                             "layers on the tensor instead")
-        if not V.check_bool(training, "training"):
-            xs = self._check_x(x)
-            return self.predict(xs if len(xs) > 1 else xs[0], batch_size=max(len(xs[0]), 1))
+        training = V.check_bool(training, "training")
         xs = self._check_x(x)
+        self._check_one_batch(len(xs[0]), "model(x)", empty_ok=True)
+        if not training:
+            return self.predict(xs if len(xs) > 1 else xs[0], batch_size=max(len(xs[0]), 1))
         backend = self._backend()
         run = self._forward_pass(xs, True, backend, self._train_rng)
         outputs = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
@@ -677,7 +695,7 @@ class Model:
         on the batch before the update, as :meth:`evaluate` reports them."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
-        self._check_batch_size(len(x[0]), len(x[0]))
+        self._check_one_batch(len(x[0]), "train_on_batch")
         self.optimizer.check_state_matches(self.weights)
         total, losses, preds, masks = self._train_step(x, y, self._backend())
         if not np.isfinite(total):
@@ -691,14 +709,26 @@ class Model:
         """The loss (and metrics) on the batch ``(x, y)``, without training."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
-        self._check_batch_size(len(x[0]), len(x[0]))
+        self._check_one_batch(len(x[0]), "test_on_batch")
         return self._returned(self._evaluate_arrays(x, y, max(len(x[0]), 1), self._backend()),
                               return_dict)
 
     def predict_on_batch(self, x):
         """The outputs for ``x`` as one batch."""
         xs = self._check_x(x)
+        self._check_one_batch(len(xs[0]), "predict_on_batch", empty_ok=True)
         return self.predict(xs if len(xs) > 1 else xs[0], batch_size=max(len(xs[0]), 1))
+
+    def _check_one_batch(self, n: int, call: str, empty_ok: bool = False) -> None:
+        """``x`` of ``n`` samples runs as one batch: at least one sample (unless
+        ``empty_ok``), and a stateful model's fixed batch size."""
+        if not empty_ok:
+            V.check_sample_count(n)
+        fixed = self._fixed_batch_size()
+        if fixed is not None and n != fixed:
+            raise ValueError(f"{call} runs x as one batch, and this stateful model runs "
+                             f"batches of {fixed} samples (its fixed batch size); got {n} "
+                             "samples")
 
     @staticmethod
     def _returned(logs: dict, return_dict: bool):
@@ -832,20 +862,6 @@ class _Tracker:
                 for name, (total, count) in self._totals.items()}
 
 
-def _name_inputs(inputs: list) -> None:
-    """Unnamed inputs get unique names (``input``, ``input_1``, ...); named ones must be
-    unique already."""
-    given = [t.name for t in inputs if t._name_given]
-    if len(set(given)) != len(given):
-        raise ValueError(f"the model's inputs must have unique names; got {given}")
-    taken = set(given)
-    for tensor in inputs:
-        if not tensor._name_given:
-            name = tensor.name if tensor.name not in taken else _unique_name(tensor.name, taken)
-            tensor._name = name
-            taken.add(name)
-
-
 def _unique_name(base: str, taken) -> str:
     """``base_1``, ``base_2``, ...: the first not in ``taken`` (Keras's naming of repeated
     layers)."""
@@ -862,6 +878,29 @@ def _unique_names(names: list) -> list:
         taken.add(name)
         unique.append(name)
     return unique
+
+
+def _check_unresolved(loss, metrics, loss_weights) -> list:
+    """What compile can check before the model's outputs are known: every loss and metric
+    name, every loss weight. Returns no targets (they are resolved at build)."""
+    def leaves(value):
+        if isinstance(value, dict):
+            return list(value.values())
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    for entry in leaves(loss):
+        if entry is not None:
+            L.get(entry)
+    if loss_weights is not None:
+        for entry in leaves(loss_weights):
+            if entry is not None:
+                V.check_non_negative_float(entry, "loss_weights")
+    if metrics is not None:
+        for entry in leaves(metrics):
+            for name in V.check_metric_names([entry] if isinstance(entry, str) else entry):
+                if name not in M.METRIC_NAMES:
+                    raise ValueError(f"metrics must be names from {list(M.METRIC_NAMES)}; got "
+                                     f"{name!r}")
+    return []
 
 
 def _per_output(value, names, argument, allow_missing=False) -> list:

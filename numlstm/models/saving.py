@@ -110,6 +110,13 @@ def model_from_config(entry: dict, *, backend=None, weights=None, name_clashes_o
         raise TypeError("a model configuration must be {'class_name': ..., 'config': {...}}; "
                         f"got {_short(repr(entry), 80)}")
     kind, config = entry.get("class_name"), entry["config"]
+    functional = "nodes" in config
+    if kind == "Sequential" and functional:
+        raise ValueError("this is a functional Model's configuration (it has 'nodes'); "
+                         "rebuild it with Model.from_config or model_from_json")
+    if kind in ("Model", "Functional") and not functional:
+        raise ValueError("this is not a functional Model's configuration (it has no "
+                         "'nodes'); a Sequential's rebuilds with Sequential.from_config")
     if kind == "Sequential":
         return _sequential_from_config(config, backend, weights, name_clashes_ok)
     if kind in ("Model", "Functional"):
@@ -211,6 +218,9 @@ def model_from_json(text, *, backend=None):
         entry = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"model_from_json: not JSON ({error})") from None
+    except RecursionError:
+        raise ValueError("model_from_json: the JSON nests too deeply to be a model "
+                         "configuration") from None
     return model_from_config(entry, backend=backend)
 
 
@@ -226,7 +236,7 @@ def _compile_config(model: Model):
     return {"optimizer": model.optimizer.get_config(),
             "loss": loss if several else loss[0],
             "metrics": metrics if several else metrics[0],
-            "loss_weights": [t.weight for t in targets] if several else None}
+            "loss_weights": [t.weight for t in targets]}
 
 
 def save_model(model: Model, path):
@@ -404,7 +414,12 @@ def load_weights(model: Model, path, *, max_bytes=None) -> None:
     if sorted(arrays) != sorted(f"weights/{i}" for i in range(n)):
         raise ModelFileError(path, f"expected {n} weight arrays weights/0..{n - 1}; the file "
                                    f"holds {sorted(arrays)[:5]}...")
-    model.set_weights([arrays[f"weights/{i}"] for i in range(n)])
+    try:
+        # every array is checked (shape, dtype, finite) before any layer changes
+        model.set_weights([arrays[f"weights/{i}"] for i in range(n)])
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(path, f"its weights do not fit the model: {_short(error)}") \
+            from None
 
 
 # -- the training generator ---------------------------------------------------------------------

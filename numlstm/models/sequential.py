@@ -17,7 +17,7 @@ from .. import validation as V
 from ..layers import Bidirectional, Embedding, Layer, LSTMCell
 from ..layers.base import WeightFeed, loading_weights
 from ..layers.symbolic import Input
-from .graph import Graph
+from .graph import Graph, name_is_fixed
 from .model import Model, _unique_name
 
 
@@ -73,6 +73,7 @@ class Sequential(Model):
             self._input = layer
             return
         _check_new_layer(layer, self._layers, self.name)
+        name, seed = layer.name, layer.seed
         taken = {existing.name for existing in self._layers}
         if layer.name in taken:                  # a generated name: Keras's _1, _2 suffix
             layer.name = _unique_name(layer.name, taken)
@@ -81,7 +82,12 @@ class Sequential(Model):
             try:
                 self._build(self._batch_shape_known())
             except Exception:
+                # as if never added: the model as it was, the layer as it came
                 self._layers.pop()
+                if not getattr(layer, "_name_fixed", False):
+                    layer.name = name
+                if not layer.built:
+                    layer.seed = seed
                 if self._layers:
                     self._build(self._batch_shape_known())
                 raise
@@ -120,7 +126,7 @@ class Sequential(Model):
                 raise ValueError("the model has no Input: give Input(shape) as its first "
                                  "element, call build(input_shape), or call fit/predict")
             input_shape = self._input.shape
-        self._build(tuple(input_shape))
+        self._build(V.check_batch_shape(input_shape, "input_shape"))
 
     def _build(self, shape: tuple, weights=None) -> None:
         """Build the chain for the batch shape ``shape``: every layer with its initializers,
@@ -203,7 +209,7 @@ def _check_new_layer(layer, layers: list, model_name: str) -> None:
                         "sequences, with LSTM)" if isinstance(layer, LSTMCell) else ""))
     if any(existing is layer for existing in layers):
         raise ValueError(f"layer {layer.name!r} is already in the model")
-    if getattr(layer, "_name_given", True) and any(e.name == layer.name for e in layers):
+    if name_is_fixed(layer) and any(e.name == layer.name for e in layers):
         raise ValueError(f"layer names must be unique within a model: name {layer.name!r} is "
                          f"already used by another layer of {model_name!r}; give this "
                          f"{type(layer).__name__} another name=")
