@@ -3,6 +3,8 @@ users reach for: graphs with several inputs and outputs, shared layers, LSTM sta
 another LSTM, gradients through all of it, trainable=False, and the model's files."""
 
 import json
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,16 +17,13 @@ from numlstm.errors import ModelFileError
 VOCABULARY, LENGTH = 6, 5
 
 
+# the example's task: one-hot sources, teacher-forced decoder inputs, target token ids
+_copy_task = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" /
+                                "seq2seq_copy.py"))["copy_task"]
+
+
 def copy_task(n, seed):
-    """One-hot source tokens, the decoder's teacher-forced inputs (a start symbol, then the
-    source shifted by one) and the targets: the source itself."""
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, VOCABULARY, (n, LENGTH))
-    source = np.eye(VOCABULARY, dtype=np.float32)[tokens]
-    decoder_in = np.zeros((n, LENGTH, VOCABULARY + 1), np.float32)
-    decoder_in[:, 0, VOCABULARY] = 1.0
-    decoder_in[:, 1:, :VOCABULARY] = source[:, :-1]
-    return source, decoder_in, tokens
+    return _copy_task(n, VOCABULARY, LENGTH, seed)
 
 
 def test_encoder_decoder_learns_to_copy_and_decodes_step_by_step():

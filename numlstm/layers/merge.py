@@ -224,10 +224,15 @@ class RepeatVector(Layer):
                          backend=backend, trainable=trainable)
         self.n = V.check_positive_int(n, "n", V.MAX_LAYER_SIZE)
 
-    def build(self, input_shape) -> None:
+    def weight_specs(self, input_shape) -> list[tuple[str, tuple]]:
+        """None; checks that the input is 2-D (a loader builds through here too)."""
         if len(tuple(input_shape)) != 2:
             raise ValueError(f"layer {self.name!r} (RepeatVector) needs 2-D input (batch, "
                              f"features); got shape {tuple(input_shape)}")
+        return []
+
+    def build(self, input_shape) -> None:
+        self.weight_specs(input_shape)
         super().build(input_shape)
 
     def _check_built_for(self, shape: tuple) -> None:
