@@ -35,7 +35,7 @@ def check_model(model, x, y, backend="numpy", seed=3, eps=1e-6, samples=12, chec
     input gradient with central differences; tolerances for float64."""
     model._check_x(x)
     _, grads, dx = analytic(model, x, y, seed, backend)
-    weights = model._weights()
+    weights = model.weights
     assert len(grads) == len(weights) and len(weights) > 0
     pick = np.random.default_rng(0)
     for w, g in zip(weights, grads):

@@ -671,7 +671,7 @@ def test_a_negative_optimizer_step_count_is_refused(tmp_path):
     x, y = xy()
     model.fit(x, y, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="iterations"):
-        model.optimizer.set_state(-3, model.optimizer.get_state()[1], model._weights())
+        model.optimizer.set_state(-3, model.optimizer.get_state()[1], model.weights)
 
 
 # -- 11. argument checks -----------------------------------------------------------------------

@@ -241,9 +241,6 @@ class Model:
             return self.weights
         return [w for layer in self.layers for w in layer.non_trainable_weights]
 
-    def _weights(self) -> list[np.ndarray]:
-        return self.weights
-
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every weight array, layer by layer."""
         self._require_built()
@@ -937,20 +934,16 @@ def _by_position(value, names, argument, kind, needed=None) -> list:
             raise ValueError(f"{argument} is missing the {kind} {missing[0]!r}")
         return [value.get(name) for name in names]
     if len(names) == 1:
-        if isinstance(value, (list, tuple)) and len(value) == 1 and not np.isscalar(
-                value[0]) and np.ndim(value[0]) >= 1 and _looks_batched(value):
+        # [x] for a one-input model (Keras accepts it): a list holding one array, not a
+        # nested list of numbers
+        if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(
+                value[0], np.ndarray) and value[0].ndim >= 1:
             return [value[0]]
         return [value]
     if not isinstance(value, (list, tuple)) or len(value) != len(names):
         raise ValueError(f"{argument} must be a list of {len(names)} arrays, one per {kind} "
                          f"{list(names)} (or a dict by name); got {V.kind_of(value)}")
     return list(value)
-
-
-def _looks_batched(value) -> bool:
-    """A one-element list holding an ndarray: a list of one input's array (Keras accepts
-    ``[x]`` for a one-input model), not a nested list of numbers."""
-    return isinstance(value[0], np.ndarray)
 
 
 def _vocabulary_of(graph: Graph, tensor) -> int:

@@ -257,9 +257,7 @@ def save_model(model: Model, path):
         iterations, slots = model.optimizer.get_state()
         config["optimizer_iterations"] = iterations
         arrays.update({f"optimizer/{k}": v for k, v in slots.items()})
-    names = [f"weights of layer {layer.name!r} (array {index})" for layer in model.layers
-             for index in range(len(layer.weights))]
-    V.check_all_finite({**dict(zip(names, arrays.values())),
+    V.check_all_finite({**_named_weights(model),
                         **{f"optimizer state {k[len('optimizer/'):]!r}": v
                            for k, v in arrays.items() if k.startswith("optimizer/")}},
                        f"cannot save the model to {str(path)!r}")
@@ -376,16 +374,16 @@ def save_weights(model: Model, path):
     layers = [{"name": layer.name, "class_name": type(layer).__name__,
                "shapes": [list(w.shape) for w in layer.weights]} for layer in model.layers]
     arrays = {f"weights/{i}": w for i, w in enumerate(model.weights)}
-    V.check_all_finite({f"weights of layer {entry['name']!r} (array {index})": w
-                        for entry, ws in zip(layers, _split(model)) for index, w in
-                        enumerate(ws)}, f"cannot save the weights to {str(path)!r}")
+    V.check_all_finite(_named_weights(model), f"cannot save the weights to {str(path)!r}")
     return save_archive(path, {"format": WEIGHTS_FORMAT,
                                "format_version": WEIGHTS_FORMAT_VERSION,
                                "layers": layers}, arrays)
 
 
-def _split(model):
-    return [layer.weights for layer in model.layers]
+def _named_weights(model) -> dict:
+    """Every weight array by a name for messages: ``weights of layer 'lstm' (array 0)``."""
+    return {f"weights of layer {layer.name!r} (array {index})": weight
+            for layer in model.layers for index, weight in enumerate(layer.weights)}
 
 
 def load_weights(model: Model, path, *, max_bytes=None) -> None:

@@ -18,7 +18,7 @@ from ..layers import Bidirectional, Embedding, Layer, LSTMCell
 from ..layers.base import WeightFeed, loading_weights
 from ..layers.symbolic import Input
 from .graph import Graph, name_is_fixed
-from .model import Model, _unique_name
+from .model import Model, _by_position, _unique_name
 
 
 class Sequential(Model):
@@ -173,8 +173,7 @@ class Sequential(Model):
             self._build(self._input.shape)
             return
         first = self._layers[0]
-        value = x[0] if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(
-            x[0], np.ndarray) else x
+        value = _by_position(x, ["x"], "x", "input")[0]
         if isinstance(first, Embedding):
             array = V.check_token_ids(value, first.input_dim, "x")
             shape = (None, None) + tuple(array.shape[2:])
@@ -183,12 +182,6 @@ class Sequential(Model):
             shape = (None, None) + tuple(array.shape[2:]) if array.ndim == 3 else \
                 (None,) + tuple(array.shape[1:])
         self._build(shape)
-
-    def _fixed_batch_size(self):
-        for layer in self._layers:
-            if getattr(layer, "stateful", False):
-                return layer.batch_size
-        return None
 
     def _is_chain(self) -> bool:
         return True
