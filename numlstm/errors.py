@@ -5,7 +5,9 @@ User mistakes (bad shapes, unknown names, wrong dtypes) raise the built-in ``Val
 
 * :class:`BackendUnavailableError` (``RuntimeError``): a backend cannot run on this machine;
 * :class:`ModelFileError` (``ValueError``): a saved model file is missing, damaged or not one;
-* :class:`MissingExtraError` (``ImportError``): an optional dependency is not installed.
+* :class:`MissingExtraError` (``ImportError``): an optional dependency is not installed;
+* :class:`DatasetUnavailableError` (``OSError``): a data set's files are not in the cache
+  and cannot be downloaded (or were downloaded damaged).
 """
 
 from __future__ import annotations
@@ -81,3 +83,28 @@ class MissingExtraError(ImportError):
 
     def __reduce__(self):
         return type(self), (self.extra, self.package, self.feature, self.name)
+
+
+class DatasetUnavailableError(OSError):
+    """A data set's files are neither in the cache folder nor downloadable (no network, a
+    mirror down, or every copy fetched was damaged). The message says which files to place
+    where, by hand.
+
+    Attributes
+    ----------
+    dataset : str
+        E.g. ``"mnist"``.
+    folder : str
+        The cache folder the files are looked for in.
+    reason : str
+        What failed, e.g. each mirror's error.
+    """
+
+    def __init__(self, dataset: str, folder, reason: str, message: str):
+        self.dataset = dataset
+        self.folder = str(folder)
+        self.reason = reason
+        super().__init__(message)
+
+    def __reduce__(self):
+        return type(self), (self.dataset, self.folder, self.reason, str(self))
