@@ -52,3 +52,37 @@ def test_seq2seq_copy_trains_and_decodes(monkeypatch, capsys):
                 "--units", "8", "--verbose", "0")
     out = capsys.readouterr().out
     assert "teacher-forced token accuracy: " in out and "greedy-decoded token accuracy: " in out
+
+
+def test_mnist_rows_runs_on_fake_idx_files_without_network(monkeypatch, capsys, tmp_path):
+    """The MNIST-rows example, on small IDX files placed in $NUMLSTM_HOME/datasets/mnist (their
+    SHA-256 in place of the published ones) and with the mirrors pointing nowhere: the code
+    path of the real run, never a download."""
+    import gzip
+    import hashlib
+
+    import numpy as np
+
+    from numlstm import datasets
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 40, dtype=np.uint8),
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (16, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 16, dtype=np.uint8)}
+    folder = tmp_path / "datasets" / "mnist"
+    folder.mkdir(parents=True)
+    hashes = {}
+    for name, array in arrays.items():
+        header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+        content = gzip.compress(header + array.tobytes(), mtime=0)
+        (folder / name).write_bytes(content)
+        hashes[name] = hashlib.sha256(content).hexdigest()
+    monkeypatch.setenv("NUMLSTM_HOME", str(tmp_path))
+    monkeypatch.setattr(datasets, "MNIST_FILES", hashes)
+    monkeypatch.setattr(datasets, "MNIST_URLS", ("file:///no/such/mirror/",))
+    run_example(monkeypatch, "mnist_rows.py", "--epochs", "1", "--units", "4",
+                "--batch-size", "16", "--train-samples", "32", "--verbose", "0",
+                "--backend", "numpy")
+    captured = capsys.readouterr()
+    assert "MNIST: 32 training and 16 test images as sequences of shape (28, 28)" in captured.out
+    assert "test accuracy: " in captured.out and "downloading" not in captured.err
