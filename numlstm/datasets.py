@@ -29,7 +29,6 @@ import hashlib
 import os
 import sys
 import tempfile
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -253,6 +252,7 @@ def _fetch(url: str, folder: Path, name: str, expected: str, timeout: float) -> 
     the same folder, which replaces ``name`` only once complete (the Content-Length, when the
     server sends one, is met) and of the expected SHA-256. Raises OSError (or ValueError for a
     wrong hash) and leaves no temporary file behind."""
+    import urllib.request     # here, not at the top: it loads ssl, slowing "import numlstm"
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     try:
         digest = hashlib.sha256()

@@ -253,7 +253,8 @@ def test_download_interrupted_midway_leaves_nothing(fake, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: Broken())
+    import urllib.request
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Broken())
     with pytest.raises(DatasetUnavailableError, match="connection reset by peer"):
         datasets.mnist()
     assert list(cache.iterdir()) == []
