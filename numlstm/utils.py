@@ -142,8 +142,12 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
                              f"sequences[{i}] is {V.kind_of(sequence)}") from error
         lengths.append(length)
         if length and shape_from is None:
-            sample_shape, shape_from = np.asarray(sequence, dtype=object if is_text else None
-                                                  ).shape[1:], i
+            try:
+                sample_shape = np.asarray(sequence, dtype=object if is_text else None).shape[1:]
+            except ValueError as error:             # NumPy: "inhomogeneous shape"
+                raise ValueError(f"sequences[{i}] has elements of different shapes: "
+                                 f"{error}") from error
+            shape_from = i
     if maxlen is None:
         if not lengths:
             raise ValueError("sequences is empty and maxlen is None: give maxlen to get an "
@@ -158,7 +162,11 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     for i, sequence in enumerate(sequences):
         if not lengths[i]:
             continue
-        kept = sequence[-maxlen:] if truncating == "pre" else sequence[:maxlen]
+        try:
+            kept = sequence[-maxlen:] if truncating == "pre" else sequence[:maxlen]
+        except (TypeError, KeyError) as error:       # a set, a dict: no order to keep
+            raise TypeError(f"sequences[{i}] is {type(sequence).__name__}, which cannot be "
+                            "sliced; each sequence must be a list, tuple or array") from error
         try:
             kept = np.asarray(kept, dtype=out_dtype)
         except (ValueError, TypeError, OverflowError) as error:

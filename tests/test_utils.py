@@ -120,6 +120,10 @@ def test_pad_sequences_bad_sequences():
         pad_sequences([[1], "ab"])
     with pytest.raises(ValueError, match=r"sequences\[1\] is int 5"):
         pad_sequences([[1], 5])
+    with pytest.raises(ValueError, match=r"sequences\[0\] has elements of different shapes"):
+        pad_sequences([[[1, 2], [3]]])
+    with pytest.raises(TypeError, match=r"sequences\[0\] is set, which cannot be sliced"):
+        pad_sequences([{1, 2}])
     with pytest.raises(ValueError, match=r"sequences is empty and maxlen is None"):
         pad_sequences([])
     with pytest.raises(ValueError, match=r"sequences\[1\] cannot be converted to dtype int32"):
