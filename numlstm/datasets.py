@@ -217,6 +217,10 @@ MNIST_URLS = (
 
 _CHUNK = 1 << 16
 
+#: No MNIST file is near this size (the largest is 9.9 MB); a download growing past it is cut
+#: off, so that a wrong URL cannot fill the disk.
+_MAX_DOWNLOAD_BYTES = 64 << 20
+
 
 def data_home() -> Path:
     """The folder data sets are cached in: ``$NUMLSTM_HOME/datasets`` when the environment
@@ -261,9 +265,12 @@ def _fetch(url: str, folder: Path, name: str, expected: str, timeout: float) -> 
                 urllib.request.urlopen(url, timeout=timeout) as response:
             declared = response.headers.get("Content-Length")
             for block in iter(lambda: response.read(_CHUNK), b""):
+                received += len(block)
+                if received > _MAX_DOWNLOAD_BYTES:
+                    raise OSError(f"the download exceeds {_MAX_DOWNLOAD_BYTES} bytes, far "
+                                  "more than the file's size: not the expected file")
                 out.write(block)
                 digest.update(block)
-                received += len(block)
             out.flush()
             os.fsync(out.fileno())
         if declared is not None and declared.isdigit() and received != int(declared):

@@ -260,6 +260,15 @@ def test_download_interrupted_midway_leaves_nothing(fake, monkeypatch):
     assert list(cache.iterdir()) == []
 
 
+def test_oversized_download_is_cut_off(fake, monkeypatch):
+    _, _, source, cache = fake
+    monkeypatch.setattr(datasets, "_MAX_DOWNLOAD_BYTES", 100)
+    monkeypatch.setattr(datasets, "MNIST_URLS", (source.as_uri() + "/",))
+    with pytest.raises(DatasetUnavailableError, match="exceeds 100 bytes"):
+        datasets.mnist()
+    assert list(cache.iterdir()) == []
+
+
 def _expect_idx_error(monkeypatch, tmp_path, replace, text):
     arrays, files = fake_mnist()
     files.update(replace)
