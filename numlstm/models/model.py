@@ -275,7 +275,8 @@ class Model:
         self.reset_states()
 
     # -- compile ------------------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None) -> None:
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None) -> None:
         """Choose the optimizer (name or object), the loss and the metrics.
 
         ``loss``: a name or Loss object (every output), a list (one per output) or a dict by
@@ -287,13 +288,21 @@ class Model:
 
         Logged names follow Keras: ``loss`` (the weighted total); with several outputs also
         ``<output>_loss`` (each unweighted) and ``<output>_<metric>``.
+
+        Metrics may be names, :mod:`numlstm.metrics` objects or functions
+        ``fn(y_true, y_pred)``; ``weighted_metrics`` (same forms) are weighted by
+        ``sample_weight``/``class_weight``, plain ``metrics`` are not (Keras 3). A weighted
+        metric whose name clashes with an unweighted one is logged as ``weighted_<name>``.
+        Each metric is checked against the targets its output's loss takes (a metric that
+        compares arrays elementwise cannot read the class indices of a sparse loss).
         """
         V.check_required(loss, "loss", f"one of {sorted(L.LOSSES)} or a Loss object, or a "
                          "list or dict of them (one per output)")
         optimizer = O.get(optimizer)
-        if isinstance(metrics, str):
-            V.check_metric_names(metrics)            # a bare name: a TypeError, as in Keras
-        arguments = (loss, metrics, loss_weights)
+        for given in (metrics, weighted_metrics):
+            if isinstance(given, str):
+                V.check_metric_names(given)          # a bare name: a TypeError, as in Keras
+        arguments = (loss, metrics, loss_weights, weighted_metrics)
         # Everything is checked before anything changes: a refused compile leaves the model
         # as it was. Unbuilt (a Sequential without Input), what needs the outputs is checked
         # when the model is built.
@@ -308,33 +317,46 @@ class Model:
 
     def _targets_for(self, arguments) -> list:
         """Per output: its loss, weight and metrics, from the compile arguments."""
-        loss, metrics, loss_weights = arguments
+        loss, metrics, loss_weights, weighted = (tuple(arguments) + (None,))[:4]
         names = self._output_names
         losses = _per_output(loss, names, "loss", allow_missing=True)
         weights = _per_output(loss_weights, names, "loss_weights", allow_missing=True) \
             if loss_weights is not None else [1.0] * len(names)
-        if len(names) == 1 and isinstance(metrics, (list, tuple)) and all(
-                isinstance(m, str) for m in metrics):
-            metric_lists = [metrics]
-        elif metrics is None:
-            metric_lists = [None] * len(names)
-        else:
-            metric_lists = _per_output(metrics, names, "metrics", allow_missing=True)
+        metric_lists = _metric_lists(metrics, names, "metrics")
+        weighted_lists = _metric_lists(weighted, names, "weighted_metrics")
         targets = []
         for index, name in enumerate(names):
             loss_k = None if losses[index] is None else L.get(losses[index])
             weight = 1.0 if weights[index] is None else V.check_non_negative_float(
                 weights[index], f"loss_weights[{name!r}]")
-            entry = metric_lists[index]
-            metric_names = V.check_metric_names([entry] if isinstance(entry, str) else entry,
-                                                "metrics" if len(names) == 1 else
-                                                f"metrics for output {name!r}")
-            if metric_names and loss_k is None:
-                raise ValueError(f"metrics for output {name!r}: that output has no loss, so it "
-                                 "gets no targets to compare with")
             shape = self._graph.outputs[index].shape
-            metric_objects = [M.get(m, loss_k, shape[-1] or 0) for m in metric_names]
-            targets.append(_OutputTarget(name, loss_k, weight, metric_objects, metric_names))
+            resolved = []
+            for argument, lists in (("metrics", metric_lists), ("weighted_metrics",
+                                                                 weighted_lists)):
+                entry = lists[index]
+                where = argument if len(names) == 1 else f"{argument} for output {name!r}"
+                specs = V.check_metric_names([entry] if isinstance(entry, (str, dict)) or (
+                    callable(entry) and not isinstance(entry, type)) else entry, where)
+                if specs and loss_k is None:
+                    raise ValueError(f"{where}: that output has no loss, so it gets no "
+                                     "targets to compare with")
+                objects = []
+                for spec in specs:
+                    M.check_identifier(spec, where)
+                    metric = M.get(spec, loss_k, shape[-1] or 0)
+                    M.check_targets(metric, loss_k, shape[-1] or 0, where)
+                    objects.append(metric)
+                resolved.append((specs, objects))
+            (specs, objects), (w_specs, w_objects) = resolved
+            metric_names = [m.name for m in objects]
+            w_names = [f"weighted_{m.name}" if m.name in metric_names else m.name
+                       for m in w_objects]
+            target = _OutputTarget(name, loss_k, weight, objects + w_objects,
+                                   metric_names + w_names)
+            target.weighted = [False] * len(objects) + [True] * len(w_objects)
+            target.metric_specs = [_metric_spec(s_, m) for s_, m in zip(specs, objects)]
+            target.weighted_specs = [_metric_spec(s_, m) for s_, m in zip(w_specs, w_objects)]
+            targets.append(target)
         if all(target.loss is None for target in targets):
             raise ValueError(f"loss names none of the model's outputs {list(names)}")
         return targets
@@ -409,7 +431,7 @@ class Model:
             shape = self._graph.outputs[index].shape
             checked.append(V.check_targets(
                 array, n, (n,) + tuple(shape[1:]),
-                sparse=isinstance(target.loss, L.SparseCategoricalCrossentropy),
+                sparse=bool(getattr(target.loss, "sparse", False)),
                 dtype=self._graph.outputs[index].dtype,
                 argument=argument if len(names) == 1 else f"{argument}[{target.name!r}]",
                 probabilities=target.loss.name if isinstance(
@@ -463,10 +485,12 @@ class Model:
             layer.grads = layer_grads.get(id(layer), [None] * len(layer.weights))
         return input_grads[0]
 
-    def _loss_and_grads(self, ys, preds, masks):
-        """``(total, per-output losses, per-output dL/dpred)`` for one batch."""
+    def _loss_and_grads(self, ys, preds, masks, sws=None):
+        """``(total, per-output losses, per-output dL/dpred)`` for one batch; ``sws``: the
+        per-output sample weights (None: unweighted)."""
         total, losses, grads = 0.0, [], []
-        for target, y, pred, mask in zip(self._targets, ys, preds, masks):
+        sws = sws if sws is not None else [None] * len(self._targets)
+        for target, y, pred, mask, sw in zip(self._targets, ys, preds, masks, sws):
             if target.loss is None:
                 losses.append(None)
                 grads.append(None)
@@ -477,18 +501,24 @@ class Model:
                                  f"{np.shape(y)}, but the output has shape {pred.shape} for "
                                  "this batch (a sequence output is as long as the input "
                                  "it is computed from)")
-            value, grad = target.loss.value_and_grad(y, pred, mask)
+            if sw is not None and tuple(np.shape(sw)) not in (
+                    tuple(pred.shape[:1]), tuple(pred.shape[:-1]),
+                    tuple(pred.shape[:1]) + (1,)):
+                raise ValueError(f"sample_weight for output {target.name!r} has shape "
+                                 f"{np.shape(sw)}; it must be (batch,) or, for a sequence "
+                                 f"output, {tuple(pred.shape[:-1])} (batch, timesteps)")
+            value, grad = target.loss.value_and_grad(y, pred, mask, sw)
             total += target.weight * value
             losses.append(value)
             grads.append(np.ascontiguousarray(target.weight * grad, dtype=pred.dtype))
         return total, losses, grads
 
-    def _train_step(self, xs, ys, backend):
+    def _train_step(self, xs, ys, backend, sws=None):
         """One batch: forward, losses, backward and the optimizer's update of the trainable
         weights -- skipped when the loss is not finite (the caller stops training then)."""
         run = self._forward_pass(xs, True, backend, self._train_rng)
         preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
-        total, losses, grads = self._loss_and_grads(ys, preds, run.masks)
+        total, losses, grads = self._loss_and_grads(ys, preds, run.masks, sws)
         if not np.isfinite(total):
             return total, losses, preds, run.masks
         layer_grads, _ = self._graph.backward(
@@ -511,17 +541,22 @@ class Model:
         for layer in self._all_layers():
             layer._weights_changed()
 
-    def _batch_logs(self, tracker, ys, losses, total, preds, masks, size):
+    def _batch_logs(self, tracker, ys, losses, total, preds, masks, size, sws=None):
         tracker.add("loss", total * size, size)
         several = len(self._targets) > 1
-        for target, y, value, pred, mask in zip(self._targets, ys, losses, preds, masks):
+        sws = sws if sws is not None else [None] * len(self._targets)
+        for target, y, value, pred, mask, sw in zip(self._targets, ys, losses, preds, masks,
+                                                    sws):
             if target.loss is None:
                 continue
             if several:
                 tracker.add(f"{target.name}_loss", value * size, size)
-            for metric, metric_name in zip(target.metrics, target.metric_names):
-                tracker.add(f"{target.name}_{metric_name}" if several else metric_name,
-                            *metric.totals(y, pred, mask))
+            weighted = getattr(target, "weighted", [False] * len(target.metrics))
+            for metric, metric_name, uses_weights in zip(target.metrics, target.metric_names,
+                                                         weighted):
+                tracker.add_state(f"{target.name}_{metric_name}" if several else metric_name,
+                                  metric, metric.update(y, pred, mask,
+                                                        sw if uses_weights else None))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True):
@@ -843,20 +878,35 @@ class _OutputTarget:
 
 
 class _Tracker:
-    """An epoch's running averages: ``add(name, sum, count)``; ``logs()`` gives sum/count per
-    name, in the order of the names given."""
+    """An epoch's running averages: ``add(name, sum, count)`` for losses,
+    ``add_state(name, metric, state)`` for metrics (states add up; ``metric.result`` gives the
+    value); ``logs()`` gives every value, in the order of the names given."""
 
     def __init__(self, names):
         self._totals = {name: [0.0, 0.0] for name in names}
+        self._metrics = {}
 
     def add(self, name, total, count) -> None:
         entry = self._totals[name]
         entry[0] += float(total)
         entry[1] += float(count)
 
+    def add_state(self, name, metric, state) -> None:
+        state = np.asarray(state, dtype=np.float64)
+        if name in self._metrics:
+            self._metrics[name][1] += state
+        else:
+            self._metrics[name] = [metric, state.copy()]
+
     def logs(self) -> dict:
-        return {name: (total / count if count else 0.0)
-                for name, (total, count) in self._totals.items()}
+        logs = {}
+        for name, (total, count) in self._totals.items():
+            if name in self._metrics:
+                metric, state = self._metrics[name]
+                logs[name] = metric.result(state)
+            else:
+                logs[name] = total / count if count else 0.0
+        return logs
 
 
 def _unique_name(base: str, taken) -> str:
@@ -877,9 +927,9 @@ def _unique_names(names: list) -> list:
     return unique
 
 
-def _check_unresolved(loss, metrics, loss_weights) -> list:
-    """What compile can check before the model's outputs are known: every loss and metric
-    name, every loss weight. Returns no targets (they are resolved at build)."""
+def _check_unresolved(loss, metrics, loss_weights, weighted_metrics=None) -> list:
+    """What compile can check before the model's outputs are known: every loss and metric,
+    every loss weight. Returns no targets (they are resolved at build)."""
     def leaves(value):
         if isinstance(value, dict):
             return list(value.values())
@@ -891,13 +941,33 @@ def _check_unresolved(loss, metrics, loss_weights) -> list:
         for entry in leaves(loss_weights):
             if entry is not None:
                 V.check_non_negative_float(entry, "loss_weights")
-    if metrics is not None:
-        for entry in leaves(metrics):
-            for name in V.check_metric_names([entry] if isinstance(entry, str) else entry):
-                if name not in M.METRIC_NAMES:
-                    raise ValueError(f"metrics must be names from {list(M.METRIC_NAMES)}; got "
-                                     f"{name!r}")
+    for argument, given in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+        if given is None:
+            continue
+        for entry in leaves(given):
+            for spec in (leaves(entry) if isinstance(entry, (list, tuple)) else [entry]):
+                if spec is not None:
+                    M.check_identifier(spec, argument)
     return []
+
+
+def _metric_lists(metrics, names, argument) -> list:
+    """``metrics`` (or ``weighted_metrics``) as one list (or None) per output: a flat list
+    for a one-output model, else a list of lists or a dict by output name."""
+    if metrics is None:
+        return [None] * len(names)
+    if isinstance(metrics, (list, tuple)) and len(names) == 1 and not any(
+            isinstance(m, (list, tuple)) for m in metrics):
+        return [list(metrics)]
+    if isinstance(metrics, dict) and not set(metrics) <= set(names) and len(names) == 1:
+        return [[metrics]]                           # a metric's config dict
+    return _per_output(metrics, names, argument, allow_missing=True)
+
+
+def _metric_spec(spec, metric):
+    """What a saved model stores for a metric: its name, or its config (saving asks the
+    metric for it; a Python function cannot be saved)."""
+    return spec if isinstance(spec, str) else metric
 
 
 def _per_output(value, names, argument, allow_missing=False) -> list:
