@@ -657,7 +657,9 @@ class Model:
             callback.check_before_training(log_names)
         steps = steps_per_epoch if generator else -(-n // batch_size)
         history = C.History()
-        all_callbacks = C.CallbackList([history, *callbacks], self,
+        # History last, as in Keras: it records what other callbacks add to the logs
+        # (ReduceLROnPlateau's learning_rate)
+        all_callbacks = C.CallbackList([*callbacks, history], self,
                                        {"verbose": verbose, "epochs": epochs, "steps": steps})
         self._initial_epoch = initial_epoch
         self.stop_training = False
