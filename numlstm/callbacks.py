@@ -305,10 +305,6 @@ class ReduceLROnPlateau(Callback):
     def check_before_training(self, log_names) -> None:
         V.check_monitored_in_logs(self.monitor, dict.fromkeys(log_names), "ReduceLROnPlateau",
                                   " (use validation data for 'val_' names)")
-        if not isinstance(self.model.optimizer.learning_rate, (int, float)) if \
-                self.model is not None else False:
-            raise ValueError("ReduceLROnPlateau needs a number as the optimizer's "
-                             "learning_rate, not a schedule")
 
     def on_train_begin(self, logs=None):
         self.best = np.inf if self.mode == "min" else -np.inf
@@ -540,8 +536,8 @@ class BackupAndRestore(Callback):
                 pass
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint or self.model.stop_training and getattr(
-                self.model, "_crashed", False):
+        # reached only when fit returns normally (an exception skips it, as a crash would)
+        if not self.delete_checkpoint:
             return
         pointer = self._pointer()
         if os.path.exists(pointer):

@@ -326,3 +326,37 @@ def test_generators_match_arrays():
                                generated.predict(x), rtol=1e-6)
     with pytest.raises(ValueError, match="must yield"):
         generated.fit(iter([x]), epochs=1, verbose=0)
+
+
+def test_multi_output_sample_weights_per_output_and_saving(tmp_path):
+    inputs = Input((5, 3))
+    seq = LSTM(4, name="lstm")(inputs)
+    a = Dense(2, name="a")(seq)
+    b = Dense(1, name="b")(seq)
+    model = numlstm.Model(inputs, [a, b], seed=0)
+    model.compile("sgd", ["mse", "mae"], loss_weights=[1.0, 0.5],
+                  weighted_metrics={"a": ["mae", metrics.AUC()]})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5, 3))
+    ya, yb = rng.uniform(size=(6, 2)), rng.standard_normal((6, 1))
+    w = rng.uniform(0, 2, 6)
+    pa, pb = model.predict(x)
+    logs = model.evaluate(x, {"a": ya, "b": yb}, sample_weight={"a": w}, batch_size=6,
+                          return_dict=True)
+    a_loss = float((((pa - ya) ** 2).mean(axis=-1) * w).sum() / 6)
+    b_loss = float(np.abs(pb - yb).mean())
+    assert logs["a_loss"] == pytest.approx(a_loss, rel=1e-5)
+    assert logs["b_loss"] == pytest.approx(b_loss, rel=1e-5)
+    assert logs["loss"] == pytest.approx(a_loss + 0.5 * b_loss, rel=1e-5)
+    assert logs["a_mae"] == pytest.approx(
+        float((np.abs(pa - ya).mean(axis=-1) * w).sum() / w.sum()), rel=1e-5)
+    # one array for a multi-output model weights every output (Keras)
+    both = model.evaluate(x, [ya, yb], sample_weight=w, batch_size=6, return_dict=True)
+    assert both["b_loss"] == pytest.approx(
+        float((np.abs(pb - yb)[:, 0] * w).sum() / 6), rel=1e-5)
+    model.save(tmp_path / "m.npz")
+    loaded = numlstm.load_model(tmp_path / "m.npz")
+    again = loaded.evaluate(x, {"a": ya, "b": yb}, sample_weight={"a": w}, batch_size=6,
+                            return_dict=True)
+    assert again == pytest.approx(logs)
+    assert [type(m).__name__ for m in loaded.metrics][-1] == "AUC"
