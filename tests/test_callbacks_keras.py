@@ -189,3 +189,18 @@ def test_backup_and_restore_resumes_bit_identical(tmp_path):
     assert not list(backup.iterdir())             # deleted at the successful end
     with pytest.raises(ValueError, match="save_freq='epoch' only"):
         callbacks.BackupAndRestore(backup, save_freq=10)
+
+
+def test_stop_inside_an_epoch_still_ends_it_as_in_keras():
+    x, y = data()
+    ended = []
+    stopper = callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: setattr(m, "stop_training", b == 0),
+        on_epoch_end=lambda e, logs: ended.append((e, sorted(logs))))
+    m = model()
+    history = m.fit(x, y, batch_size=4, epochs=3, validation_data=(x[:4], y[:4]), verbose=0,
+                    callbacks=[stopper])
+    assert history.epoch == [0]
+    assert ended == [(0, ["accuracy", "loss", "val_accuracy", "val_loss"])]
+    with pytest.raises(ValueError, match="unknown hook 'on_epoch_ends'"):
+        callbacks.LambdaCallback(on_epoch_ends=print)

@@ -360,3 +360,29 @@ def test_multi_output_sample_weights_per_output_and_saving(tmp_path):
                             return_dict=True)
     assert again == pytest.approx(logs)
     assert [type(m).__name__ for m in loaded.metrics][-1] == "AUC"
+
+
+def test_class_weight_reads_one_hot_and_sparse_targets_alike():
+    data = load("fit")
+    x, y = data["x"], data["y"]
+    weights = {0: 1.0, 1: 2.5, 2: 0.5}
+    sparse = _keras_classifier(data)
+    h1 = sparse.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0,
+                    class_weight=weights)
+    onehot = _seq_model()
+    onehot.set_weights([data[f"initial/{i}"] for i in range(5)])
+    onehot.compile(optimizers.SGD(0.1), "categorical_crossentropy")
+    h2 = onehot.fit(x, np.eye(3)[y], batch_size=4, epochs=1, shuffle=False, verbose=0,
+                    class_weight=weights)
+    assert h2.history["loss"] == pytest.approx(h1.history["loss"], rel=1e-6)
+    # train_on_batch: the same weights as sample_weight give the same step
+    a, b = _keras_classifier(data), _keras_classifier(data)
+    w = np.array([weights[int(c)] for c in y])
+    assert a.train_on_batch(x, y, class_weight=weights) == pytest.approx(
+        b.train_on_batch(x, y, sample_weight=w))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    seq = Sequential([Input((5, 3)), LSTM(2, return_sequences=True)])
+    seq.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="class_weight needs an output of shape"):
+        seq.fit(np.zeros((2, 5, 3)), np.zeros((2, 5, 2)), class_weight={0: 1.0}, verbose=0)

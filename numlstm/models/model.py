@@ -701,8 +701,10 @@ class Model:
 
     def _fit_epoch(self, batches, generator, tracker, backend, callbacks, progress,
                    epoch) -> bool:
-        """Train on one epoch's batches; False when training stopped inside it (a non-finite
-        loss, a callback's stop_training, or a generator that ran out)."""
+        """Train on one epoch's batches. False when the epoch cannot end normally: a
+        non-finite loss, or a generator with nothing left; True otherwise (also when a
+        callback set ``stop_training`` or a generator ran out part-way: that epoch ends
+        with what it saw, then training stops)."""
         seen = 0
         for step, batch in enumerate(batches):
             if generator:
@@ -729,7 +731,9 @@ class Model:
             progress.update(step + 1, logs)
             callbacks.call("on_train_batch_end", step, logs)
             if self.stop_training:
-                return False
+                # a callback stopped training (TerminateOnNaN, a user's): as in Keras, the
+                # epoch still ends -- validation and on_epoch_end run on what was seen
+                return True
         if generator and getattr(batches, "ran_out", False):
             warnings.warn("fit: the generator ran out of data; training stops here (give an "
                           "iterable that can be iterated again, or fewer steps_per_epoch x "
