@@ -751,6 +751,7 @@ class Model:
                                                            f"{argument} batch y"))
         sws = self._check_sample_weight(batch[2] if len(batch) == 3 else None, ys,
                                         len(xs[0]), f"{argument} batch sample_weight")
+        self._check_one_batch(len(xs[0]), f"a batch of {argument}")
         return xs, ys, sws
 
     def _check_validation_data(self, validation_data):
