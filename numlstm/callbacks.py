@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import warnings
 
 import numpy as np
 

@@ -15,8 +15,8 @@ RMSprop
 Adagrad
     ``a += g²`` (``a`` starts at ``initial_accumulator_value``); ``w -= lr g / √(a + ε)``.
 Adadelta
-    ``a = ρ a + (1 - ρ) g²``; ``Δ = -√(d + ε) g / √(a + ε)``; ``d = ρ d + (1 - ρ) Δ²``;
-    ``w += lr Δ``.
+    ``a = ρ a + (1 - ρ) g²``; ``Δ = -√(d + ε) g / √(a + ε)``;
+    ``d = ρ d + (1 - ρ) Δ²``; ``w += lr Δ``.
 Adamax
     ``m += (1 - β1)(g - m)``, ``u = max(β2 u, |g|)``, ``w -= lr m / ((1 - β1^t)(u + ε))``.
 Nadam

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from numlstm import callbacks, load_model, optimizers
+from numlstm import callbacks, optimizers
 from numlstm.layers import LSTM, Dense, Dropout, Input
 from numlstm.models import Sequential
 

@@ -756,11 +756,11 @@ class Model:
 
     def _check_validation_data(self, validation_data):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            items = len(validation_data) if isinstance(validation_data, (tuple, list)) else 1
             raise TypeError(f"validation_data must be a tuple (x_val, y_val); got "
-                            f"{type(validation_data).__name__} of "
-                            f"{len(validation_data) if isinstance(validation_data, (tuple, list)) else 1}"
-                            " item(s) (also accepted: (x_val, y_val, sample_weight_val), or a "
-                            "generator of batches)")
+                            f"{type(validation_data).__name__} of {items} item(s) (also "
+                            "accepted: (x_val, y_val, sample_weight_val), or a generator of "
+                            "batches)")
         xv, yv = self._check_xy(validation_data[0], validation_data[1],
                                 names=("validation_data x", "validation_data y"))
         sv = self._check_sample_weight(validation_data[2] if len(validation_data) == 3 else None,
