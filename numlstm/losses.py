@@ -1,9 +1,22 @@
 """Losses with Keras's definitions, each returning its value and its gradient.
 
-Every loss reduces like Keras's default ("sum over batch size"): a per-element loss over the
-last axis, then the mean over every other axis (batch, and timesteps for sequence outputs --
-only the unmasked timesteps when the output carries a mask).
-``value_and_grad(y_true, y_pred, mask=None)`` returns that mean and ``dL/dy_pred``.
+Every loss reduces like Keras 3's default ("sum_over_batch_size"): a per-position loss ``l``
+(reduced over the last axis; shape ``y_pred.shape[:-1]``), then, with per-position weights
+``w`` (``sample_weight`` of shape ``(n,)`` broadcast over timesteps, or ``(n, timesteps)``)::
+
+    L = sum(w * l) / count
+
+where ``count`` is the number of positions -- or, when the output carries a timestep mask, the
+number of unmasked positions (masked ones get weight 0). The weights are *not* normalised:
+``L`` is not divided by ``sum(w)``, exactly as in Keras 3.
+``value_and_grad(y_true, y_pred, mask=None, sample_weight=None)`` returns ``L`` and
+``dL/dy_pred``.
+
+Custom losses: subclass :class:`Loss` and implement ``elementwise`` (value and gradient), or
+wrap two functions with :class:`LossFunction`. numlstm has no automatic differentiation, so a
+plain Python function ``fn(y_true, y_pred)`` is accepted only as a *metric*; as a loss it is
+refused with a ``TypeError`` that says how to give its gradient. Losses run on host NumPy
+arrays (the model converts its outputs to NumPy before the loss, on every backend).
 
 Probabilities are clipped to ``[EPSILON, 1 - EPSILON]`` (Keras's ``epsilon()`` = 1e-7) before
 logarithms; ``from_logits=True`` computes from logits with log-sum-exp instead, which is exact
@@ -29,8 +42,8 @@ class Loss:
     def __init__(self, from_logits=False):
         self.from_logits = V.check_bool(from_logits, "from_logits")
 
-    def __call__(self, y_true, y_pred, mask=None) -> float:
-        return self.value_and_grad(y_true, y_pred, mask)[0]
+    def __call__(self, y_true, y_pred, mask=None, sample_weight=None) -> float:
+        return self.value_and_grad(y_true, y_pred, mask, sample_weight)[0]
 
     def elementwise(self, y_true, y_pred):
         """``(per, grad)``: the loss at every position (shape ``y_pred.shape[:-1]``) and
@@ -38,16 +51,16 @@ class Loss:
         row of ``y_pred``)."""
         raise NotImplementedError
 
-    def value_and_grad(self, y_true, y_pred, mask=None):
-        """The mean loss and its gradient. With a boolean ``mask`` of shape
-        ``y_pred.shape[:-1]`` (a sequence output's timestep mask) the mean runs over the unmasked
-        positions only, as Keras 3 reduces masked losses."""
+    def value_and_grad(self, y_true, y_pred, mask=None, sample_weight=None):
+        """The reduced loss and its gradient (see the module docstring). ``mask``: boolean of
+        shape ``y_pred.shape[:-1]`` (a sequence output's timestep mask); ``sample_weight``:
+        floats of shape ``(n,)`` or ``y_pred.shape[:-1]``."""
         per, grad = self.elementwise(y_true, y_pred)
-        if mask is None:
+        weights = position_weights(per.shape, mask, sample_weight, grad.dtype)
+        if weights is None:
             n = max(per.size, 1)
             return float(per.sum() / n), grad / n
-        weights = np.asarray(mask, dtype=grad.dtype)
-        n = max(float(weights.sum()), 1.0)
+        n = max(per.size, 1)
         return float((per * weights).sum() / n), grad * (weights[..., None] / n)
 
     def get_config(self) -> dict:
@@ -55,6 +68,27 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+
+def position_weights(shape, mask, sample_weight, dtype):
+    """Keras 3's weights for ``sum_over_batch_size``: ``sample_weight`` broadcast to the
+    positions (``shape``), times ``mask * size / count(mask)`` (0 at masked positions; all
+    0 when nothing is unmasked, as Keras's ``divide_no_nan``). None when neither is
+    given."""
+    weights = None
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=dtype)
+        if sw.ndim == len(shape) + 1 and sw.shape[-1] == 1:
+            sw = sw[..., 0]
+        while sw.ndim < len(shape):
+            sw = sw[..., None]
+        weights = np.broadcast_to(sw, shape)
+    if mask is not None:
+        m = np.asarray(mask, dtype=dtype)
+        valid = float(m.sum())
+        m = m * (m.size / valid) if valid else np.zeros_like(m)
+        weights = m if weights is None else weights * m
+    return weights
 
 
 class MeanSquaredError(Loss):
@@ -160,12 +194,156 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return onehot
 
 
+class Huber(Loss):
+    """``0.5 e²`` where ``|e| <= delta``, else ``delta (|e| - 0.5 delta)``, ``e = y_pred -
+    y_true``; mean over the last axis."""
+
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        super().__init__(False)
+        self.delta = V.check_real_in_range(delta, "delta")
+
+    def elementwise(self, y_true, y_pred):
+        e = y_pred - y_true
+        a = np.abs(e)
+        d = y_pred.dtype.type(self.delta)
+        small = a <= d
+        value = np.where(small, 0.5 * e * e, d * a - 0.5 * d * d)
+        units = max(e.shape[-1], 1)
+        return value.mean(axis=-1), np.where(small, e, d * np.sign(e)) / units
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "delta": self.delta}
+
+
+class LogCosh(Loss):
+    """``log(cosh(e))`` computed as ``e + softplus(-2e) - log 2``; mean over the last axis."""
+
+    name = "log_cosh"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def elementwise(self, y_true, y_pred):
+        e = y_pred - y_true
+        value = e + np.logaddexp(0, -2.0 * e) - np.log(2.0)
+        units = max(e.shape[-1], 1)
+        return value.mean(axis=-1).astype(y_pred.dtype), np.tanh(e) / units
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+
+class KLDivergence(Loss):
+    """``Σ t log(t / p)`` over the last axis, ``t`` and ``p`` clipped to ``[EPSILON, 1]``."""
+
+    name = "kl_divergence"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def elementwise(self, y_true, y_pred):
+        t = np.clip(y_true, EPSILON, 1)
+        p = np.clip(y_pred, EPSILON, 1)
+        inside = (y_pred > EPSILON) & (y_pred < 1)
+        return (t * np.log(t / p)).sum(axis=-1), -(t / p) * inside
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+
+class Poisson(Loss):
+    """``y_pred - y_true log(y_pred + EPSILON)``; mean over the last axis."""
+
+    name = "poisson"
+
+    def __init__(self):
+        super().__init__(False)
+
+    def elementwise(self, y_true, y_pred):
+        value = y_pred - y_true * np.log(y_pred + EPSILON)
+        units = max(y_pred.shape[-1], 1)
+        return value.mean(axis=-1), (1 - y_true / (y_pred + EPSILON)) / units
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+
+class CosineSimilarity(Loss):
+    """``-Σ t̂ p̂`` over the last axis, ``x̂ = x / max(|x|, EPSILON)`` (Keras's
+    ``normalize``); -1 when the directions agree. Only ``axis=-1`` is supported."""
+
+    name = "cosine_similarity"
+
+    def __init__(self, axis=-1):
+        super().__init__(False)
+        if axis != -1:
+            raise ValueError(f"CosineSimilarity supports axis=-1 only; got axis={axis!r}")
+
+    def elementwise(self, y_true, y_pred):
+        tn = np.maximum(np.sqrt((y_true * y_true).sum(axis=-1, keepdims=True)), EPSILON)
+        pn = np.sqrt((y_pred * y_pred).sum(axis=-1, keepdims=True))
+        t, p_norm = y_true / tn, np.maximum(pn, EPSILON)
+        p = y_pred / p_norm
+        value = -(t * p).sum(axis=-1)
+        # above EPSILON: d/dp of -(t · p/|p|) = -(t - (t · p̂) p̂) / |p|; below: -t / EPSILON
+        grad = np.where(pn > EPSILON, -(t - (t * p).sum(axis=-1, keepdims=True) * p) / p_norm,
+                        -t / EPSILON)
+        return value, grad
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+
+class LossFunction(Loss):
+    """A loss from two functions on host NumPy arrays: ``fn(y_true, y_pred)`` returns the
+    loss at every position (shape ``y_pred.shape[:-1]``, e.g. ``(batch,)``), and
+    ``gradient(y_true, y_pred)`` its derivative with respect to ``y_pred`` (shape of
+    ``y_pred``). Both shapes are checked at every call. ``sparse=True`` when the targets are
+    class indices. A model compiled with one can be trained but not saved with
+    :meth:`~numlstm.Model.save` (use ``save_weights``)."""
+
+    def __init__(self, fn, gradient, name=None, sparse=False):
+        super().__init__(False)
+        if not callable(fn) or not callable(gradient):
+            raise TypeError(f"LossFunction needs two callables fn(y_true, y_pred) and "
+                            f"gradient(y_true, y_pred); got {fn!r} and {gradient!r}")
+        self.fn, self.gradient = fn, gradient
+        self.name = name or getattr(fn, "__name__", "custom_loss")
+        self.sparse = V.check_bool(sparse, "sparse")
+
+    def elementwise(self, y_true, y_pred):
+        per = np.asarray(self.fn(y_true, y_pred), dtype=y_pred.dtype)
+        if per.shape != y_pred.shape[:-1]:
+            raise ValueError(f"loss {self.name!r} must return one value per position, shape "
+                             f"{y_pred.shape[:-1]} for predictions of shape {y_pred.shape}; "
+                             f"got shape {per.shape}")
+        grad = np.asarray(self.gradient(y_true, y_pred), dtype=y_pred.dtype)
+        if grad.shape != y_pred.shape:
+            raise ValueError(f"the gradient of loss {self.name!r} must have the predictions' "
+                             f"shape {y_pred.shape}; got shape {grad.shape}")
+        return per, grad
+
+    def get_config(self) -> dict:
+        raise ValueError(f"loss {self.name!r} is made from Python functions and cannot be "
+                         "written into a model file; save the weights with save_weights() "
+                         "and compile again after loading")
+
+    def __repr__(self) -> str:
+        return f"LossFunction({self.name!r})"
+
+
 LOSSES = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "huber": Huber, "log_cosh": LogCosh, "logcosh": LogCosh,
+    "kl_divergence": KLDivergence, "kld": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence, "poisson": Poisson,
+    "cosine_similarity": CosineSimilarity,
 }
 
 mse = mean_squared_error = MeanSquaredError
@@ -176,6 +354,13 @@ def get(identifier) -> Loss:
     """A loss from a name (see :data:`LOSSES`), a config dict, or a :class:`Loss`."""
     if isinstance(identifier, Loss):
         return identifier
+    if callable(identifier) and not isinstance(identifier, (str, dict, type)):
+        raise TypeError(f"loss {identifier!r} is a plain function: numlstm has no automatic "
+                        "differentiation, so a loss needs its gradient too -- wrap it as "
+                        "numlstm.losses.LossFunction(fn, gradient) or subclass "
+                        "numlstm.losses.Loss (a plain function is accepted as a metric)")
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
     name = V.check_registered(identifier, "loss", LOSSES, "mse", "a Loss")
     if isinstance(identifier, dict):
         config = dict(identifier)

@@ -6,29 +6,61 @@ For every variable ``w`` with gradient ``g`` (after clipping), with ``lr`` the l
 SGD
     momentum = 0: ``w -= lr g``.  Otherwise ``v = momentum v - lr g`` and ``w += v``, or with
     ``nesterov=True`` ``w += momentum v - lr g``.
-Adam
+Adam (and AdamW, which is Adam with ``weight_decay=0.004`` by default)
     ``m += (1 - β1)(g - m)``, ``v += (1 - β2)(g² - v)``,
     ``w -= lr √(1 - β2^t) / (1 - β1^t) · m / (√v + ε)``.
 RMSprop
     ``a = ρ a + (1 - ρ) g²``; ``step = lr g / √(a + ε)``; momentum = 0: ``w -= step``,
     otherwise ``m = momentum m + step`` and ``w -= m``.
+Adagrad
+    ``a += g²`` (``a`` starts at ``initial_accumulator_value``); ``w -= lr g / √(a + ε)``.
+Adadelta
+    ``a = ρ a + (1 - ρ) g²``; ``Δ = -√(d + ε) g / √(a + ε)``;
+    ``d = ρ d + (1 - ρ) Δ²``; ``w += lr Δ``.
+Adamax
+    ``m += (1 - β1)(g - m)``, ``u = max(β2 u, |g|)``, ``w -= lr m / ((1 - β1^t)(u + ε))``.
+Nadam
+    ``μ_t = β1 (1 - ½ 0.96^t)``, ``Π_t = μ_1 ⋯ μ_t``; ``m``, ``v`` as Adam;
+    ``m̂ = μ_{t+1} m / (1 - Π_t μ_{t+1}) + (1 - μ_t) g / (1 - Π_t)``,
+    ``v̂ = v / (1 - β2^t)``, ``w -= lr m̂ / (√v̂ + ε)``. (``Π_t`` is a function of ``t``,
+    so it is recomputed, not stored.)
 
-Clipping (before the update): ``clipnorm`` rescales each variable's gradient to an L2 norm of
-at most ``clipnorm`` (per variable, as Keras does); ``clipvalue`` clips each element to
-``[-clipvalue, clipvalue]``.
+Options every optimizer takes, applied in Keras's order:
+
+1. Clipping -- at most one of (as Keras): ``clipnorm`` rescales each variable's gradient to an
+   L2 norm of at most ``clipnorm``; ``global_clipnorm`` rescales all gradients together so
+   that their joint L2 norm is at most ``global_clipnorm``; ``clipvalue`` clips each element to
+   ``[-clipvalue, clipvalue]``.
+2. ``weight_decay`` (decoupled, as Keras 3 does on every optimizer): ``w -= w · wd · lr``
+   before the update, for every variable that has a gradient.
+3. The update above.
+
+``learning_rate`` is a number or a schedule from :mod:`numlstm.optimizers.schedules`
+(evaluated at the number of updates already applied, as Keras does);
+:attr:`Optimizer.current_learning_rate` is the rate of the next update.
 
 The optimizer's state (step count and slot arrays) is part of a saved model, so training
-resumes exactly where it stopped.
+resumes exactly where it stopped; a schedule is saved with its configuration.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import schedules
 from . import validation as V
 
 
 _check_float = V.check_real_in_range
+
+
+def _check_learning_rate(value):
+    if isinstance(value, dict):
+        value = schedules.deserialize(value)
+    if isinstance(value, schedules.LearningRateSchedule):
+        return value
+    # 0 is allowed (Keras allows it): a run that measures without moving the weights
+    return _check_float(value, "learning_rate", low_inclusive=True)
 
 
 class Optimizer:
@@ -39,13 +71,48 @@ class Optimizer:
     #: Slots that hold running averages of squared gradients (never negative).
     _squared_slots: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None):
-        # 0 is allowed (Keras allows it): a run that measures without moving the weights
-        self.learning_rate = _check_float(learning_rate, "learning_rate", low_inclusive=True)
+    #: Initial value of a slot other than 0 (Adagrad's accumulator).
+    _slot_initial: dict[str, float] = {}
+
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 weight_decay=None):
+        self._learning_rate = _check_learning_rate(learning_rate)
         self.clipnorm = None if clipnorm is None else _check_float(clipnorm, "clipnorm")
         self.clipvalue = None if clipvalue is None else _check_float(clipvalue, "clipvalue")
+        self.global_clipnorm = None if global_clipnorm is None else _check_float(
+            global_clipnorm, "global_clipnorm")
+        given = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                ("global_clipnorm", global_clipnorm)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm can be set "
+                             f"(as in Keras); got {given}")
+        self.weight_decay = None if weight_decay is None else _check_float(
+            weight_decay, "weight_decay", low_inclusive=True)
         self.iterations = 0
         self.slots: dict[str, list[np.ndarray]] | None = None
+        self._lr = 0.0
+
+    @property
+    def learning_rate(self):
+        """The learning rate given: a number or a schedule."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        # Callbacks such as ReduceLROnPlateau set a new number; a schedule cannot be
+        # overwritten by one (Keras refuses this too).
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule) and not isinstance(
+                value, (schedules.LearningRateSchedule, dict)):
+            raise TypeError(f"this optimizer's learning_rate is a schedule "
+                            f"({self._learning_rate!r}); it cannot be set to {value!r}")
+        self._learning_rate = _check_learning_rate(value)
+
+    @property
+    def current_learning_rate(self) -> float:
+        """The learning rate of the next update (a schedule at the current step)."""
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            return float(self._learning_rate(self.iterations))
+        return self._learning_rate
 
     def _clip(self, g):
         if self.clipnorm is not None:
@@ -56,9 +123,21 @@ class Optimizer:
             g = np.clip(g, -self.clipvalue, self.clipvalue)
         return g
 
+    def _clip_global(self, grads):
+        """Scale every gradient by ``global_clipnorm / max(norm, global_clipnorm)``, ``norm``
+        the L2 norm of all of them together."""
+        present = [g for g in grads if g is not None]
+        norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                                 for g in present)))
+        if not np.isfinite(norm) or norm <= self.global_clipnorm:
+            return grads
+        scale = self.global_clipnorm / norm
+        return [None if g is None else g * g.dtype.type(scale) for g in grads]
+
     def _ensure_slots(self, weights):
         if self.slots is None:
-            self.slots = {name: [np.zeros_like(w) for w in weights] for name in self._slot_names}
+            self.slots = {name: [np.full_like(w, self._slot_initial.get(name, 0.0))
+                                 for w in weights] for name in self._slot_names}
 
     def apply_gradients(self, grads, weights) -> None:
         """Update ``weights`` (a list of arrays) in place from ``grads`` (same shapes). A
@@ -66,17 +145,30 @@ class Optimizer:
         or one no loss reaches), as Keras skips variables without gradients; slots exist for
         every weight, so freezing or unfreezing a layer keeps the others' state in place."""
         self._ensure_slots(weights)
+        grads = [None if g is None else self._clip(np.asarray(g, w.dtype))
+                 for g, w in zip(grads, weights)]
+        if self.global_clipnorm is not None:
+            grads = self._clip_global(grads)
+        # the rate at the number of updates already applied, before counting this one
+        self._lr = self.current_learning_rate
         self.iterations += 1
         for index, (g, w) in enumerate(zip(grads, weights)):
-            if g is not None:
-                self._update(index, self._clip(np.asarray(g, w.dtype)), w)
+            if g is None:
+                continue
+            if self.weight_decay:
+                w -= (w * w.dtype.type(self.weight_decay)) * w.dtype.type(self._lr)
+            self._update(index, g, w)
 
     def _update(self, index, g, w) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {"name": self.name, "learning_rate": self.learning_rate,
-                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+        lr = self._learning_rate
+        return {"name": self.name,
+                "learning_rate": schedules.serialize(lr) if isinstance(
+                    lr, schedules.LearningRateSchedule) else lr,
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
 
     def get_state(self):
         """``(iterations, {"slot/index": array})``."""
@@ -142,14 +234,14 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, clipnorm=None,
-                 clipvalue=None):
-        super().__init__(learning_rate, clipnorm, clipvalue)
+                 clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
         self.momentum = _check_float(momentum, "momentum", 0.0, True, 1.0)
         self.nesterov = V.check_bool(nesterov, "nesterov")
         self._slot_names = ("momentum",) if self.momentum > 0 else ()
 
     def _update(self, index, g, w):
-        lr = w.dtype.type(self.learning_rate)
+        lr = w.dtype.type(self._lr)
         if self.momentum == 0:
             w -= lr * g
             return
@@ -172,8 +264,8 @@ class Adam(Optimizer):
     _squared_slots = ("v",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None):
-        super().__init__(learning_rate, clipnorm, clipvalue)
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
         self.beta_1 = _check_float(beta_1, "beta_1", 0.0, True, 1.0)
         self.beta_2 = _check_float(beta_2, "beta_2", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
@@ -183,7 +275,7 @@ class Adam(Optimizer):
         m, v = self.slots["m"][index], self.slots["v"][index]
         m += (1 - self.beta_1) * (g - m)
         v += (1 - self.beta_2) * (g * g - v)
-        alpha = self.learning_rate * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        alpha = self._lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         w -= (w.dtype.type(alpha) * m / (np.sqrt(v) + w.dtype.type(self.epsilon))).astype(
             w.dtype, copy=False)
 
@@ -197,8 +289,8 @@ class RMSprop(Optimizer):
     _squared_slots = ("velocity",)
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None):
-        super().__init__(learning_rate, clipnorm, clipvalue)
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
         self.rho = _check_float(rho, "rho", 0.0, True, 1.0)
         self.momentum = _check_float(momentum, "momentum", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
@@ -208,7 +300,7 @@ class RMSprop(Optimizer):
         a = self.slots["velocity"][index]
         a *= self.rho
         a += (1 - self.rho) * g * g
-        step = w.dtype.type(self.learning_rate) * g / np.sqrt(a + w.dtype.type(self.epsilon))
+        step = w.dtype.type(self._lr) * g / np.sqrt(a + w.dtype.type(self.epsilon))
         if self.momentum > 0:
             m = self.slots["momentum"][index]
             m *= self.momentum
@@ -222,11 +314,131 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``weight_decay`` defaults to 0.004, as in Keras)."""
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        if weight_decay is None:
+            raise ValueError("AdamW needs a weight_decay (a number >= 0); got None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, clipnorm, clipvalue,
+                         global_clipnorm, weight_decay)
+
+
+class Adagrad(Optimizer):
+    name = "adagrad"
+    _slot_names = ("accumulator",)
+    _squared_slots = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+        self.initial_accumulator_value = _check_float(
+            initial_accumulator_value, "initial_accumulator_value", low_inclusive=True)
+        self.epsilon = _check_float(epsilon, "epsilon")
+        self._slot_initial = {"accumulator": self.initial_accumulator_value}
+
+    def _update(self, index, g, w):
+        a = self.slots["accumulator"][index]
+        a += g * g
+        w -= w.dtype.type(self._lr) * g / np.sqrt(a + w.dtype.type(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "epsilon": self.epsilon,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+class Adadelta(Optimizer):
+    name = "adadelta"
+    _slot_names = ("accumulated_grad", "accumulated_delta_var")
+    _squared_slots = _slot_names
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+        self.rho = _check_float(rho, "rho", 0.0, True, 1.0)
+        self.epsilon = _check_float(epsilon, "epsilon")
+
+    def _update(self, index, g, w):
+        dt = w.dtype.type
+        rho, eps = dt(self.rho), dt(self.epsilon)
+        a = self.slots["accumulated_grad"][index]
+        d = self.slots["accumulated_delta_var"][index]
+        a[...] = rho * a + (1 - rho) * (g * g)
+        delta = -(np.sqrt(d + eps) * g / np.sqrt(a + eps))
+        d[...] = rho * d + (1 - rho) * (delta * delta)
+        w += dt(self._lr) * delta
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    name = "adamax"
+    _slot_names = ("m", "u")
+    _squared_slots = ("u",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+        self.beta_1 = _check_float(beta_1, "beta_1", 0.0, True, 1.0)
+        self.beta_2 = _check_float(beta_2, "beta_2", 0.0, True, 1.0)
+        self.epsilon = _check_float(epsilon, "epsilon")
+
+    def _update(self, index, g, w):
+        dt = w.dtype.type
+        m, u = self.slots["m"][index], self.slots["u"][index]
+        m += (g - m) * dt(1 - self.beta_1)
+        np.maximum(dt(self.beta_2) * u, np.abs(g), out=u)
+        w -= dt(self._lr) * m / (dt(1 - self.beta_1 ** self.iterations) * (u + dt(self.epsilon)))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    name = "nadam"
+    _slot_names = ("m", "v")
+    _squared_slots = ("v",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+        self.beta_1 = _check_float(beta_1, "beta_1", 0.0, True, 1.0)
+        self.beta_2 = _check_float(beta_2, "beta_2", 0.0, True, 1.0)
+        self.epsilon = _check_float(epsilon, "epsilon")
+
+    def _mu(self, t) -> float:
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+
+    def _update(self, index, g, w):
+        dt = w.dtype.type
+        t = self.iterations
+        product = 1.0
+        for s in range(1, t + 1):          # Π_t (t is small next to the arrays' sizes)
+            product *= self._mu(s)
+        mu_t, mu_next = self._mu(t), self._mu(t + 1)
+        m, v = self.slots["m"][index], self.slots["v"][index]
+        m += (g - m) * dt(1 - self.beta_1)
+        v += (g * g - v) * dt(1 - self.beta_2)
+        m_hat = dt(mu_next / (1 - product * mu_next)) * m + dt((1 - mu_t) / (1 - product)) * g
+        v_hat = v / dt(1 - self.beta_2 ** t)
+        w -= m_hat * dt(self._lr) / (np.sqrt(v_hat) + dt(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW,
+              "adagrad": Adagrad, "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}
 
 
 def get(identifier) -> Optimizer:
-    """An optimizer from a name ("sgd", "adam", "rmsprop"), a config dict, or an instance."""
+    """An optimizer from a name (see :data:`OPTIMIZERS`), a config dict, or an instance."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

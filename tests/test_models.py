@@ -127,7 +127,7 @@ def test_compile_and_argument_errors():
     with pytest.raises(ValueError, match="loss must be one of"):
         model.compile("adam", "hinge")
     with pytest.raises(ValueError, match="optimizer must be one of"):
-        model.compile("adagrad", "mse")
+        model.compile("ftrl", "mse")
     with pytest.raises(ValueError, match="metrics must be names from"):
         model.compile("adam", "mse", metrics=["f1"])
     with pytest.raises(TypeError, match="metrics must be a list"):
@@ -459,8 +459,8 @@ def test_model_level_checks_name_the_argument():
      "learning_rate must be a number; got str 'fast'"),
     (lambda: optimizers.SGD(0.1, momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\)"),
     (lambda: optimizers.SGD(0.1, nesterov=1), TypeError, "nesterov must be True or False"),
-    (lambda: optimizers.get({"name": "adagrad"}), ValueError,
-     "optimizer config names an unknown optimizer 'adagrad'"),
+    (lambda: optimizers.get({"name": "ftrl"}), ValueError,
+     "optimizer config names an unknown optimizer 'ftrl'"),
     (lambda: optimizers.get(3), TypeError,
      "optimizer must be a name such as 'adam' or an Optimizer object; got int 3"),
     (lambda: numlstm.losses.get("hinge"), ValueError,

@@ -275,7 +275,8 @@ class Model:
         self.reset_states()
 
     # -- compile ------------------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None) -> None:
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None) -> None:
         """Choose the optimizer (name or object), the loss and the metrics.
 
         ``loss``: a name or Loss object (every output), a list (one per output) or a dict by
@@ -287,13 +288,21 @@ class Model:
 
         Logged names follow Keras: ``loss`` (the weighted total); with several outputs also
         ``<output>_loss`` (each unweighted) and ``<output>_<metric>``.
+
+        Metrics may be names, :mod:`numlstm.metrics` objects or functions
+        ``fn(y_true, y_pred)``; ``weighted_metrics`` (same forms) are weighted by
+        ``sample_weight``/``class_weight``, plain ``metrics`` are not (Keras 3). A weighted
+        metric whose name clashes with an unweighted one is logged as ``weighted_<name>``.
+        Each metric is checked against the targets its output's loss takes (a metric that
+        compares arrays elementwise cannot read the class indices of a sparse loss).
         """
         V.check_required(loss, "loss", f"one of {sorted(L.LOSSES)} or a Loss object, or a "
                          "list or dict of them (one per output)")
         optimizer = O.get(optimizer)
-        if isinstance(metrics, str):
-            V.check_metric_names(metrics)            # a bare name: a TypeError, as in Keras
-        arguments = (loss, metrics, loss_weights)
+        for given in (metrics, weighted_metrics):
+            if isinstance(given, str):
+                V.check_metric_names(given)          # a bare name: a TypeError, as in Keras
+        arguments = (loss, metrics, loss_weights, weighted_metrics)
         # Everything is checked before anything changes: a refused compile leaves the model
         # as it was. Unbuilt (a Sequential without Input), what needs the outputs is checked
         # when the model is built.
@@ -308,33 +317,46 @@ class Model:
 
     def _targets_for(self, arguments) -> list:
         """Per output: its loss, weight and metrics, from the compile arguments."""
-        loss, metrics, loss_weights = arguments
+        loss, metrics, loss_weights, weighted = (tuple(arguments) + (None,))[:4]
         names = self._output_names
         losses = _per_output(loss, names, "loss", allow_missing=True)
         weights = _per_output(loss_weights, names, "loss_weights", allow_missing=True) \
             if loss_weights is not None else [1.0] * len(names)
-        if len(names) == 1 and isinstance(metrics, (list, tuple)) and all(
-                isinstance(m, str) for m in metrics):
-            metric_lists = [metrics]
-        elif metrics is None:
-            metric_lists = [None] * len(names)
-        else:
-            metric_lists = _per_output(metrics, names, "metrics", allow_missing=True)
+        metric_lists = _metric_lists(metrics, names, "metrics")
+        weighted_lists = _metric_lists(weighted, names, "weighted_metrics")
         targets = []
         for index, name in enumerate(names):
             loss_k = None if losses[index] is None else L.get(losses[index])
             weight = 1.0 if weights[index] is None else V.check_non_negative_float(
                 weights[index], f"loss_weights[{name!r}]")
-            entry = metric_lists[index]
-            metric_names = V.check_metric_names([entry] if isinstance(entry, str) else entry,
-                                                "metrics" if len(names) == 1 else
-                                                f"metrics for output {name!r}")
-            if metric_names and loss_k is None:
-                raise ValueError(f"metrics for output {name!r}: that output has no loss, so it "
-                                 "gets no targets to compare with")
             shape = self._graph.outputs[index].shape
-            metric_objects = [M.get(m, loss_k, shape[-1] or 0) for m in metric_names]
-            targets.append(_OutputTarget(name, loss_k, weight, metric_objects, metric_names))
+            resolved = []
+            for argument, lists in (("metrics", metric_lists), ("weighted_metrics",
+                                                                 weighted_lists)):
+                entry = lists[index]
+                where = argument if len(names) == 1 else f"{argument} for output {name!r}"
+                specs = V.check_metric_names([entry] if isinstance(entry, (str, dict)) or (
+                    callable(entry) and not isinstance(entry, type)) else entry, where)
+                if specs and loss_k is None:
+                    raise ValueError(f"{where}: that output has no loss, so it gets no "
+                                     "targets to compare with")
+                objects = []
+                for spec in specs:
+                    M.check_identifier(spec, where)
+                    metric = M.get(spec, loss_k, shape[-1] or 0)
+                    M.check_targets(metric, loss_k, shape[-1] or 0, where)
+                    objects.append(metric)
+                resolved.append((specs, objects))
+            (specs, objects), (w_specs, w_objects) = resolved
+            metric_names = [m.name for m in objects]
+            w_names = [f"weighted_{m.name}" if m.name in metric_names else m.name
+                       for m in w_objects]
+            target = _OutputTarget(name, loss_k, weight, objects + w_objects,
+                                   metric_names + w_names)
+            target.weighted = [False] * len(objects) + [True] * len(w_objects)
+            target.metric_specs = [_metric_spec(s_, m) for s_, m in zip(specs, objects)]
+            target.weighted_specs = [_metric_spec(s_, m) for s_, m in zip(w_specs, w_objects)]
+            targets.append(target)
         if all(target.loss is None for target in targets):
             raise ValueError(f"loss names none of the model's outputs {list(names)}")
         return targets
@@ -409,7 +431,7 @@ class Model:
             shape = self._graph.outputs[index].shape
             checked.append(V.check_targets(
                 array, n, (n,) + tuple(shape[1:]),
-                sparse=isinstance(target.loss, L.SparseCategoricalCrossentropy),
+                sparse=bool(getattr(target.loss, "sparse", False)),
                 dtype=self._graph.outputs[index].dtype,
                 argument=argument if len(names) == 1 else f"{argument}[{target.name!r}]",
                 probabilities=target.loss.name if isinstance(
@@ -463,10 +485,12 @@ class Model:
             layer.grads = layer_grads.get(id(layer), [None] * len(layer.weights))
         return input_grads[0]
 
-    def _loss_and_grads(self, ys, preds, masks):
-        """``(total, per-output losses, per-output dL/dpred)`` for one batch."""
+    def _loss_and_grads(self, ys, preds, masks, sws=None):
+        """``(total, per-output losses, per-output dL/dpred)`` for one batch; ``sws``: the
+        per-output sample weights (None: unweighted)."""
         total, losses, grads = 0.0, [], []
-        for target, y, pred, mask in zip(self._targets, ys, preds, masks):
+        sws = sws if sws is not None else [None] * len(self._targets)
+        for target, y, pred, mask, sw in zip(self._targets, ys, preds, masks, sws):
             if target.loss is None:
                 losses.append(None)
                 grads.append(None)
@@ -477,18 +501,24 @@ class Model:
                                  f"{np.shape(y)}, but the output has shape {pred.shape} for "
                                  "this batch (a sequence output is as long as the input "
                                  "it is computed from)")
-            value, grad = target.loss.value_and_grad(y, pred, mask)
+            if sw is not None and tuple(np.shape(sw)) not in (
+                    tuple(pred.shape[:1]), tuple(pred.shape[:-1]),
+                    tuple(pred.shape[:1]) + (1,)):
+                raise ValueError(f"sample_weight for output {target.name!r} has shape "
+                                 f"{np.shape(sw)}; it must be (batch,) or, for a sequence "
+                                 f"output, {tuple(pred.shape[:-1])} (batch, timesteps)")
+            value, grad = target.loss.value_and_grad(y, pred, mask, sw)
             total += target.weight * value
             losses.append(value)
             grads.append(np.ascontiguousarray(target.weight * grad, dtype=pred.dtype))
         return total, losses, grads
 
-    def _train_step(self, xs, ys, backend):
+    def _train_step(self, xs, ys, backend, sws=None):
         """One batch: forward, losses, backward and the optimizer's update of the trainable
         weights -- skipped when the loss is not finite (the caller stops training then)."""
         run = self._forward_pass(xs, True, backend, self._train_rng)
         preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
-        total, losses, grads = self._loss_and_grads(ys, preds, run.masks)
+        total, losses, grads = self._loss_and_grads(ys, preds, run.masks, sws)
         if not np.isfinite(total):
             return total, losses, preds, run.masks
         layer_grads, _ = self._graph.backward(
@@ -511,29 +541,49 @@ class Model:
         for layer in self._all_layers():
             layer._weights_changed()
 
-    def _batch_logs(self, tracker, ys, losses, total, preds, masks, size):
+    def _batch_logs(self, tracker, ys, losses, total, preds, masks, size, sws=None):
         tracker.add("loss", total * size, size)
         several = len(self._targets) > 1
-        for target, y, value, pred, mask in zip(self._targets, ys, losses, preds, masks):
+        sws = sws if sws is not None else [None] * len(self._targets)
+        for target, y, value, pred, mask, sw in zip(self._targets, ys, losses, preds, masks,
+                                                    sws):
             if target.loss is None:
                 continue
             if several:
                 tracker.add(f"{target.name}_loss", value * size, size)
-            for metric, metric_name in zip(target.metrics, target.metric_names):
-                tracker.add(f"{target.name}_{metric_name}" if several else metric_name,
-                            *metric.totals(y, pred, mask))
+            weighted = getattr(target, "weighted", [False] * len(target.metrics))
+            for metric, metric_name, uses_weights in zip(target.metrics, target.metric_names,
+                                                         weighted):
+                tracker.add_state(f"{target.name}_{metric_name}" if several else metric_name,
+                                  metric, metric.update(y, pred, mask,
+                                                        sw if uses_weights else None))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_freq=1):
         """Train for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
 
         ``x``: an array, or one per input (a list, or a dict by input name); ``y`` likewise
         per output. ``batch_size`` defaults to 32 (a stateful model's fixed batch size).
         ``validation_split`` holds out the *last* fraction of the samples (before shuffling,
-        as Keras does); ``validation_data=(x_val, y_val)`` gives them explicitly. Every input
-        is checked before the first training step, and so are the callbacks' settings
+        as Keras does); ``validation_data=(x_val, y_val)`` or ``(x_val, y_val, w_val)``
+        gives them explicitly (or a generator, with ``validation_steps``). Every input is
+        checked before the first training step, and so are the callbacks' settings
         (checkpoint path templates and folders, monitored names), the validation size of a
         stateful model and the optimizer's state against the model's weights.
+
+        Keras's options: ``sample_weight`` (``(n,)``, or ``(n, timesteps)`` for a sequence
+        output; one per output as a list/dict, or one array for all outputs),
+        ``class_weight`` (``{class: weight}``, one classification output; not together with
+        ``sample_weight``, as in Keras), ``initial_epoch`` (epochs counted from it),
+        ``validation_freq`` (validate every that many epochs), ``steps_per_epoch`` (for a
+        generator). ``x`` may be a Python generator or iterable yielding ``(x, y)`` or
+        ``(x, y, sample_weight)`` batches (``y``, ``batch_size``, ``sample_weight`` and
+        ``validation_split`` must then be left out): with ``steps_per_epoch`` each epoch takes
+        that many batches from it, else an epoch runs until it is exhausted (an iterable is
+        iterated afresh each epoch; a generator that runs out stops training with a
+        warning, as in Keras).
 
         When a batch's loss is NaN or infinite, training stops there (Keras's
         ``TerminateOnNaN``) with a ``RuntimeWarning``: that batch's update is not applied, so
@@ -541,103 +591,320 @@ class Model:
         ``on_epoch_end`` callbacks (e.g. a checkpoint) do not run.
         """
         self._check_compiled()
-        x, y = self._check_xy(x, y)
         epochs = V.check_int_at_least(epochs, "epochs", 0)
+        initial_epoch = V.check_int_at_least(initial_epoch, "initial_epoch", 0)
+        validation_freq = V.check_int_at_least(validation_freq, "validation_freq", 1)
         verbose = V.check_verbose(verbose)
         V.check_bool(shuffle, "shuffle")
         validation_split = V.check_validation_split(validation_split)
-        val = None
+        steps_per_epoch = None if steps_per_epoch is None else V.check_int_at_least(
+            steps_per_epoch, "steps_per_epoch", 1)
+        validation_steps = None if validation_steps is None else V.check_int_at_least(
+            validation_steps, "validation_steps", 1)
+        generator = _is_batch_source(x)
+        if generator:
+            for name, value in (("y", y), ("sample_weight", sample_weight),
+                                ("batch_size", batch_size)):
+                if value is not None:
+                    raise ValueError(f"fit: {name} must be left out when x is a generator of "
+                                     f"batches (each batch carries its own); got {name}="
+                                     f"{V.kind_of(value)}")
+            if validation_split:
+                raise ValueError("fit: validation_split needs arrays; with a generator give "
+                                 "validation_data")
+            self._check_class_weight(class_weight, None)
+            data = _BatchSource(x, steps_per_epoch, "x")
+            n = None
+        else:
+            if steps_per_epoch is not None:
+                raise ValueError("fit: steps_per_epoch is for a generator of batches; with "
+                                 "arrays an epoch is ceil(samples / batch_size) steps")
+            x, y = self._check_xy(x, y)
+            sws = self._check_sample_weight(sample_weight, y, len(x[0]))
+            sws = self._class_weights_to_sample_weights(class_weight, y, sws)
+            if validation_split and validation_data is None:
+                split_at = V.check_split_sizes(validation_split, len(x[0]))
+                def cut(arrays, part):
+                    return [None if a is None else a[part] for a in arrays]
+                val = (cut(x, slice(split_at, None)), cut(y, slice(split_at, None)),
+                       cut(sws, slice(split_at, None)))
+                x, y, sws = (cut(x, slice(None, split_at)), cut(y, slice(None, split_at)),
+                             cut(sws, slice(None, split_at)))
+            n = len(x[0])
+            V.check_sample_count(n)
+            batch_size = self._check_batch_size(batch_size, n)
+        val_source = None
         if validation_data is not None:
-            val = self._check_xy(*V.check_validation_data(validation_data),
-                                 names=("validation_data x", "validation_data y"))
-        elif validation_split:
-            split_at = V.check_split_sizes(validation_split, len(x[0]))
-            val = ([a[split_at:] for a in x], [None if a is None else a[split_at:] for a in y])
-            x = [a[:split_at] for a in x]
-            y = [None if a is None else a[:split_at] for a in y]
-        n = len(x[0])
-        V.check_sample_count(n)
-        batch_size = self._check_batch_size(batch_size, n)
+            if _is_batch_source(validation_data):
+                val_source = _BatchSource(validation_data, validation_steps, "validation_data")
+                val = None
+            else:
+                val = self._check_validation_data(validation_data)
+        elif not validation_split:
+            val = None
         if val is not None:
-            self._check_batch_size(batch_size, len(val[0][0]), "validation samples")
+            if generator:
+                batch_size = self._check_batch_size(None, len(val[0][0]), "validation samples")
+            else:
+                self._check_batch_size(batch_size, len(val[0][0]), "validation samples")
         callbacks = V.check_callback_list(callbacks, C.Callback)
         self.optimizer.check_state_matches(self.weights)
+        has_val = val is not None or val_source is not None
         log_names = self._log_names()
-        if val is not None:
+        if has_val:
             log_names += [f"val_{name}" for name in log_names]
         for callback in callbacks:
             callback.check_before_training(log_names)
+        steps = steps_per_epoch if generator else -(-n // batch_size)
         history = C.History()
-        all_callbacks = [history, *callbacks]
-        for callback in all_callbacks:
-            callback.set_model(self)
-            callback.on_train_begin()
-        backend = self._backend()
-        steps = -(-n // batch_size)
+        # History last, as in Keras: it records what other callbacks add to the logs
+        # (ReduceLROnPlateau's learning_rate)
+        all_callbacks = C.CallbackList([*callbacks, history], self,
+                                       {"verbose": verbose, "epochs": epochs, "steps": steps})
+        self._initial_epoch = initial_epoch
         self.stop_training = False
-        for epoch in range(epochs):
-            for callback in all_callbacks:
-                callback.on_epoch_begin(epoch)
-            order = self._train_rng.permutation(n) if shuffle else np.arange(n)
+        all_callbacks.call("on_train_begin", None)
+        backend = self._backend()
+        # a callback (BackupAndRestore) may move the start when it restores a run
+        epoch = self._initial_epoch
+        while epoch < epochs:
+            all_callbacks.call("on_epoch_begin", epoch, None)
             progress = EpochProgress(verbose, epoch, epochs, steps)
             tracker = _Tracker(self._log_names())
-            seen = 0
-            for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size]
-                ys = [None if a is None else a[index] for a in y]
-                total, losses, preds, masks = self._train_step([a[index] for a in x], ys,
-                                                               backend)
-                if not np.isfinite(total):
-                    warnings.warn(f"fit stopped at epoch {epoch + 1}, batch {step + 1}: the "
-                                  f"loss became non-finite ({total}); that batch's update was "
-                                  "not applied, so the model keeps the last finite weights",
-                                  RuntimeWarning, stacklevel=2)
-                    self.stop_training = True
-                    break
-                self._batch_logs(tracker, ys, losses, total, preds, masks, len(index))
-                seen += len(index)
-                logs = tracker.logs()
-                progress.update(step + 1, logs)
-                for callback in all_callbacks:
-                    callback.on_batch_end(step, logs)
-            if self.stop_training and seen < n:
+            if generator:
+                batches = data.epoch()
+            else:
+                order = self._train_rng.permutation(n) if shuffle else np.arange(n)
+                batches = ((x, y, sws, order[i * batch_size:(i + 1) * batch_size])
+                           for i in range(steps))
+            finished = self._fit_epoch(batches, generator, tracker, backend, all_callbacks,
+                                       progress, epoch)
+            if not finished:
                 progress.close(tracker.logs())
                 break
             logs = tracker.logs()
-            if val is not None:
-                values = self._evaluate_arrays(val[0], val[1], batch_size, backend)
+            if has_val and (epoch + 1) % validation_freq == 0:     # as Keras counts
+                if val_source is not None:
+                    values = self._evaluate_source(val_source, backend, all_callbacks)
+                else:
+                    values = self._evaluate_arrays(val[0], val[1], batch_size, backend,
+                                                   val[2], all_callbacks)
                 logs.update({f"val_{k}": v for k, v in values.items()})
             progress.close(logs)
-            for callback in all_callbacks:
-                callback.on_epoch_end(epoch, logs)
+            all_callbacks.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
-        for callback in all_callbacks:
-            callback.on_train_end()
+            epoch += 1
+        all_callbacks.call("on_train_end", None)
         self.history = history
         return history
 
-    def _evaluate_arrays(self, x, y, batch_size, backend) -> dict:
+    def _fit_epoch(self, batches, generator, tracker, backend, callbacks, progress,
+                   epoch) -> bool:
+        """Train on one epoch's batches. False when the epoch cannot end normally: a
+        non-finite loss, or a generator with nothing left; True otherwise (also when a
+        callback set ``stop_training`` or a generator ran out part-way: that epoch ends
+        with what it saw, then training stops)."""
+        seen = 0
+        for step, batch in enumerate(batches):
+            if generator:
+                xs, ys, sws = self._check_batch(batch, "x")
+                size = len(xs[0])
+            else:
+                x, y, sw_all, index = batch
+                xs = [a[index] for a in x]
+                ys = [None if a is None else a[index] for a in y]
+                sws = [None if a is None else a[index] for a in sw_all]
+                size = len(index)
+            callbacks.call("on_train_batch_begin", step, None)
+            total, losses, preds, masks = self._train_step(xs, ys, backend, sws)
+            if not np.isfinite(total):
+                warnings.warn(f"fit stopped at epoch {epoch + 1}, batch {step + 1}: the "
+                              f"loss became non-finite ({total}); that batch's update was "
+                              "not applied, so the model keeps the last finite weights",
+                              RuntimeWarning, stacklevel=3)
+                self.stop_training = True
+                return False
+            self._batch_logs(tracker, ys, losses, total, preds, masks, size, sws)
+            seen += 1
+            logs = tracker.logs()
+            progress.update(step + 1, logs)
+            callbacks.call("on_train_batch_end", step, logs)
+            if self.stop_training:
+                # a callback stopped training (TerminateOnNaN, a user's): as in Keras, the
+                # epoch still ends -- validation and on_epoch_end run on what was seen
+                return True
+        if generator and getattr(batches, "ran_out", False):
+            warnings.warn("fit: the generator ran out of data; training stops here (give an "
+                          "iterable that can be iterated again, or fewer steps_per_epoch x "
+                          "epochs batches)", RuntimeWarning, stacklevel=3)
+            self.stop_training = True
+            return seen > 0
+        return True
+
+    def _check_batch(self, batch, argument):
+        """A generator's batch ``(x, y)`` or ``(x, y, sample_weight)``, checked like arrays."""
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError(f"{argument}: a generator must yield (x, y) or (x, y, "
+                             f"sample_weight) tuples; got {V.kind_of(batch)}")
+        xs, ys = self._check_xy(batch[0], batch[1], names=(f"{argument} batch x",
+                                                           f"{argument} batch y"))
+        sws = self._check_sample_weight(batch[2] if len(batch) == 3 else None, ys,
+                                        len(xs[0]), f"{argument} batch sample_weight")
+        self._check_one_batch(len(xs[0]), f"a batch of {argument}")
+        return xs, ys, sws
+
+    def _check_validation_data(self, validation_data):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            items = len(validation_data) if isinstance(validation_data, (tuple, list)) else 1
+            raise TypeError(f"validation_data must be a tuple (x_val, y_val); got "
+                            f"{type(validation_data).__name__} of {items} item(s) (also "
+                            "accepted: (x_val, y_val, sample_weight_val), or a generator of "
+                            "batches)")
+        xv, yv = self._check_xy(validation_data[0], validation_data[1],
+                                names=("validation_data x", "validation_data y"))
+        sv = self._check_sample_weight(validation_data[2] if len(validation_data) == 3 else None,
+                                       yv, len(xv[0]), "validation_data sample_weight")
+        return xv, yv, sv
+
+    def _check_sample_weight(self, sample_weight, ys, n, argument="sample_weight") -> list:
+        """Per output (None for outputs without a loss, or when not given): finite weights
+        >= 0 of shape ``(n,)`` (or ``(n, 1)``), or ``(n, timesteps)`` for a sequence output.
+        One array for a multi-output model applies to every output (Keras)."""
+        count = len(self._targets)
+        if sample_weight is None:
+            return [None] * count
+        if count > 1 and (isinstance(sample_weight, dict) or (
+                isinstance(sample_weight, (list, tuple)) and len(sample_weight) == count)):
+            given = _by_position(sample_weight, self._output_names, argument, "output",
+                                 needed=[False] * count)
+        elif isinstance(sample_weight, (list, tuple, dict)) and count == 1 and not (
+                isinstance(sample_weight, (list, tuple)) and not isinstance(
+                    sample_weight[0] if sample_weight else None, np.ndarray)):
+            given = _by_position(sample_weight, self._output_names, argument, "output")
+        else:
+            given = [sample_weight] * count
+        checked = []
+        for index, (target, w, y) in enumerate(zip(self._targets, given, ys)):
+            name = argument if count == 1 else f"{argument}[{target.name!r}]"
+            if w is None or target.loss is None:
+                checked.append(None)
+                continue
+            w = V.as_float_array(w, name, np.float64)
+            if w.size and (w.min() < 0):
+                raise ValueError(f"{name} must be >= 0; got a minimum of {w.min()}")
+            shape = self._graph.outputs[index].shape
+            sequence = len(shape) == 3
+            ok = w.shape in ((n,), (n, 1)) or (sequence and w.ndim == 2 and w.shape[0] == n)
+            if not ok:
+                expected = f"({n},)" + (f" or ({n}, timesteps)" if sequence else "")
+                raise ValueError(f"{name} must have shape {expected} (one weight per sample"
+                                 f"{', or per timestep' if sequence else ''}); got shape "
+                                 f"{w.shape}")
+            checked.append(w.reshape(n) if w.shape == (n, 1) else w)
+        return checked
+
+    def _check_class_weight(self, class_weight, sws):
+        if class_weight is None:
+            return None
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise TypeError(f"class_weight must be a dict {{class index: weight}}; got "
+                            f"{V.kind_of(class_weight)}")
+        checked = {}
+        for key, value in class_weight.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+                    or key < 0:
+                raise TypeError(f"class_weight keys must be class indices (ints >= 0); got "
+                                f"{key!r}")
+            checked[int(key)] = V.check_non_negative_float(value, f"class_weight[{key}]")
+        if sws is not None and any(w is not None for w in sws):
+            raise ValueError("you cannot give class_weight and sample_weight at the same time "
+                             "(as in Keras): fold the class weights into sample_weight")
+        trained = [i for i, t in enumerate(self._targets) if t.loss is not None]
+        if len(self._targets) != 1 or len(trained) != 1:
+            raise ValueError("class_weight is only supported for models with a single output "
+                             "(as in Keras); give sample_weight per output instead")
+        if len(self._graph.outputs[0].shape) != 2:
+            raise ValueError("class_weight needs an output of shape (batch, classes); for a "
+                             "sequence output give sample_weight of shape (batch, timesteps)")
+        return checked
+
+    def _class_weights_to_sample_weights(self, class_weight, ys, sws) -> list:
+        """Keras's mapping: the class of each sample is ``argmax(y)`` for one-hot targets,
+        else ``round(y)``; its weight ``class_weight.get(class, 1.0)``."""
+        class_weight = self._check_class_weight(class_weight, sws)
+        if class_weight is None:
+            return sws
+        y = np.asarray(ys[0])
+        if y.ndim > 1:
+            y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+        labels = np.round(y).astype(np.int64)
+        return [np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=np.float64)]
+
+    def _evaluate_arrays(self, x, y, batch_size, backend, sws=None, callbacks=None) -> dict:
         tracker = _Tracker(self._log_names())
         n = len(x[0])
-        for start in range(0, n, batch_size):
-            xs = [a[start:start + batch_size] for a in x]
-            ys = [None if a is None else a[start:start + batch_size] for a in y]
-            run = self._forward_pass(xs, False, backend)
-            preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
-            total, losses, _ = self._loss_and_grads(ys, preds, run.masks)
-            self._batch_logs(tracker, ys, losses, total, preds, run.masks, len(xs[0]))
-        return tracker.logs()
+        sws = sws if sws is not None else [None] * len(self._targets)
+        if callbacks is not None:
+            callbacks.call("on_test_begin", None)
+        for step, start in enumerate(range(0, n, batch_size)):
+            part = slice(start, start + batch_size)
+            self._test_batch(tracker, [a[part] for a in x],
+                             [None if a is None else a[part] for a in y],
+                             [None if a is None else a[part] for a in sws], backend,
+                             callbacks, step)
+        logs = tracker.logs()
+        if callbacks is not None:
+            callbacks.call("on_test_end", logs)
+        return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
+    def _evaluate_source(self, source, backend, callbacks=None) -> dict:
+        tracker = _Tracker(self._log_names())
+        if callbacks is not None:
+            callbacks.call("on_test_begin", None)
+        for step, batch in enumerate(source.epoch()):
+            xs, ys, sws = self._check_batch(batch, source.argument)
+            self._test_batch(tracker, xs, ys, sws, backend, callbacks, step)
+        logs = tracker.logs()
+        if callbacks is not None:
+            callbacks.call("on_test_end", logs)
+        return logs
+
+    def _test_batch(self, tracker, xs, ys, sws, backend, callbacks, step) -> None:
+        if callbacks is not None:
+            callbacks.call("on_test_batch_begin", step, None)
+        run = self._forward_pass(xs, False, backend)
+        preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
+        total, losses, _ = self._loss_and_grads(ys, preds, run.masks, sws)
+        self._batch_logs(tracker, ys, losses, total, preds, run.masks, len(xs[0]), sws)
+        if callbacks is not None:
+            callbacks.call("on_test_batch_end", step, tracker.logs())
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False,
+                 sample_weight=None, steps=None, callbacks=None):
         """The loss (and metrics) on ``(x, y)``: a float without metrics, else ``[loss,
         metric, ...]``; a dict with ``return_dict=True``. ``batch_size`` defaults to 32 (a
-        stateful model's fixed batch size)."""
+        stateful model's fixed batch size). ``sample_weight`` as in :meth:`fit`; ``x`` may be
+        a generator of ``(x, y[, w])`` batches (``steps``: how many to take)."""
         self._check_compiled()
-        x, y = self._check_xy(x, y)
-        V.check_sample_count(len(x[0]))
-        batch_size = self._check_batch_size(batch_size, len(x[0]))
-        logs = self._evaluate_arrays(x, y, batch_size, self._backend())
+        steps = None if steps is None else V.check_int_at_least(steps, "steps", 1)
+        backend = self._backend()
+        callbacks = V.check_callback_list(callbacks, C.Callback)
+        hooks = C.CallbackList(callbacks, self, {"verbose": verbose, "steps": steps}) \
+            if callbacks else None
+        if _is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("evaluate: y and sample_weight must be left out when x is a "
+                                 "generator of batches")
+            logs = self._evaluate_source(_BatchSource(x, steps, "x"), backend, hooks)
+        else:
+            if steps is not None:
+                raise ValueError("evaluate: steps is for a generator of batches")
+            x, y = self._check_xy(x, y)
+            sws = self._check_sample_weight(sample_weight, y, len(x[0]))
+            V.check_sample_count(len(x[0]))
+            batch_size = self._check_batch_size(batch_size, len(x[0]))
+            logs = self._evaluate_arrays(x, y, batch_size, backend, sws, hooks)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -645,19 +912,40 @@ class Model:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         """The model's outputs for ``x``, computed ``batch_size`` samples at a time (default
         32; a stateful model's fixed batch size): a NumPy array, or a list of them for a
-        model with several outputs."""
-        x = self._check_x(x)
-        n = len(x[0])
-        batch_size = self._check_batch_size(batch_size, n)
+        model with several outputs. ``x`` may be a generator of batches (``x``, or tuples
+        whose first item is ``x``; ``steps``: how many to take)."""
+        steps = None if steps is None else V.check_int_at_least(steps, "steps", 1)
+        callbacks = V.check_callback_list(callbacks, C.Callback)
+        hooks = C.CallbackList(callbacks, self, {"verbose": verbose, "steps": steps})
         backend = self._backend()
         start_time = time.perf_counter()
         parts = []
-        for start in range(0, n, batch_size):
-            run = self._forward_pass([a[start:start + batch_size] for a in x], False, backend)
-            parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
+        hooks.call("on_predict_begin", None)
+        if _is_batch_source(x):
+            n = 0
+            for step, batch in enumerate(_BatchSource(x, steps, "x").epoch()):
+                hooks.call("on_predict_batch_begin", step, None)
+                xs = self._check_x(batch[0] if isinstance(batch, tuple) else batch)
+                run = self._forward_pass(xs, False, backend)
+                parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
+                n += len(xs[0])
+                hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
+        else:
+            if steps is not None:
+                raise ValueError("predict: steps is for a generator of batches")
+            x = self._check_x(x)
+            n = len(x[0])
+            batch_size = self._check_batch_size(batch_size, n)
+            for step, start in enumerate(range(0, n, batch_size)):
+                hooks.call("on_predict_batch_begin", step, None)
+                run = self._forward_pass([a[start:start + batch_size] for a in x], False,
+                                         backend)
+                parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
+                hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
+        hooks.call("on_predict_end", None)
         if verbose:
             print(f"predicted {n} samples in {time.perf_counter() - start_time:.2f}s")
         outputs = []
@@ -687,28 +975,32 @@ class Model:
         return outputs[0] if self._single_output else outputs
 
     # -- one batch at a time ------------------------------------------------------------------
-    def train_on_batch(self, x, y, return_dict=False):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on the batch ``(x, y)``; returns the loss (and metrics) computed
-        on the batch before the update, as :meth:`evaluate` reports them."""
+        on the batch before the update, as :meth:`evaluate` reports them.
+        ``sample_weight``/``class_weight`` as in :meth:`fit`."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
         self._check_one_batch(len(x[0]), "train_on_batch")
+        sws = self._check_sample_weight(sample_weight, y, len(x[0]))
+        sws = self._class_weights_to_sample_weights(class_weight, y, sws)
         self.optimizer.check_state_matches(self.weights)
-        total, losses, preds, masks = self._train_step(x, y, self._backend())
+        total, losses, preds, masks = self._train_step(x, y, self._backend(), sws)
         if not np.isfinite(total):
             warnings.warn(f"train_on_batch: the loss is non-finite ({total}); the update was "
                           "not applied", RuntimeWarning, stacklevel=2)
         tracker = _Tracker(self._log_names())
-        self._batch_logs(tracker, y, losses, total, preds, masks, len(x[0]))
+        self._batch_logs(tracker, y, losses, total, preds, masks, len(x[0]), sws)
         return self._returned(tracker.logs(), return_dict)
 
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """The loss (and metrics) on the batch ``(x, y)``, without training."""
         self._check_compiled()
         x, y = self._check_xy(x, y)
         self._check_one_batch(len(x[0]), "test_on_batch")
-        return self._returned(self._evaluate_arrays(x, y, max(len(x[0]), 1), self._backend()),
-                              return_dict)
+        sws = self._check_sample_weight(sample_weight, y, len(x[0]))
+        return self._returned(self._evaluate_arrays(x, y, max(len(x[0]), 1), self._backend(),
+                                                    sws), return_dict)
 
     def predict_on_batch(self, x):
         """The outputs for ``x`` as one batch."""
@@ -843,20 +1135,81 @@ class _OutputTarget:
 
 
 class _Tracker:
-    """An epoch's running averages: ``add(name, sum, count)``; ``logs()`` gives sum/count per
-    name, in the order of the names given."""
+    """An epoch's running averages: ``add(name, sum, count)`` for losses,
+    ``add_state(name, metric, state)`` for metrics (states add up; ``metric.result`` gives the
+    value); ``logs()`` gives every value, in the order of the names given."""
 
     def __init__(self, names):
         self._totals = {name: [0.0, 0.0] for name in names}
+        self._metrics = {}
 
     def add(self, name, total, count) -> None:
         entry = self._totals[name]
         entry[0] += float(total)
         entry[1] += float(count)
 
+    def add_state(self, name, metric, state) -> None:
+        state = np.asarray(state, dtype=np.float64)
+        if name in self._metrics:
+            self._metrics[name][1] += state
+        else:
+            self._metrics[name] = [metric, state.copy()]
+
     def logs(self) -> dict:
-        return {name: (total / count if count else 0.0)
-                for name, (total, count) in self._totals.items()}
+        logs = {}
+        for name, (total, count) in self._totals.items():
+            if name in self._metrics:
+                metric, state = self._metrics[name]
+                logs[name] = metric.result(state)
+            else:
+                logs[name] = total / count if count else 0.0
+        return logs
+
+
+def _is_batch_source(value) -> bool:
+    """A generator or other iterable of batches (not arrays, lists, tuples or dicts of
+    them)."""
+    if value is None or isinstance(value, (np.ndarray, list, tuple, dict, str, bytes)):
+        return False
+    if hasattr(value, "__array__") or hasattr(value, "shape"):
+        return False
+    return hasattr(value, "__iter__") or hasattr(value, "__next__")
+
+
+class _EpochBatches:
+    """One epoch's batches from a source: ``steps`` of them (or until exhausted);
+    ``ran_out`` tells whether the source ended before ``steps``."""
+
+    def __init__(self, iterator, steps):
+        self.iterator, self.steps, self.ran_out = iterator, steps, False
+
+    def __iter__(self):
+        taken = 0
+        while self.steps is None or taken < self.steps:
+            try:
+                batch = next(self.iterator)
+            except StopIteration:
+                self.ran_out = self.steps is not None or taken == 0
+                return
+            taken += 1
+            yield batch
+
+
+class _BatchSource:
+    """Batches from a generator (consumed across epochs) or an iterable (iterated afresh
+    each epoch without ``steps``; continued with ``steps``, as Keras does)."""
+
+    def __init__(self, source, steps, argument):
+        self.source, self.steps, self.argument = source, steps, argument
+        self._iterator = None
+
+    def epoch(self) -> _EpochBatches:
+        is_iterator = iter(self.source) is self.source if hasattr(self.source, "__iter__") \
+            else True
+        if self._iterator is None or (self.steps is None and not is_iterator):
+            self._iterator = iter(self.source) if hasattr(self.source, "__iter__") \
+                else self.source
+        return _EpochBatches(self._iterator, self.steps)
 
 
 def _unique_name(base: str, taken) -> str:
@@ -877,9 +1230,9 @@ def _unique_names(names: list) -> list:
     return unique
 
 
-def _check_unresolved(loss, metrics, loss_weights) -> list:
-    """What compile can check before the model's outputs are known: every loss and metric
-    name, every loss weight. Returns no targets (they are resolved at build)."""
+def _check_unresolved(loss, metrics, loss_weights, weighted_metrics=None) -> list:
+    """What compile can check before the model's outputs are known: every loss and metric,
+    every loss weight. Returns no targets (they are resolved at build)."""
     def leaves(value):
         if isinstance(value, dict):
             return list(value.values())
@@ -891,13 +1244,33 @@ def _check_unresolved(loss, metrics, loss_weights) -> list:
         for entry in leaves(loss_weights):
             if entry is not None:
                 V.check_non_negative_float(entry, "loss_weights")
-    if metrics is not None:
-        for entry in leaves(metrics):
-            for name in V.check_metric_names([entry] if isinstance(entry, str) else entry):
-                if name not in M.METRIC_NAMES:
-                    raise ValueError(f"metrics must be names from {list(M.METRIC_NAMES)}; got "
-                                     f"{name!r}")
+    for argument, given in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+        if given is None:
+            continue
+        for entry in leaves(given):
+            for spec in (leaves(entry) if isinstance(entry, (list, tuple)) else [entry]):
+                if spec is not None:
+                    M.check_identifier(spec, argument)
     return []
+
+
+def _metric_lists(metrics, names, argument) -> list:
+    """``metrics`` (or ``weighted_metrics``) as one list (or None) per output: a flat list
+    for a one-output model, else a list of lists or a dict by output name."""
+    if metrics is None:
+        return [None] * len(names)
+    if isinstance(metrics, (list, tuple)) and len(names) == 1 and not any(
+            isinstance(m, (list, tuple)) for m in metrics):
+        return [list(metrics)]
+    if isinstance(metrics, dict) and not set(metrics) <= set(names) and len(names) == 1:
+        return [[metrics]]                           # a metric's config dict
+    return _per_output(metrics, names, argument, allow_missing=True)
+
+
+def _metric_spec(spec, metric):
+    """What a saved model stores for a metric: its name, or its config (saving asks the
+    metric for it; a Python function cannot be saved)."""
+    return spec if isinstance(spec, str) else metric
 
 
 def _per_output(value, names, argument, allow_missing=False) -> list:

@@ -232,11 +232,17 @@ def _compile_config(model: Model):
     targets = model._targets
     several = len(targets) > 1
     loss = [None if t.loss is None else t.loss.get_config() for t in targets]
-    metrics = [list(t.metric_names) for t in targets]
-    return {"optimizer": model.optimizer.get_config(),
-            "loss": loss if several else loss[0],
-            "metrics": metrics if several else metrics[0],
-            "loss_weights": [t.weight for t in targets]}
+    def specs(values):
+        return [v if isinstance(v, str) else v.get_config() for v in values]
+    metrics = [specs(getattr(t, "metric_specs", t.metric_names)) for t in targets]
+    weighted = [specs(getattr(t, "weighted_specs", [])) for t in targets]
+    config = {"optimizer": model.optimizer.get_config(),
+              "loss": loss if several else loss[0],
+              "metrics": metrics if several else metrics[0],
+              "loss_weights": [t.weight for t in targets]}
+    if any(weighted):
+        config["weighted_metrics"] = weighted if several else weighted[0]
+    return config
 
 
 def save_model(model: Model, path):
@@ -355,7 +361,8 @@ def _model_from_archive(config, arrays, backend):
             loss, list) else L.get(loss)
         model.compile(optimizer=O.get(compile_config["optimizer"]), loss=loss,
                       metrics=compile_config["metrics"],
-                      loss_weights=compile_config.get("loss_weights"))
+                      loss_weights=compile_config.get("loss_weights"),
+                      weighted_metrics=compile_config.get("weighted_metrics"))
         model._resolve_targets()
         slots = {k[len("optimizer/"):]: v for k, v in arrays.items()
                  if k.startswith("optimizer/")}
