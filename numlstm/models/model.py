@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from .. import callbacks as C
+from .. import distributed as _distributed
 from .. import losses as L
 from .. import metrics as M
 from .. import optimizers as O
@@ -208,6 +209,12 @@ class Model:
 
     def _backend(self):
         return get_backend(self._backend_name)
+
+    @property
+    def _distribution(self):
+        """numlstm.distributed's strategy while ``numlstm.distributed.init()`` is in effect,
+        else None (one process): fit, the train step and saving consult it."""
+        return _distributed.active()
 
     # -- weights ------------------------------------------------------------------------------
     @property
@@ -485,14 +492,24 @@ class Model:
 
     def _train_step(self, xs, ys, backend):
         """One batch: forward, losses, backward and the optimizer's update of the trainable
-        weights -- skipped when the loss is not finite (the caller stops training then)."""
-        run = self._forward_pass(xs, True, backend, self._train_rng)
+        weights -- skipped when the loss is not finite (the caller stops training then).
+
+        Under ``numlstm.distributed`` (``dist``), ``xs``/``ys`` are this rank's shard: the
+        loss becomes the global batch's and the gradients the global ones (one Allreduce)
+        before the optimizer step; dropout draws from this rank's own generator."""
+        dist = self._distribution
+        run = self._forward_pass(xs, True, backend, self._train_rng if dist is None
+                                 else dist.training_rng(self))
         preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
         total, losses, grads = self._loss_and_grads(ys, preds, run.masks)
+        if dist is not None:
+            total, losses, grads = dist.share(self, ys, preds, run.masks, losses, grads)
         if not np.isfinite(total):
             return total, losses, preds, run.masks
         layer_grads, _ = self._graph.backward(
             run, [None if g is None else to_xp(backend, g) for g in grads])
+        if dist is not None:
+            layer_grads = dist.allreduce_gradients(self, layer_grads, backend)
         self._apply_gradients(layer_grads)
         return total, losses, preds, run.masks
 
@@ -562,6 +579,10 @@ class Model:
             self._check_batch_size(batch_size, len(val[0][0]), "validation samples")
         callbacks = V.check_callback_list(callbacks, C.Callback)
         self.optimizer.check_state_matches(self.weights)
+        dist = self._distribution                    # numlstm.distributed; None: one process
+        if dist is not None:
+            dist.begin_fit(self, n, batch_size, epochs, shuffle)
+            verbose = dist.verbose(verbose)
         log_names = self._log_names()
         if val is not None:
             log_names += [f"val_{name}" for name in log_names]
@@ -583,7 +604,8 @@ class Model:
             tracker = _Tracker(self._log_names())
             seen = 0
             for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size]
+                batch = order[step * batch_size:(step + 1) * batch_size]
+                index = batch if dist is None else dist.shard(batch)
                 ys = [None if a is None else a[index] for a in y]
                 total, losses, preds, masks = self._train_step([a[index] for a in x], ys,
                                                                backend)
@@ -594,8 +616,11 @@ class Model:
                                   RuntimeWarning, stacklevel=2)
                     self.stop_training = True
                     break
-                self._batch_logs(tracker, ys, losses, total, preds, masks, len(index))
-                seen += len(index)
+                if dist is None:
+                    self._batch_logs(tracker, ys, losses, total, preds, masks, len(index))
+                else:
+                    dist.batch_logs(self, tracker)      # the global batch's loss and metrics
+                seen += len(batch)
                 logs = tracker.logs()
                 progress.update(step + 1, logs)
                 for callback in all_callbacks:
@@ -811,6 +836,8 @@ class Model:
         and write nothing: :func:`~numlstm.load_model` would refuse them, and an existing file
         at ``path`` (say, the last good checkpoint) stays as it was."""
         from .saving import save_model
+        if self._distribution is not None and not self._distribution.writes_files:
+            return path                  # numlstm.distributed: only rank 0 writes
         return save_model(self, path)
 
     def save_weights(self, path):
@@ -818,6 +845,8 @@ class Model:
         with each layer's name and shapes so that :meth:`load_weights` can check them.
         Returns the path written."""
         from .saving import save_weights
+        if self._distribution is not None and not self._distribution.writes_files:
+            return path                  # numlstm.distributed: only rank 0 writes
         return save_weights(self, path)
 
     def load_weights(self, path, *, max_bytes=None) -> None:
