@@ -1,0 +1,206 @@
+"""Scaling beyond one process: data-parallel training over MPI and batch inference on Dask.
+
+    python benchmarks/scaling.py                     # everything (needs numlstm[mpi,dask])
+    python benchmarks/scaling.py --steps 30 --skip-dask
+
+Training, at benchmark configuration c (docs/performance.md: batch 64, 100 timesteps, 64
+features, 256 units; an LSTM and a Dense(1) head, mean squared error, Adam, float32): samples
+per second over ``--steps`` timed steps after ``--warmup`` steps, for
+
+* 1 process x 1 thread, batch 64 (plain ``fit``, no MPI);
+* ``mpiexec -n 2``, 1 thread per rank, the same global batch of 64 (32 per rank),
+
+with the share of the step spent in the gradient ``Allreduce`` (that time includes waiting
+for the slower rank) and in the small loss/count reduction, and the cost of one gradient
+``Allreduce`` alone (timed after training, ranks in step). The speed-up is the 2-rank
+throughput over the 1-process one; parallel efficiency is the speed-up over 2.
+
+Inference: ``model.predict`` in one process (1 thread, and every core) against
+``numlstm.dask.predict`` on a ``LocalCluster`` of 2 single-thread worker processes, over
+``--predict-samples`` sequences in chunks of ``--chunk``; the Dask time is a second call
+(the first one includes starting the workers' numlstm).
+
+Run it on an otherwise idle machine: other processes on the cores make the ranks wait for
+each other and show up as Allreduce time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _model(shape):
+    import numlstm
+    model = numlstm.Sequential([numlstm.Input((shape.timesteps, shape.features)),
+                                numlstm.LSTM(shape.units, seed=1), numlstm.Dense(1, seed=2)],
+                               seed=0)
+    model.compile(numlstm.optimizers.Adam(1e-3), "mse")
+    return model
+
+
+def train_worker(args) -> None:
+    """One training run (a rank under mpiexec with --mpi); rank 0 prints one JSON line."""
+    import numlstm
+    from numlstm.bench import CONFIGS
+    shape = CONFIGS["c"]
+    strategy = numlstm.distributed.init(num_threads=args.threads) if args.mpi else None
+    if strategy is None:
+        numlstm.set_num_threads(args.threads)
+    model = _model(shape)
+    rng = np.random.default_rng(0)
+    batch = args.batch or shape.batch
+    n = batch * (args.warmup + args.steps)
+    x = rng.normal(size=(n, shape.timesteps, shape.features)).astype(np.float32)
+    y = rng.normal(size=(n, 1)).astype(np.float32)
+    marks = {}
+
+    class Clock(numlstm.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch + 1 in (args.warmup, args.warmup + args.steps):
+                timers = (0.0, 0.0) if strategy is None else (strategy.allreduce_seconds,
+                                                              strategy.stats_seconds)
+                marks[batch + 1] = (time.perf_counter(), *timers)
+
+    if strategy is not None:
+        strategy.comm.Barrier()
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0,
+              callbacks=[Clock()])
+    start, end = marks[args.warmup], marks[args.warmup + args.steps]
+    seconds = end[0] - start[0]
+    result = {"ranks": 1 if strategy is None else strategy.size, "threads": args.threads,
+              "global_batch": batch, "steps": args.steps,
+              "step_ms": 1e3 * seconds / args.steps,
+              "samples_per_s": batch * args.steps / seconds,
+              "allreduce_share": (end[1] - start[1]) / seconds,
+              "stats_share": (end[2] - start[2]) / seconds,
+              "gradient_bytes": int(sum(w.nbytes for w in model.trainable_weights))}
+    if strategy is not None:
+        # one gradient Allreduce alone, the ranks in step (shared memory on one machine)
+        buffer = np.zeros(sum(w.size for w in model.trainable_weights), np.float32)
+        from mpi4py import MPI
+        times = []
+        for _ in range(30):
+            strategy.comm.Barrier()
+            t = time.perf_counter()
+            strategy.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            times.append(time.perf_counter() - t)
+        result["allreduce_alone_ms"] = 1e3 * float(np.median(times))
+    if strategy is None or strategy.rank == 0:
+        print(json.dumps(result), flush=True)
+
+
+def _run_json(command, env) -> dict:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, command))} failed:\n{done.stdout}{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def training(args) -> list[dict]:
+    import numlstm.distributed as nd
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    if hasattr(os, "geteuid") and os.geteuid() == 0:     # Open MPI refuses root otherwise
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    worker = [sys.executable, __file__, "--worker", "--threads", "1", "--steps",
+              str(args.steps), "--warmup", str(args.warmup)]
+    one = _run_json(worker, env)
+    half = _run_json(worker + ["--batch", "32"], env)     # one rank's share, alone
+    two = _run_json([nd.mpiexec_path(), "-n", "2", "--bind-to", args.bind_to, *worker, "--mpi"],
+                    env)
+    return [one, half, two]
+
+
+def inference(args) -> dict:
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    import numlstm
+    import numlstm.dask
+    from numlstm.bench import CONFIGS
+    shape = CONFIGS["c"]
+    model = _model(shape)
+    size = (args.predict_samples, shape.timesteps, shape.features)
+    chunks = (args.chunk,) + size[1:]
+    # The data is made where it lives (on the workers, chunk by chunk), as data read by Dask
+    # from storage would be; one process computes the same array in full.
+    def data():
+        return da.random.RandomState(0).standard_normal(size, chunks=chunks).astype(np.float32)
+    x = data().compute(scheduler="synchronous")
+    result = {"samples": args.predict_samples, "chunk": args.chunk}
+    for threads in (1, numlstm.get_num_threads()):
+        with numlstm.num_threads(threads):
+            model.predict(x[:shape.batch], batch_size=shape.batch)       # warm-up
+            start = time.perf_counter()
+            expected = model.predict(x, batch_size=shape.batch)
+            result[f"one_process_{threads}_threads_s"] = time.perf_counter() - start
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        lazy = numlstm.dask.predict(model, data(), batch_size=shape.batch)
+        start = time.perf_counter()
+        lazy.compute()
+        result["dask_first_call_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        got = numlstm.dask.predict(model, data(), batch_size=shape.batch).compute()
+        result["dask_2_workers_s"] = time.perf_counter() - start
+    result["max_abs_difference"] = float(np.abs(got - expected).max())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--predict-samples", type=int, default=4096)
+    parser.add_argument("--chunk", type=int, default=512)
+    parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--bind-to", default="core", choices=("core", "none"),
+                        help="mpiexec's rank binding (core: one rank a core)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mpi", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        train_worker(args)
+        return
+    one, half, two = training(args)
+    print(f"training, config c (B64 T100 D64 H256, float32), {args.steps} steps after "
+          f"{args.warmup} warm-up; gradient {one['gradient_bytes'] / 1e6:.2f} MB")
+    for row in (one, half, two):
+        print(f"  {row['ranks']} rank(s) x {row['threads']} thread, global batch "
+              f"{row['global_batch']}: {row['samples_per_s']:8.1f} "
+              f"samples/s, {row['step_ms']:7.1f} ms/step, Allreduce {100 * row['allreduce_share']:.1f}%"
+              f" of the step (+{100 * row['stats_share']:.2f}% loss/counts)")
+    speedup = two["samples_per_s"] / one["samples_per_s"]
+    print(f"  speed-up {speedup:.2f}x, parallel efficiency {speedup / 2:.2f}; one gradient "
+          f"Allreduce alone: {two['allreduce_alone_ms']:.3f} ms")
+    print(f"  ceiling without communication: a batch-64 step over a batch-32 step = "
+          f"{one['step_ms'] / half['step_ms']:.2f}x (smaller per-rank batches use the cores "
+          "less well)")
+    report = {"training": [one, half, two], "speedup": speedup}
+    if not args.skip_dask:
+        result = inference(args)
+        report["inference"] = result
+        print(f"inference, {result['samples']} sequences of config c in chunks of "
+              f"{result['chunk']}:")
+        for key, value in result.items():
+            if key.endswith("_s"):
+                print(f"  {key[:-2].replace('_', ' ')}: {value:.2f} s "
+                      f"({result['samples'] / value:.0f} samples/s)")
+        print(f"  largest difference from model.predict: {result['max_abs_difference']:.1e}")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
