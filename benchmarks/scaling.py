@@ -157,6 +157,36 @@ def inference(args) -> dict:
     return result
 
 
+#: The networks of the estimate: (name, bandwidth in bytes/s one link sustains, latency of one
+#: message in seconds). 10 GbE: ~90% of 1.25 GB/s through TCP, ~50 us a message through the
+#: kernel's stack; 100 Gb/s InfiniBand/RoCE with RDMA: ~11 GB/s, ~2 us.
+NETWORKS = (("10 GbE", 1.1e9, 50e-6), ("100 Gb/s", 11e9, 2e-6))
+NODES = (8, 16, 64)
+
+
+def cluster_estimate(compute_s: float, gradient_bytes: int) -> list[dict]:
+    """Parallel efficiency on paper, one rank per node, each node keeping the measured
+    per-rank batch and step compute time ``compute_s`` (weak scaling):
+
+    * the gradient's ring all-reduce sends and receives ``2 (N-1)/N`` of its bytes on every
+      node's link, in ``2 (N-1)`` messages in sequence: ``2 (N-1)/N · S / bandwidth +
+      2 (N-1) · latency``;
+    * the small loss/count reduction is latency-bound: ``2 log2(N) · latency``;
+    * numlstm reduces after the backward pass (no overlap with computation), so
+      efficiency = compute / (compute + communication).
+    """
+    rows = []
+    for nodes in NODES:
+        for network, bandwidth, latency in NETWORKS:
+            ring = 2 * (nodes - 1) / nodes * gradient_bytes / bandwidth + \
+                2 * (nodes - 1) * latency
+            small = 2 * np.log2(nodes) * latency
+            comm = ring + small
+            rows.append({"nodes": nodes, "network": network, "communication_ms": 1e3 * comm,
+                         "efficiency": compute_s / (compute_s + comm)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
@@ -188,7 +218,15 @@ def main() -> None:
     print(f"  ceiling without communication: a batch-64 step over a batch-32 step = "
           f"{one['step_ms'] / half['step_ms']:.2f}x (smaller per-rank batches use the cores "
           "less well)")
-    report = {"training": [one, half, two], "speedup": speedup}
+    estimate = cluster_estimate(half["step_ms"] / 1e3, one["gradient_bytes"])
+    print(f"estimate on paper (one rank a node, batch 32 a node, its measured step "
+          f"{half['step_ms']:.1f} ms, gradient {one['gradient_bytes'] / 1e6:.2f} MB, ring "
+          "all-reduce, no overlap):")
+    for row in estimate:
+        print(f"  {row['nodes']:3d} nodes, {row['network']:8s}: communication "
+              f"{row['communication_ms']:6.2f} ms a step, parallel efficiency "
+              f"{row['efficiency']:.2f}")
+    report = {"training": [one, half, two], "speedup": speedup, "estimate": estimate}
     if not args.skip_dask:
         result = inference(args)
         report["inference"] = result

@@ -93,7 +93,7 @@ def _cached_model(payload: bytes, digest: str):
 def _threads_here(host_threads) -> int:
     """numlstm threads for one task on this worker: the machine's usable cores shared among
     the Dask worker threads on it (at least 1)."""
-    from .backends.threads import max_threads
+    from .threads import max_threads
     if not host_threads:
         return max_threads()
     try:

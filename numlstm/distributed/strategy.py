@@ -78,7 +78,7 @@ class DataParallel:
     def auto_threads(self) -> int:
         """Usable cores divided by the ranks on this node (at least 1): ranks sharing a node
         must not oversubscribe its cores (two busy threads per core run far slower)."""
-        from ..backends.threads import max_threads
+        from ..threads import max_threads
         local = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
         try:
             ranks_here = local.Get_size()
