@@ -12,7 +12,8 @@ Each rank writes ``OUT/rank<r>.npz`` with:
     the first number this rank's dropout generator drew after that training (they must
     differ between ranks);
 ``curve_batch_losses``, ``curve_epoch_losses``, ``curve_val_losses``, ``curve_mae``
-    the no-dropout run with a global batch of 8: the running loss after every batch, the
+    the no-dropout run with a global batch of 8 (each epoch ends with a batch of 1 sample, so
+    rank 1 has none): the running loss after every batch, the
     epoch losses, validation losses and mean absolute errors;
 
 and rank 0 alone writes the model with ``save`` (``OUT/saved-rank<r>.npz`` names the rank
@@ -29,7 +30,7 @@ import numlstm
 
 CASES = {"uneven": 7, "empty": 1}
 DROPOUT = dict(samples=40, batch_size=8, epochs=4)        # 5 steps an epoch: 20 steps
-CURVE = dict(samples=29, batch_size=8, epochs=3)          # last batch of 5: 3 + 2
+CURVE = dict(samples=25, batch_size=8, epochs=3)          # last batch of 1: 1 + 0
 
 
 def gradient_model():
