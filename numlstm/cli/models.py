@@ -198,6 +198,9 @@ def train(task, backend, units, layers, epochs, batch_size, learning_rate, sampl
     numlstm[datasets]). adding: the adding problem (regression). sine: next value of a sine
     wave. For DATA.npz, integer y means class labels (softmax, cross-entropy, accuracy), real y
     regression (mean squared error).
+
+    Started by an MPI launcher (mpiexec -n 2 numlstm train digits ...; needs numlstm[mpi]), the
+    ranks train data-parallel: each takes its shard of every batch, rank 0 prints and saves.
     """
     check_output_path(out, "--out")
     if task in TASKS and samples * (timesteps or 50) > MAX_TASK_VALUES:

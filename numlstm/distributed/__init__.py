@@ -41,6 +41,11 @@ step itself):
 * Threads: each rank uses ``cores on its node // ranks on its node`` threads (at least 1) --
   two ranks on two cores run one thread each; ``init(num_threads=...)`` overrides it.
 
+``train_on_batch(x, y)`` takes the global step too, with ``(x, y)`` this rank's own shard
+(as in PyTorch's DDP); the weights must already agree (``fit`` broadcasts them; otherwise call
+``active().broadcast_state(model)`` first); it returns the global loss and this rank's own
+metrics.
+
 Validation data, ``evaluate`` and ``predict`` run in full on every rank (the weights are the
 same, so are the results); for inference over more data than one machine holds, see
 :mod:`numlstm.dask`.
