@@ -2,6 +2,9 @@
 middle of ``fit`` (at its third batch) while rank 0 goes on to the next ``Allreduce``; the
 whole job must end with a non-zero exit, not hang."""
 
+import sys
+import time
+
 import numpy as np
 
 import numlstm
@@ -10,6 +13,9 @@ import numlstm
 class FailOnRank1(numlstm.callbacks.Callback):
     def on_batch_end(self, batch, logs=None):
         if numlstm.distributed.rank() == 1 and batch == 2:
+            # when, for the test to time the end of the job from here (not from start-up,
+            # which may include compiling the kernels)
+            print(f"raising at {time.time()!r}", file=sys.stderr, flush=True)
             raise RuntimeError("rank 1 fails on purpose")
 
 
