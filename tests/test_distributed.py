@@ -178,9 +178,14 @@ def test_shard_sizes_and_helpers():
 
 
 def test_launched_by_mpi_reads_the_launchers_variables(monkeypatch):
-    for name in distributed.MPI_ENVIRONMENT:
+    for name in distributed.MPI_ENVIRONMENT + ("PMIX_RANK", "SLURM_NTASKS"):
         monkeypatch.delenv(name, raising=False)
     assert not distributed.launched_by_mpi()
+    monkeypatch.setenv("SLURM_NTASKS", "8")                 # srun without an MPI plugin
+    assert not distributed.launched_by_mpi()
+    monkeypatch.setenv("PMIX_RANK", "0")                    # srun --mpi=pmix
+    assert distributed.launched_by_mpi()
+    monkeypatch.delenv("SLURM_NTASKS")
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")
     assert not distributed.launched_by_mpi()
     monkeypatch.setenv("PMI_SIZE", "4")

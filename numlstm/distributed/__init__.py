@@ -74,13 +74,16 @@ MPI_ENVIRONMENT = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNR
 
 def launched_by_mpi() -> bool:
     """Whether this process looks like one of several ranks an MPI launcher started (an
-    environment variable of :data:`MPI_ENVIRONMENT` says a world size above 1). Used by the
+    environment variable of :data:`MPI_ENVIRONMENT` says a world size above 1, or Slurm's PMIx
+    launch sets ``PMIX_RANK`` with ``SLURM_NTASKS`` above 1). Used by the
     command line to call :func:`init` by itself; importing mpi4py is not needed to ask."""
     for name in MPI_ENVIRONMENT:
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 1:
             return True
-    return False
+    # Slurm's PMIx plugin (srun --mpi=pmix) gives each task PMIX_RANK; Slurm the task count
+    tasks = os.environ.get("SLURM_NTASKS", "")
+    return "PMIX_RANK" in os.environ and tasks.isdigit() and int(tasks) > 1
 
 
 def mpiexec_path() -> str:
