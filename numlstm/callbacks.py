@@ -32,6 +32,9 @@ class Callback:
 
     model = None
     params: dict = {}
+    #: True for a callback that writes files: under ``numlstm.distributed`` only rank 0 runs
+    #: it (every rank sees the same reduced logs, so the others would write the same files).
+    writes_files = False
 
     def __init__(self):
         self.model = None
@@ -217,6 +220,9 @@ class ModelCheckpoint(Callback):
     ``save_freq`` the logs are the running averages of the epoch so far (no ``val_``
     names)."""
 
+    #: Writes files: under numlstm.distributed only rank 0 runs it.
+    writes_files = True
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None):
@@ -378,6 +384,9 @@ class CSVLogger(Callback):
     per epoch (``separator`` between fields). ``append=True`` continues an existing file
     (without a second header)."""
 
+    #: Writes files: under numlstm.distributed only rank 0 runs it.
+    writes_files = True
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename = os.fspath(V.check_path_like(filename, "filename"))
@@ -476,6 +485,9 @@ class BackupAndRestore(Callback):
     ends exactly as an uninterrupted one would. The backup is deleted when ``fit`` ends
     normally (``delete_checkpoint=True``, as in Keras). Only ``save_freq="epoch"`` is
     supported. The model must be savable (built-in losses and metrics)."""
+
+    #: Writes files: under numlstm.distributed only rank 0 runs it.
+    writes_files = True
 
     POINTER = "backup.json"
 

@@ -134,6 +134,21 @@ def _training_data(task: str, *, samples: int, timesteps: int | None, seed: int,
     return x, y, test_data, split
 
 
+def _start_distributed():
+    """Under an MPI launcher (``mpiexec -n 2 numlstm train ...``): join the other ranks
+    (:func:`numlstm.distributed.init`), so that each trains on its shard of every batch and only
+    rank 0 prints and saves. Returns the strategy, or None in one process. Detected from the
+    launcher's environment rather than asked for with a flag: the same command line then
+    works under ``mpiexec``, ``srun`` or neither."""
+    from .. import distributed
+    if not distributed.launched_by_mpi():
+        return None
+    try:
+        return distributed.init()
+    except ImportError as error:
+        raise UsageFailure(f"started by an MPI launcher, but {error}") from None
+
+
 def _new_model(x: np.ndarray, y: np.ndarray, *, units: int, layers: int, backend, seed: int,
                learning_rate: float):
     """A compiled ``Sequential``: ``layers`` LSTM layers of ``units``, then the head that fits
@@ -183,6 +198,9 @@ def train(task, backend, units, layers, epochs, batch_size, learning_rate, sampl
     numlstm[datasets]). adding: the adding problem (regression). sine: next value of a sine
     wave. For DATA.npz, integer y means class labels (softmax, cross-entropy, accuracy), real y
     regression (mean squared error).
+
+    Started by an MPI launcher (mpiexec -n 2 numlstm train digits ...; needs numlstm[mpi]), the
+    ranks train data-parallel: each takes its shard of every batch, rank 0 prints and saves.
     """
     check_output_path(out, "--out")
     if task in TASKS and samples * (timesteps or 50) > MAX_TASK_VALUES:
@@ -191,12 +209,16 @@ def train(task, backend, units, layers, epochs, batch_size, learning_rate, sampl
     if backend is not None:
         get_backend(backend)        # a backend that cannot run here fails before any work
     console = make_console()
+    strategy = _start_distributed()
+    if strategy is not None and strategy.rank != 0:
+        console.quiet = True            # rank 0 reports for all
     x, y, test_data, split = _training_data(task, samples=samples, timesteps=timesteps,
                                             seed=seed, validation_split=validation_split)
     model = _new_model(x, y, units=units, layers=layers, backend=backend, seed=seed,
                        learning_rate=learning_rate)
     console.print(f"training on {task}: {len(x)} sequences of shape {x.shape[1:]}, "
-                  f"{layers} LSTM layer(s) of {units} units, backend {model.backend_name}")
+                  f"{layers} LSTM layer(s) of {units} units, backend {model.backend_name}"
+                  + ("" if strategy is None else f", data-parallel on {strategy.size} ranks"))
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_split=split,
               verbose=1 if sys.stdout.isatty() else 2)
     if test_data is not None:

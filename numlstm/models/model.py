@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from .. import callbacks as C
+from .. import distributed as _distributed
 from .. import losses as L
 from .. import metrics as M
 from .. import optimizers as O
@@ -208,6 +209,12 @@ class Model:
 
     def _backend(self):
         return get_backend(self._backend_name)
+
+    @property
+    def _distribution(self):
+        """numlstm.distributed's strategy while ``numlstm.distributed.init()`` is in effect,
+        else None (one process): fit, the train step and saving consult it."""
+        return _distributed.active()
 
     # -- weights ------------------------------------------------------------------------------
     @property
@@ -515,14 +522,24 @@ class Model:
 
     def _train_step(self, xs, ys, backend, sws=None):
         """One batch: forward, losses, backward and the optimizer's update of the trainable
-        weights -- skipped when the loss is not finite (the caller stops training then)."""
-        run = self._forward_pass(xs, True, backend, self._train_rng)
+        weights -- skipped when the loss is not finite (the caller stops training then).
+
+        Under ``numlstm.distributed`` (``dist``), ``xs``/``ys`` are this rank's shard: the
+        loss becomes the global batch's and the gradients the global ones (one Allreduce)
+        before the optimizer step; dropout draws from this rank's own generator."""
+        dist = self._distribution
+        run = self._forward_pass(xs, True, backend, self._train_rng if dist is None
+                                 else dist.training_rng(self))
         preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
         total, losses, grads = self._loss_and_grads(ys, preds, run.masks, sws)
+        if dist is not None:
+            total, losses, grads = dist.share(self, ys, preds, run.masks, losses, grads, sws)
         if not np.isfinite(total):
             return total, losses, preds, run.masks
         layer_grads, _ = self._graph.backward(
             run, [None if g is None else to_xp(backend, g) for g in grads])
+        if dist is not None:
+            layer_grads = dist.allreduce_gradients(self, layer_grads, backend)
         self._apply_gradients(layer_grads)
         return total, losses, preds, run.masks
 
@@ -650,6 +667,18 @@ class Model:
         callbacks = V.check_callback_list(callbacks, C.Callback)
         self.optimizer.check_state_matches(self.weights)
         has_val = val is not None or val_source is not None
+        dist = self._distribution                    # numlstm.distributed; None: one process
+        if dist is not None:
+            if generator:
+                raise ValueError("fit under numlstm.distributed needs arrays (every rank gets "
+                                 "the same x and y and trains on its shard of each batch); "
+                                 f"got x={V.kind_of(x)}, a generator of batches")
+            dist.check_fit(self, n, batch_size, epochs, shuffle)
+            verbose = dist.verbose(verbose)
+            if not dist.writes_files:
+                # only rank 0 writes (CSVLogger, ModelCheckpoint, BackupAndRestore): every rank
+                # sees the same reduced logs, so the others would write the same files
+                callbacks = [c for c in callbacks if not getattr(c, "writes_files", False)]
         log_names = self._log_names()
         if has_val:
             log_names += [f"val_{name}" for name in log_names]
@@ -664,6 +693,9 @@ class Model:
         self._initial_epoch = initial_epoch
         self.stop_training = False
         all_callbacks.call("on_train_begin", None)
+        if dist is not None:
+            # after on_train_begin: what rank 0 restored (BackupAndRestore) reaches every rank
+            dist.begin_fit(self)
         backend = self._backend()
         # a callback (BackupAndRestore) may move the start when it restores a run
         epoch = self._initial_epoch
@@ -705,6 +737,7 @@ class Model:
         non-finite loss, or a generator with nothing left; True otherwise (also when a
         callback set ``stop_training`` or a generator ran out part-way: that epoch ends
         with what it saw, then training stops)."""
+        dist = self._distribution                    # numlstm.distributed; None: one process
         seen = 0
         for step, batch in enumerate(batches):
             if generator:
@@ -712,6 +745,8 @@ class Model:
                 size = len(xs[0])
             else:
                 x, y, sw_all, index = batch
+                if dist is not None:
+                    index = dist.shard(index)    # this rank's part of the global batch
                 xs = [a[index] for a in x]
                 ys = [None if a is None else a[index] for a in y]
                 sws = [None if a is None else a[index] for a in sw_all]
@@ -725,7 +760,10 @@ class Model:
                               RuntimeWarning, stacklevel=3)
                 self.stop_training = True
                 return False
-            self._batch_logs(tracker, ys, losses, total, preds, masks, size, sws)
+            if dist is None:
+                self._batch_logs(tracker, ys, losses, total, preds, masks, size, sws)
+            else:
+                dist.batch_logs(self, tracker)          # the global batch's loss and metrics
             seen += 1
             logs = tracker.logs()
             progress.update(step + 1, logs)
@@ -1103,6 +1141,8 @@ class Model:
         and write nothing: :func:`~numlstm.load_model` would refuse them, and an existing file
         at ``path`` (say, the last good checkpoint) stays as it was."""
         from .saving import save_model
+        if self._distribution is not None and not self._distribution.writes_files:
+            return path                  # numlstm.distributed: only rank 0 writes
         return save_model(self, path)
 
     def save_weights(self, path):
@@ -1110,6 +1150,8 @@ class Model:
         with each layer's name and shapes so that :meth:`load_weights` can check them.
         Returns the path written."""
         from .saving import save_weights
+        if self._distribution is not None and not self._distribution.writes_files:
+            return path                  # numlstm.distributed: only rank 0 writes
         return save_weights(self, path)
 
     def load_weights(self, path, *, max_bytes=None) -> None:
