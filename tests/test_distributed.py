@@ -102,8 +102,9 @@ def test_weights_bit_identical_after_20_adam_steps_with_dropout(ranks):
 
 
 def test_two_ranks_follow_the_one_process_loss_curve(ranks):
-    """No dropout, float64: 2 ranks with a global batch of 8 against 1 process with 8, per
-    batch (running losses), per epoch, validation loss and metric."""
+    """No dropout, float64, sample weights: 2 ranks with a global batch of 8 against 1
+    process with 8, per batch (running losses), per epoch, validation loss and the metric
+    unweighted and weighted."""
     _, results = ranks
     _, batch_losses, history = W.run_curve()
     steps = -(-W.CURVE["samples"] // W.CURVE["batch_size"]) * W.CURVE["epochs"]
@@ -117,6 +118,10 @@ def test_two_ranks_follow_the_one_process_loss_curve(ranks):
                                    rtol=1e-10, atol=0)
         np.testing.assert_allclose(results[rank]["curve_mae"], history["mae"], rtol=1e-10,
                                    atol=0)
+        np.testing.assert_allclose(results[rank]["curve_weighted_mae"],
+                                   history["weighted_mae"], rtol=1e-10, atol=0)
+    # the sample weights count: an unweighted metric differs from the weighted one
+    assert not np.allclose(history["mae"], history["weighted_mae"])
 
 
 def test_only_rank_0_writes_files(ranks):

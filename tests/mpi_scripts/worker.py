@@ -11,10 +11,11 @@ Each rank writes ``OUT/rank<r>.npz`` with:
 ``dropout_draw``
     the first number this rank's dropout generator drew after that training (they must
     differ between ranks);
-``curve_batch_losses``, ``curve_epoch_losses``, ``curve_val_losses``, ``curve_mae``
-    the no-dropout run with a global batch of 8 (each epoch ends with a batch of 1 sample, so
-    rank 1 has none): the running loss after every batch, the
-    epoch losses, validation losses and mean absolute errors;
+``curve_batch_losses``, ``curve_epoch_losses``, ``curve_val_losses``, ``curve_mae``,
+``curve_weighted_mae``
+    the no-dropout run with a global batch of 8 and sample weights (each epoch ends with a
+    batch of 1 sample, so rank 1 has none): the running loss after every batch, the
+    epoch losses, validation losses and mean absolute errors, unweighted and weighted;
 
 and rank 0 alone writes the model with ``save`` (``OUT/saved-rank<r>.npz`` names the rank
 that called it, so a file from rank 1 would show that rank 1 wrote).
@@ -82,7 +83,8 @@ def curve_model():
     model = numlstm.Sequential([numlstm.Input((5, 3), dtype="float64"),
                                 numlstm.LSTM(6, dtype="float64", seed=1),
                                 numlstm.Dense(2, dtype="float64", seed=2)], seed=7)
-    model.compile(numlstm.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    model.compile(numlstm.optimizers.Adam(0.01), "mse", metrics=["mae"],
+                  weighted_metrics=["mae"])
     return model
 
 
@@ -106,9 +108,11 @@ def run_curve():
     model = curve_model()
     x, y = regression_data(CURVE["samples"], np.float64, 1)
     val = regression_data(6, np.float64, 2)
+    # sample weights scale the loss's numerator only: the ranks' shares stay exact
+    weights = np.random.default_rng(4).uniform(0.2, 2.0, size=CURVE["samples"])
     recorder = BatchLosses()
     history = model.fit(x, y, batch_size=CURVE["batch_size"], epochs=CURVE["epochs"],
-                        validation_data=val, verbose=0,
+                        validation_data=val, verbose=0, sample_weight=weights,
                         callbacks=[recorder, numlstm.callbacks.EarlyStopping("loss", patience=5)])
     return model, np.array(recorder.losses), history.history
 
@@ -139,6 +143,7 @@ def main(out):
     results["curve_epoch_losses"] = np.array(history["loss"])
     results["curve_val_losses"] = np.array(history["val_loss"])
     results["curve_mae"] = np.array(history["mae"])
+    results["curve_weighted_mae"] = np.array(history["weighted_mae"])
     model.save(f"{out}/saved-rank{rank}.npz")
     np.savez(f"{out}/rank{rank}.npz", **results)
 
