@@ -382,3 +382,27 @@ def test_utils_is_an_attribute_of_the_package():
     assert numlstm.utils is utils
     assert set(utils.__all__) >= {"pad_sequences", "to_categorical", "split_dataset",
                                   "timeseries_dataset_from_array"}
+
+
+def test_timeseries_dataset_trains_like_its_arrays():
+    """fit/evaluate/predict take a TimeseriesDataset as a re-iterable source of batches: one
+    epoch on it is one epoch on ``arrays()`` with the same batch size, unshuffled."""
+    series = np.sin(np.arange(120) * 0.3)[:, None]
+    ds = timeseries_dataset_from_array(series[:-4], series[4:, 0], sequence_length=4,
+                                       batch_size=16)
+
+    def model():
+        m = numlstm.Sequential([numlstm.Input((4, 1), dtype="float64"),
+                                numlstm.LSTM(3, dtype="float64", seed=1),
+                                numlstm.Dense(1, dtype="float64", seed=2)], seed=3)
+        m.compile("sgd", "mse")
+        return m
+
+    on_dataset, on_arrays = model(), model()
+    x, y = ds.arrays()
+    losses = on_dataset.fit(ds, epochs=2, verbose=0).history["loss"]
+    expected = on_arrays.fit(x, y, batch_size=16, epochs=2, shuffle=False,
+                             verbose=0).history["loss"]
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+    np.testing.assert_allclose(on_dataset.predict(ds), on_arrays.predict(x), rtol=1e-12)
+    assert on_dataset.evaluate(ds) == pytest.approx(on_arrays.evaluate(x, y), rel=1e-12)
