@@ -109,6 +109,9 @@ class Bidirectional(Layer):
     def weights(self):
         return self.forward_layer.weights + self.backward_layer.weights
 
+    def _weight_rules(self) -> list[tuple]:
+        return self.forward_layer._weight_rules() + self.backward_layer._weight_rules()
+
     def _weights_trainable(self) -> list[bool]:
         return (self.forward_layer._weights_trainable()
                 + self.backward_layer._weights_trainable())
