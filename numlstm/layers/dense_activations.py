@@ -14,6 +14,7 @@ Definitions (Keras 3's defaults; ``σ`` the sigmoid)::
     gelu         x Φ(x) = x (1 + erf(x / sqrt 2)) / 2         (approximate=False)
     hard_shrink  x if |x| > 0.5 else 0
     hard_sigmoid clip(x / 6 + 1/2, 0, 1)
+    hard_sigmoid_keras2 clip(0.2 x + 0.5, 0, 1)   (Keras 2's; numlstm's name, as for LSTM)
     hard_silu    x * hard_sigmoid(x)      (alias hard_swish)
     hard_tanh    clip(x, -1, 1)
     leaky_relu   x if x > 0 else 0.2 x
@@ -138,6 +139,8 @@ _ELEMENTWISE = {
                   lambda xp, z, y, g: g * ((z > -1) & (z < 1))),
     "hard_sigmoid": (_hard_sigmoid,
                      lambda xp, z, y, g: g * ((z > -3) & (z < 3)) / 6),
+    "hard_sigmoid_keras2": (lambda xp, z: xp.clip(0.2 * z + 0.5, 0, 1),
+                            lambda xp, z, y, g: g * ((z > -2.5) & (z < 2.5)) * 0.2),
     "hard_silu": (lambda xp, z: z * _hard_sigmoid(xp, z),
                   lambda xp, z, y, g: g * (_hard_sigmoid(xp, z)
                                            + z * ((z > -3) & (z < 3)) / 6)),
