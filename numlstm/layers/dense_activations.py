@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..activations import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -61,13 +63,12 @@ def _softplus(xp, z):
 
 
 def _erf(xp, z):
-    """erf elementwise: SciPy's for NumPy arrays (a dependency of numlstm), CuPy's
-    ``cupyx.scipy.special`` for CuPy arrays."""
-    if xp.__name__ == "numpy":
-        from scipy.special import erf
-    else:                                        # pragma: no cover - needs CuPy
-        from cupyx.scipy.special import erf
-    return erf(z)
+    """erf elementwise with SciPy's (a dependency of numlstm); a device array (CuPy) makes
+    the round trip through the host, since the front-end imports no kernel library."""
+    from scipy.special import erf
+    if xp is np:
+        return erf(z)
+    return xp.asarray(erf(xp.asnumpy(z)))        # pragma: no cover - needs CuPy
 
 
 def _cast(z, value):
