@@ -24,7 +24,9 @@ Each derivative is written once (:func:`tanh_derivative`, :func:`sigmoid_derivat
 rest in :func:`activation_derivative`). The functions are passed, not chosen by a flag: Numba
 compiles only the ones passed (a flag compiled both updates into every kernel, which doubled
 the cold compile time of the training kernels), and a function argument of an inlined call is
-resolved when the caller is compiled. Every function here is inlined into its callers. The
+resolved when the caller is compiled. Every function here is inlined into its callers but
+:func:`extra_activate` and :func:`extra_derivative` (the activations of codes 6 and up, called
+from the generic update; see the comment above them). The
 ``numba`` CPU loops (:mod:`.numba_kernels`) call the row functions; the ``numba.cuda`` kernels
 (:mod:`.cuda_kernels`) call the per-unit ones with the generic update, which Numba compiles as
 device code.
@@ -148,12 +150,18 @@ def activate(code, x):
     return extra_activate(code, x)
 
 
-@njit(cache=True, inline="always")
+# The activations of codes 6 and up are compiled once as functions of their own and *called*
+# (not inlined) from the generic update: every kernel compiles the generic update next to the
+# default one (the codes are run-time values), and inlining nine more activations into each of
+# its call sites would add to the cold compile time of every kernel, the default path's too.
+
+
+@njit(cache=True)
 def extra_activate(code, x):
     """The activations of codes 6 and up (softsign ... log_sigmoid; see
     :mod:`numlstm.activations`), applied to the scalar ``x``; ``exp`` is taken only of
     non-positive values where the result is bounded, so nothing overflows but ``exponential``
-    itself (as in Keras)."""
+    itself (as in Keras). Not inlined (see the comment above)."""
     zero = zero_like(x)
     one = one_like(x)
     if code == SOFTSIGN:
@@ -211,10 +219,11 @@ def activation_derivative(code, y):
     return extra_derivative(code, y)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def extra_derivative(code, y):
     """The derivatives of :func:`extra_activate`'s activations through their output ``y``
-    (0 at the kinks of relu6 and hard_tanh; leaky_relu's negative slope at its kink)."""
+    (0 at the kinks of relu6 and hard_tanh; leaky_relu's negative slope at its kink). Not
+    inlined (see the comment above :func:`extra_activate`)."""
     zero = zero_like(y)
     one = one_like(y)
     if code == SOFTSIGN:        # 1/(1+|z|)^2 = (1-|y|)^2
