@@ -50,7 +50,7 @@ class LSTM(Layer):
         Dimensionality of the output and of both states (``H``).
     activation : str, default "tanh"
         ``act`` above. One of "tanh", "sigmoid", "relu", "linear" (or None), "hard_sigmoid"
-        (Keras 3), "hard_sigmoid_keras2" (Keras 2).
+        (Keras 3), "hard_sigmoid_keras2" (Keras 2), and more (below).
     recurrent_activation : str, default "sigmoid"
         σ above; the same choices.
     use_bias : bool, default True
