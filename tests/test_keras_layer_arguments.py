@@ -37,6 +37,17 @@ def test_input_shape_on_the_first_layer_defines_the_sequential_input():
     assert tokens.predict(np.ones((2, 7), np.int64)).shape == (2, 3)
 
 
+def test_input_batch_shape_and_input_shape_in_a_functional_model():
+    inputs = numlstm.Input(batch_shape=(4, 5, 3))
+    assert inputs.shape == (4, 5, 3)
+    model = numlstm.Sequential([inputs, numlstm.LSTM(2, stateful=True, seed=0)])
+    assert model.predict(np.zeros((4, 5, 3), np.float32), batch_size=4).shape == (4, 2)
+    # elsewhere than first in a Sequential, input_shape is ignored, as in Keras
+    source = numlstm.Input((7, 3))
+    out = numlstm.LSTM(2, input_shape=(99, 99), seed=0)(source)
+    assert numlstm.Model(source, out).output_shape == (None, 2)
+
+
 def test_input_shape_is_kept_in_a_saved_sequential(tmp_path):
     model = numlstm.Sequential([numlstm.LSTM(2, input_shape=(None, 3), seed=0)])
     model.save(tmp_path / "m.npz")
