@@ -259,7 +259,8 @@ class Bidirectional(Layer):
         return {"layer": {"class_name": "LSTM", "config": self.forward_layer.get_config()},
                 "backward_layer": {"class_name": "LSTM",
                                    "config": self.backward_layer.get_config()},
-                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend}
+                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend,
+                **self._activity_config()}
 
     @classmethod
     def from_config(cls, config: dict):
