@@ -45,20 +45,28 @@ int main() {
 
 @pytest.fixture(scope="module")
 def preamble_program(tmp_path_factory):
+    import numlstm.backends as package
     stand_in = types.ModuleType("cupy")
     stand_in.ElementwiseKernel = lambda *args, **kwargs: None
     saved = {name: sys.modules.get(name) for name in ("cupy", "numlstm.backends.cupy_kernels")}
+    attribute = package.__dict__.get("cupy_kernels")
     sys.modules["cupy"] = stand_in
     sys.modules.pop("numlstm.backends.cupy_kernels", None)
     try:
         from numlstm.backends import cupy_kernels
         preamble = cupy_kernels.PREAMBLE
     finally:
+        # as it was: the modules and the package's attribute (a later "from numlstm.backends
+        # import cupy_kernels" would otherwise get this stand-in's module)
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
+        if attribute is None:
+            package.__dict__.pop("cupy_kernels", None)
+        else:
+            package.cupy_kernels = attribute
     folder = tmp_path_factory.mktemp("preamble")
     source, program = folder / "preamble.cpp", folder / "preamble"
     source.write_text(_MAIN % preamble)

@@ -56,8 +56,8 @@ class Dense(Layer):
     kernel_initializer : str or initializer object, default "glorot_uniform"
     bias_initializer : str or initializer object, default "zeros"
         See :mod:`numlstm.initializers`.
-    kernel_regularizer, bias_regularizer, activity_regularizer : optional
-        See :mod:`numlstm.regularizers`.
+    kernel_regularizer, bias_regularizer : optional
+        See :mod:`numlstm.regularizers` (``activity_regularizer``, a base-layer keyword, too).
     kernel_constraint, bias_constraint : optional
         See :mod:`numlstm.constraints`.
     seed, dtype, name, backend : as for every layer

@@ -50,23 +50,20 @@ class LSTM(Layer):
         Dimensionality of the output and of both states (``H``).
     activation : str, default "tanh"
         ``act`` above. One of "tanh", "sigmoid", "relu", "linear" (or None), "hard_sigmoid"
-        (Keras 3), "hard_sigmoid_keras2" (Keras 2), and more (below).
+        (Keras 3), "hard_sigmoid_keras2" (Keras 2), "softsign", "elu", "selu",
+        "exponential", "softplus", "relu6", "leaky_relu", "hard_tanh", "log_sigmoid" (every
+        backend; :mod:`numlstm.activations`). "gelu", "silu"/"swish", "mish", "softmax" and
+        the other Keras activations whose derivative cannot be written through their output
+        are refused with a ``ValueError`` (Dense takes them).
     recurrent_activation : str, default "sigmoid"
         σ above; the same choices.
     use_bias : bool, default True
-    activation, recurrent_activation (continued)
-        Also "softsign", "elu", "selu", "exponential", "softplus", "relu6", "leaky_relu",
-        "hard_tanh", "log_sigmoid" (every backend; :mod:`numlstm.activations`). "gelu",
-        "silu"/"swish", "mish", "softmax" and the other Keras activations whose derivative
-        cannot be written through their output are refused with a ``ValueError`` (Dense
-        takes them).
     kernel_initializer, recurrent_initializer, bias_initializer : str, object or callable
         Defaults "glorot_uniform", "orthogonal", "zeros"; any name or object of
         :mod:`numlstm.initializers` (``HeNormal(seed=1)``, ``Constant(0.1)``, ...).
-    kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer
+    kernel_regularizer, recurrent_regularizer, bias_regularizer
         Optional penalties added to the training loss as Keras adds them
-        (:mod:`numlstm.regularizers`: "l1", "l2", ``L1L2(l1=, l2=)``...); the activity
-        regularizer applies to every output (with ``return_state``, the states too).
+        (:mod:`numlstm.regularizers`: "l1", "l2", ``L1L2(l1=, l2=)``...).
     kernel_constraint, recurrent_constraint, bias_constraint
         Optional projections applied after each optimizer step (:mod:`numlstm.constraints`:
         "max_norm", "non_neg", "unit_norm", "min_max_norm" or objects).
@@ -78,9 +75,6 @@ class LSTM(Layer):
         fused kernels compute the same function either way).
     use_cudnn : "auto", True or False, default "auto"
         Accepted and ignored (the ``cuda`` and ``cupy`` backends run numlstm's own kernels).
-    input_shape, input_dim
-        As Keras: on the first layer of a :class:`~numlstm.Sequential`, the shape of its
-        Input without the batch axis (``LSTM(32, input_shape=(20, 80))``).
     unit_forget_bias : bool, default True
         Initialise the forget gate's bias to ones, whatever ``bias_initializer`` says
         (Jozefowicz et al., 2015), as Keras does.
@@ -115,6 +109,14 @@ class LSTM(Layer):
     dtype : str, default "float32"
         "float32" or "float64"; floating inputs are cast to it.
     name : str, optional
+
+    Notes
+    -----
+    Keras's base-layer keywords are taken too (see :class:`~numlstm.layers.Layer`):
+    ``input_shape``/``input_dim`` (on the first layer of a :class:`~numlstm.Sequential`,
+    the shape of its Input without the batch axis: ``LSTM(32, input_shape=(20, 80))``) and
+    ``activity_regularizer`` (a penalty on every output -- with ``return_state``, the states
+    too -- divided by the batch size, as Keras 3).
 
     Attributes
     ----------
