@@ -107,8 +107,11 @@ def test_lstm_activations_match_keras(keras_numbers, backend):
                              return_sequences=True, backend=backend)
         layer.build((None, 5, 3))
         layer.set_weights(weights)
-        np.testing.assert_allclose(layer(x), keras_numbers[f"lstm/{act}/{rec}"], rtol=2e-5,
-                                   atol=2e-6, err_msg=f"{act}/{rec} on {backend}")
+        expected = keras_numbers[f"lstm/{act}/{rec}"]
+        assert np.isfinite(expected).all(), (act, rec)
+        inputs = keras_numbers["lstm/x_small"] if "exponential" in (act, rec) else x
+        np.testing.assert_allclose(layer(inputs), expected, rtol=2e-5, atol=2e-6,
+                                   err_msg=f"{act}/{rec} on {backend}")
 
 
 @pytest.mark.parametrize("name", sorted(set(dense_activations.DENSE_ACTIVATIONS)
