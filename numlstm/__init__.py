@@ -19,6 +19,7 @@ from .models import Model, Sequential, load_model, model_from_json
 from .interop import load_keras_model
 from . import archive, datasets  # noqa: F401  (NumPy only; scikit-learn loads in digits())
 from . import utils  # noqa: F401  (Keras's pad_sequences, to_categorical, ...; NumPy only)
+from . import constraints, regularizers
 from .threads import (cpu_blas_info, get_num_threads, num_threads, set_cpu_blas, set_num_threads,
                       use_cpu_blas)
 
@@ -35,4 +36,5 @@ __all__ = [
     "losses", "metrics",
     "num_threads", "optimizers", "set_default_backend", "set_num_threads",
     "use_backend", "utils", "__version__",
+    "constraints", "regularizers",
 ]

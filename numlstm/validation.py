@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .activations import ACTIVATION_CODES
+from .activations import ACTIVATION_CODES, NOT_FOR_LSTM
 
 #: The largest layer size (units, embedding dimensions) a layer accepts: the kernels index
 #: with machine integers, and no model near this size fits in memory anyway.
@@ -58,6 +58,10 @@ def check_activation(value, argument: str = "activation") -> int:
     """Resolve an activation name (or None for linear) to its code."""
     if value is None:
         value = "linear"
+    if isinstance(value, str) and value in NOT_FOR_LSTM:
+        raise ValueError(f"{argument}={value!r} is not supported by LSTM: "
+                         f"{NOT_FOR_LSTM[value]}. LSTM takes one of "
+                         f"{sorted(ACTIVATION_CODES)}")
     name = check_name(value, argument, list(ACTIVATION_CODES))
     return ACTIVATION_CODES[name]
 

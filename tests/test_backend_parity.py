@@ -90,7 +90,21 @@ def test_parity_every_activation(backend, dtype, activation):
     for act, rec in ((activation, "sigmoid"), ("tanh", activation), (partner, activation)):
         problem = make_problem(3, 5, 4, 3, mask="holes", activation=act,
                                recurrent_activation=rec, seed=11)
+        if not _moderate(problem):
+            # Unbounded gates (elu, selu, exponential, softplus...) with an unbounded
+            # activation grow the states without limit (to inf with these weights); the
+            # tolerances judge values of moderate size, so such a pair runs on smaller weights.
+            problem = make_problem(3, 5, 4, 3, mask="holes", activation=act,
+                                   recurrent_activation=rec, seed=11, scale=0.1)
+            assert _moderate(problem), (act, rec)
         assert_matches_reference(problem, backend, dtype)
+
+
+def _moderate(problem) -> bool:
+    """Whether every value of the reference's results is finite and below 1e4."""
+    with np.errstate(all="ignore"):
+        return all(np.isfinite(v).all() and np.abs(v).max(initial=0.0) < 1e4
+                   for v in problem.run("numpy").values())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

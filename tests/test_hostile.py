@@ -129,7 +129,7 @@ def api_cases():
         ("lstm-seed-negative", lambda: LSTM(4, seed=-1), V, "seed"),
         ("lstm-backend-unknown", lambda: LSTM(4, backend="gpu"), V, "backend"),
         ("dense-units-0", lambda: Dense(0), V, "units"),
-        ("dense-activation-unknown", lambda: Dense(3, activation="gelu"), V, "activation"),
+        ("dense-activation-unknown", lambda: Dense(3, activation="gelu_new"), V, "activation"),
         ("dropout-rate-1.5", lambda: Dropout(1.5), V, "rate"),
         ("masking-str", lambda: Masking("0"), T, "mask_value"),
         ("masking-nan", lambda: Masking(NAN), V, "mask_value"),

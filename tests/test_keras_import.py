@@ -200,11 +200,37 @@ def test_edited_configurations_are_refused_with_the_reason(tmp_path, edit, fragm
         assert fragment in str(caught.value)
 
 
-def test_training_only_arguments_are_dropped_with_a_warning(tmp_path):
+_ORTHOGONAL = {"module": "keras.regularizers", "class_name": "OrthogonalRegularizer",
+               "config": {"factor": 0.01, "mode": "rows"}, "registered_name": None}
+
+
+def test_training_only_arguments_numlstm_lacks_are_dropped_with_a_warning(tmp_path):
     path = rewritten(MODELS / "keras3_stack.keras", tmp_path / "regularized.keras",
-                     lambda c: lstm_config(c).update(kernel_regularizer={"class_name": "L2"}))
+                     lambda c: lstm_config(c).update(kernel_regularizer=_ORTHOGONAL))
     with pytest.warns(UserWarning, match="kernel_regularizer only act while training"):
         model = numlstm.load_keras_model(path)
+    data = fixture("keras3_stack")
+    np.testing.assert_allclose(model.predict(data["x"]), data["y"], **TOLERANCE)
+
+
+def test_keras_regularizers_and_constraints_are_imported(tmp_path):
+    def add(config):
+        lstm_config(config).update(
+            kernel_regularizer={"module": "keras.regularizers", "class_name": "L1L2",
+                                "config": {"l1": 0.1, "l2": 0.2}, "registered_name": None},
+            recurrent_constraint={"module": "keras.constraints", "class_name": "MaxNorm",
+                                  "config": {"max_value": 3, "axis": 0},
+                                  "registered_name": None},
+            activity_regularizer={"class_name": "L2", "config": {"l2": 0.5}})
+    path = rewritten(MODELS / "keras3_stack.keras", tmp_path / "regularized.keras", add)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = numlstm.load_keras_model(path)
+    lstm = next(layer for layer in model.layers if isinstance(layer, numlstm.LSTM)
+                and layer.kernel_regularizer is not None)
+    assert lstm.kernel_regularizer == numlstm.regularizers.L1L2(0.1, 0.2)
+    assert lstm.recurrent_constraint == numlstm.constraints.MaxNorm(3, axis=0)
+    assert lstm.activity_regularizer == numlstm.regularizers.L2(0.5)
     data = fixture("keras3_stack")
     np.testing.assert_allclose(model.predict(data["x"]), data["y"], **TOLERANCE)
 
@@ -301,7 +327,7 @@ def test_convert_refusals_are_one_line_with_exit_status_2(tmp_path):
 
 def test_convert_prints_dropped_training_options_as_notes(tmp_path):
     path = rewritten(MODELS / "keras3_stack.keras", tmp_path / "regularized.keras",
-                     lambda c: lstm_config(c).update(kernel_regularizer={"class_name": "L2"}))
+                     lambda c: lstm_config(c).update(kernel_regularizer=_ORTHOGONAL))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = CliRunner().invoke(main, ["convert", str(path), str(tmp_path / "out.npz")])

@@ -25,7 +25,10 @@ def test_defaults_are_keras_defaults():
         "bias_initializer": "zeros", "unit_forget_bias": True, "return_sequences": False,
         "return_state": False, "go_backwards": False, "zero_output_for_mask": False,
         "seed": None, "backend": None, "dtype": "float32", "name": None, "dropout": 0.0,
-        "recurrent_dropout": 0.0, "stateful": False, "batch_size": None, "trainable": True}
+        "recurrent_dropout": 0.0, "stateful": False, "batch_size": None, "trainable": True,
+        "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+        "kernel_constraint": None, "recurrent_constraint": None, "bias_constraint": None,
+        "unroll": False, "implementation": 2, "use_cudnn": "auto"}
 
 
 def test_lazy_build_weights_and_param_count():

@@ -25,7 +25,7 @@ def test_dense_applies_per_timestep_and_matches_matmul():
 
 def test_layer_argument_errors_are_clear():
     with pytest.raises(ValueError, match="activation must be one of"):
-        Dense(3, activation="swish")
+        Dense(3, activation="swishy")
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
         Dropout(1.0)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):

@@ -46,6 +46,19 @@ CASES = {
     "linear_keras2_hard_sigmoid": dict(activation="linear",
                                        recurrent_activation="hard_sigmoid_keras2"),
     "sigmoid_tanh": dict(activation="sigmoid", recurrent_activation="tanh"),
+    # the activations of codes 6 and up, as activation and as gates (the kinks of relu6,
+    # hard_tanh and leaky_relu are met with probability 0 by random inputs; exponential gates
+    # make c grow fast, so that case takes smaller weights to keep the loss near 1)
+    "softsign_elu": dict(activation="softsign", recurrent_activation="elu"),
+    "selu_softplus": dict(activation="selu", recurrent_activation="softplus"),
+    "elu_log_sigmoid": dict(activation="elu", recurrent_activation="log_sigmoid"),
+    "exponential_softsign": dict(activation="exponential", recurrent_activation="softsign"),
+    "softsign_exponential": dict(activation="softsign",
+                                 recurrent_activation="exponential", scale=0.3),
+    "softplus_selu": dict(activation="softplus", recurrent_activation="selu"),
+    "hard_tanh_relu6": dict(activation="hard_tanh", recurrent_activation="relu6"),
+    "leaky_relu_hard_tanh": dict(activation="leaky_relu", recurrent_activation="hard_tanh"),
+    "relu6_leaky_relu": dict(activation="relu6", recurrent_activation="leaky_relu"),
 }
 
 

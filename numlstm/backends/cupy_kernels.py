@@ -25,6 +25,18 @@ PREAMBLE = f"""
 #define NUMLSTM_RELU {A.RELU}
 #define NUMLSTM_HARD_SIGMOID {A.HARD_SIGMOID}
 #define NUMLSTM_HARD_SIGMOID_KERAS2 {A.HARD_SIGMOID_KERAS2}
+#define NUMLSTM_SOFTSIGN {A.SOFTSIGN}
+#define NUMLSTM_ELU {A.ELU}
+#define NUMLSTM_SELU {A.SELU}
+#define NUMLSTM_EXPONENTIAL {A.EXPONENTIAL}
+#define NUMLSTM_SOFTPLUS {A.SOFTPLUS}
+#define NUMLSTM_RELU6 {A.RELU6}
+#define NUMLSTM_LEAKY_RELU {A.LEAKY_RELU}
+#define NUMLSTM_HARD_TANH {A.HARD_TANH}
+#define NUMLSTM_LOG_SIGMOID {A.LOG_SIGMOID}
+#define NUMLSTM_SELU_SCALE {A.SELU_SCALE!r}
+#define NUMLSTM_SELU_SCALE_ALPHA {A.SELU_SCALE * A.SELU_ALPHA!r}
+#define NUMLSTM_LEAKY_SLOPE {A.LEAKY_RELU_SLOPE!r}
 
 template <typename F>
 __device__ F numlstm_activate(int code, F x) {{
@@ -35,6 +47,18 @@ __device__ F numlstm_activate(int code, F x) {{
     case NUMLSTM_RELU: return x > F(0) ? x : F(0);
     case NUMLSTM_HARD_SIGMOID: return min(max(x / F(6) + F(0.5), F(0)), F(1));
     case NUMLSTM_HARD_SIGMOID_KERAS2: return min(max(F(0.2) * x + F(0.5), F(0)), F(1));
+    case NUMLSTM_SOFTSIGN: return x / (F(1) + abs(x));
+    // exp only of non-positive values where the result is bounded (no overflow)
+    case NUMLSTM_ELU: return x > F(0) ? x : expm1(min(x, F(0)));
+    case NUMLSTM_SELU:
+        return x > F(0) ? F(NUMLSTM_SELU_SCALE) * x
+                        : F(NUMLSTM_SELU_SCALE_ALPHA) * expm1(min(x, F(0)));
+    case NUMLSTM_EXPONENTIAL: return exp(x);
+    case NUMLSTM_SOFTPLUS: return max(x, F(0)) + log1p(exp(-abs(x)));
+    case NUMLSTM_RELU6: return min(max(x, F(0)), F(6));
+    case NUMLSTM_LEAKY_RELU: return x > F(0) ? x : F(NUMLSTM_LEAKY_SLOPE) * x;
+    case NUMLSTM_HARD_TANH: return min(max(x, F(-1)), F(1));
+    case NUMLSTM_LOG_SIGMOID: return min(x, F(0)) - log1p(exp(-abs(x)));
     default: return x;  // linear
     }}
 }}
@@ -48,6 +72,16 @@ __device__ F numlstm_derivative(int code, F y) {{
     case NUMLSTM_RELU: return y > F(0) ? F(1) : F(0);
     case NUMLSTM_HARD_SIGMOID: return (y > F(0) && y < F(1)) ? F(1) / F(6) : F(0);
     case NUMLSTM_HARD_SIGMOID_KERAS2: return (y > F(0) && y < F(1)) ? F(0.2) : F(0);
+    case NUMLSTM_SOFTSIGN: return (F(1) - abs(y)) * (F(1) - abs(y));
+    case NUMLSTM_ELU: return y > F(0) ? F(1) : y + F(1);
+    case NUMLSTM_SELU:
+        return y > F(0) ? F(NUMLSTM_SELU_SCALE) : y + F(NUMLSTM_SELU_SCALE_ALPHA);
+    case NUMLSTM_EXPONENTIAL: return y;
+    case NUMLSTM_SOFTPLUS: return -expm1(-y);
+    case NUMLSTM_RELU6: return (y > F(0) && y < F(6)) ? F(1) : F(0);
+    case NUMLSTM_LEAKY_RELU: return y > F(0) ? F(1) : F(NUMLSTM_LEAKY_SLOPE);
+    case NUMLSTM_HARD_TANH: return (y > F(-1) && y < F(1)) ? F(1) : F(0);
+    case NUMLSTM_LOG_SIGMOID: return -expm1(y);
     default: return F(1);  // linear
     }}
 }}

@@ -24,7 +24,9 @@ Each derivative is written once (:func:`tanh_derivative`, :func:`sigmoid_derivat
 rest in :func:`activation_derivative`). The functions are passed, not chosen by a flag: Numba
 compiles only the ones passed (a flag compiled both updates into every kernel, which doubled
 the cold compile time of the training kernels), and a function argument of an inlined call is
-resolved when the caller is compiled. Every function here is inlined into its callers. The
+resolved when the caller is compiled. Every function here is inlined into its callers but
+:func:`extra_activate` and :func:`extra_derivative` (the activations of codes 6 and up, called
+from the generic update; see the comment above them). The
 ``numba`` CPU loops (:mod:`.numba_kernels`) call the row functions; the ``numba.cuda`` kernels
 (:mod:`.cuda_kernels`) call the per-unit ones with the generic update, which Numba compiles as
 device code.
@@ -46,7 +48,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ..activations import HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SIGMOID, TANH
+from ..activations import (ELU, EXPONENTIAL, HARD_SIGMOID, HARD_SIGMOID_KERAS2, HARD_TANH,
+                           LEAKY_RELU, LEAKY_RELU_SLOPE, LINEAR, LOG_SIGMOID, RELU, RELU6, SELU,
+                           SELU_ALPHA, SELU_SCALE, SIGMOID, SOFTPLUS, SOFTSIGN, TANH)
 
 
 # -- constants: float32 ones, and ones in the float type of a given value -------------------------
@@ -97,6 +101,11 @@ half_like = _constant_like(0.5, "half_like", "1/2")
 six_like = _constant_like(6.0, "six_like", "6")
 sixth_like = _constant_like(1.0 / 6.0, "sixth_like", "1/6 (the slope of Keras 3's hard sigmoid)")
 fifth_like = _constant_like(0.2, "fifth_like", "0.2 (the slope of Keras 2's hard sigmoid)")
+selu_scale_like = _constant_like(SELU_SCALE, "selu_scale_like", "SELU's scale λ")
+selu_scale_alpha_like = _constant_like(SELU_SCALE * SELU_ALPHA, "selu_scale_alpha_like",
+                                       "SELU's λ α")
+leaky_slope_like = _constant_like(LEAKY_RELU_SLOPE, "leaky_slope_like",
+                                  "leaky_relu's negative slope (Keras's 0.2)")
 
 
 # -- the activations, by code -------------------------------------------------------------------
@@ -136,7 +145,44 @@ def activate(code, x):
         return hard_sigmoid(x)
     elif code == HARD_SIGMOID_KERAS2:
         return hard_sigmoid_keras2(x)
-    return x + zero_like(x)  # LINEAR ("+ 0" maps -0 to +0, as it always has here)
+    elif code == LINEAR:
+        return x + zero_like(x)  # "+ 0" maps -0 to +0, as it always has here
+    return extra_activate(code, x)
+
+
+# The activations of codes 6 and up are compiled once as functions of their own and *called*
+# (not inlined) from the generic update: every kernel compiles the generic update next to the
+# default one (the codes are run-time values), and inlining nine more activations into each of
+# its call sites would add to the cold compile time of every kernel, the default path's too.
+
+
+@njit(cache=True)
+def extra_activate(code, x):
+    """The activations of codes 6 and up (softsign ... log_sigmoid; see
+    :mod:`numlstm.activations`), applied to the scalar ``x``; ``exp`` is taken only of
+    non-positive values where the result is bounded, so nothing overflows but ``exponential``
+    itself (as in Keras). Not inlined (see the comment above)."""
+    zero = zero_like(x)
+    one = one_like(x)
+    if code == SOFTSIGN:
+        return x / (one + abs(x))
+    elif code == ELU:
+        return x if x > zero else math.expm1(min(x, zero))
+    elif code == SELU:
+        return (selu_scale_like(x) * x if x > zero
+                else selu_scale_alpha_like(x) * math.expm1(min(x, zero)))
+    elif code == EXPONENTIAL:
+        return math.exp(x)
+    elif code == SOFTPLUS:      # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+        return max(x, zero) + math.log1p(math.exp(-abs(x)))
+    elif code == RELU6:
+        return min(max(x, zero), six_like(x))
+    elif code == LEAKY_RELU:
+        return x if x > zero else leaky_slope_like(x) * x
+    elif code == HARD_TANH:
+        return min(max(x, -one), one)
+    # LOG_SIGMOID: -softplus(-x)
+    return min(x, zero) - math.log1p(math.exp(-abs(x)))
 
 
 @njit(cache=True, inline="always")
@@ -168,7 +214,36 @@ def activation_derivative(code, y):
         return sixth_like(y) if zero < y < one else zero
     elif code == HARD_SIGMOID_KERAS2:
         return fifth_like(y) if zero < y < one else zero
-    return one  # LINEAR
+    elif code == LINEAR:
+        return one
+    return extra_derivative(code, y)
+
+
+@njit(cache=True)
+def extra_derivative(code, y):
+    """The derivatives of :func:`extra_activate`'s activations through their output ``y``
+    (0 at the kinks of relu6 and hard_tanh; leaky_relu's negative slope at its kink). Not
+    inlined (see the comment above :func:`extra_activate`)."""
+    zero = zero_like(y)
+    one = one_like(y)
+    if code == SOFTSIGN:        # 1/(1+|z|)^2 = (1-|y|)^2
+        d = one - abs(y)
+        return d * d
+    elif code == ELU:           # e^z = y + 1 for z <= 0
+        return one if y > zero else y + one
+    elif code == SELU:          # λ α e^z = y + λ α for z <= 0
+        return selu_scale_like(y) if y > zero else y + selu_scale_alpha_like(y)
+    elif code == EXPONENTIAL:
+        return y
+    elif code == SOFTPLUS:      # σ(z) = 1 - e^-y
+        return -math.expm1(-y)
+    elif code == RELU6:
+        return one if zero < y < six_like(y) else zero
+    elif code == LEAKY_RELU:
+        return one if y > zero else leaky_slope_like(y)
+    elif code == HARD_TANH:
+        return one if -one < y < one else zero
+    return -math.expm1(y)       # LOG_SIGMOID: σ(-z) = 1 - e^y
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,28 @@ def activate(code: int, z: np.ndarray) -> np.ndarray:
         return np.clip(z / 6 + 0.5, 0, 1).astype(z.dtype, copy=False)
     if code == A.HARD_SIGMOID_KERAS2:
         return np.clip(0.2 * z + 0.5, 0, 1).astype(z.dtype, copy=False)
+    dtype = z.dtype
+    if code == A.SOFTSIGN:
+        return z / (1 + np.abs(z))
+    if code in (A.ELU, A.SELU):
+        # exp only of the non-positive part: no overflow warning for large positive z.
+        negative = np.expm1(np.minimum(z, 0))
+        y = np.where(z > 0, z, negative)
+        if code == A.SELU:
+            y = A.SELU_SCALE * np.where(z > 0, z, A.SELU_ALPHA * negative)
+        return y.astype(dtype, copy=False)
+    if code == A.EXPONENTIAL:
+        return np.exp(z)
+    if code == A.SOFTPLUS:
+        return np.logaddexp(np.zeros_like(z), z)
+    if code == A.RELU6:
+        return np.clip(z, 0, 6).astype(dtype, copy=False)
+    if code == A.LEAKY_RELU:
+        return np.where(z > 0, z, A.LEAKY_RELU_SLOPE * z).astype(dtype, copy=False)
+    if code == A.HARD_TANH:
+        return np.clip(z, -1, 1).astype(dtype, copy=False)
+    if code == A.LOG_SIGMOID:
+        return -np.logaddexp(np.zeros_like(z), -z)
     raise ValueError(f"unknown activation code {code}")
 
 
@@ -36,7 +58,8 @@ def activation_derivative(code: int, y: np.ndarray) -> np.ndarray:
     """d act(z) / dz, expressed through the activation's *output* ``y = act(z)``.
 
     Every supported activation allows this, so the backward pass needs only the stored
-    activated values. At the kinks of relu and the hard sigmoids the derivative is taken as 0.
+    activated values. At the kinks of relu, relu6, hard_tanh and the hard sigmoids the
+    derivative is taken as 0; leaky_relu's is its negative slope there.
     """
     one = np.ones_like(y)
     if code == A.TANH:
@@ -50,6 +73,24 @@ def activation_derivative(code: int, y: np.ndarray) -> np.ndarray:
     if code in (A.HARD_SIGMOID, A.HARD_SIGMOID_KERAS2):
         slope = 1 / 6 if code == A.HARD_SIGMOID else 0.2
         return np.where((y > 0) & (y < 1), slope, 0).astype(y.dtype)
+    if code == A.SOFTSIGN:                      # 1/(1+|z|)^2 = (1-|y|)^2
+        return (one - np.abs(y)) ** 2
+    if code == A.ELU:                           # exp(z) = y + 1 for z <= 0
+        return np.where(y > 0, one, y + one)
+    if code == A.SELU:                          # λ α exp(z) = y + λ α for z <= 0
+        return np.where(y > 0, A.SELU_SCALE, y + A.SELU_SCALE * A.SELU_ALPHA).astype(y.dtype)
+    if code == A.EXPONENTIAL:
+        return y.copy()
+    if code == A.SOFTPLUS:                      # σ(z) = 1 - exp(-y)
+        return -np.expm1(-y)
+    if code == A.RELU6:
+        return ((y > 0) & (y < 6)).astype(y.dtype)
+    if code == A.LEAKY_RELU:                    # the negative slope at the kink too
+        return np.where(y > 0, one, A.LEAKY_RELU_SLOPE).astype(y.dtype)
+    if code == A.HARD_TANH:
+        return ((y > -1) & (y < 1)).astype(y.dtype)
+    if code == A.LOG_SIGMOID:                   # σ(-z) = 1 - σ(z) = 1 - exp(y)
+        return -np.expm1(y)
     raise ValueError(f"unknown activation code {code}")
 
 

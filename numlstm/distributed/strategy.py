@@ -129,6 +129,13 @@ class DataParallel:
             raise ValueError("numlstm.distributed does not train stateful models: their "
                              "carried states tie each batch row to one sample stream, which "
                              "sharding batches across ranks would break")
+        regularized = [layer.name for layer in model._all_layers()
+                       if getattr(layer, "activity_regularizer", None) is not None]
+        if regularized:
+            raise ValueError("numlstm.distributed does not train activity regularizers (their "
+                             "penalty is a mean over each shard's own outputs, not the global "
+                             f"batch's); layer(s) {regularized} have one: remove it or train "
+                             "in one process")
         settings = {"samples": int(n), "batch_size": int(batch_size), "epochs": int(epochs),
                     "shuffle": bool(shuffle),
                     "optimizer": json.dumps(model.optimizer.get_config(), sort_keys=True,

@@ -62,10 +62,17 @@ SUPPORTED_KERAS_LAYERS = ("InputLayer", "LSTM", "Dense", "Dropout", "Masking", "
 #: What a .keras archive's weight groups are called: the class in snake case.
 _SNAKE_NAMES = {"LSTM": "lstm", "Dense": "dense", "Dropout": "dropout", "Masking": "masking",
                 "Embedding": "embedding", "Bidirectional": "bidirectional"}
-_LSTM_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid")
-_DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+_LSTM_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid", "softsign", "elu",
+                     "selu", "exponential", "softplus", "relu6", "leaky_relu", "hard_tanh",
+                     "log_sigmoid")
+_DENSE_ACTIVATIONS = ("celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid",
+                      "hard_silu", "hard_swish", "hard_tanh", "leaky_relu", "linear",
+                      "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid",
+                      "silu", "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus",
+                      "sparse_sigmoid", "squareplus", "swish", "tanh", "tanh_shrink")
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)   # None: refused
-#: LSTM arguments that only matter while training in Keras; numlstm drops them with a warning.
+#: Arguments that only matter while training in Keras: numlstm imports the regularizers and
+#: constraints it has and drops the others with a warning (see _note_training_only).
 _TRAINING_ONLY = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
                   "activity_regularizer", "kernel_constraint", "recurrent_constraint",
                   "bias_constraint", "embeddings_regularizer", "embeddings_constraint",
@@ -203,12 +210,34 @@ def _refuse_custom(entry, reader, where="") -> str:
     return class_name
 
 
-def _note_training_only(config, reader, layer) -> None:
-    dropped = [key for key in _TRAINING_ONLY if config.get(key) is not None]
+def _note_training_only(config, reader, layer) -> dict:
+    """The file's regularizers and constraints numlstm has (Keras's own L1/L2/L1L2, MaxNorm/
+    NonNeg/UnitNorm/MinMaxNorm: :mod:`numlstm.regularizers`, :mod:`numlstm.constraints`), as
+    constructor arguments; any other training-only argument (a custom or orthogonal
+    regularizer, ``noise_shape``) is dropped with a warning, as it changes no output."""
+    from .. import constraints, regularizers
+    imported, dropped = {}, []
+    for key in _TRAINING_ONLY:
+        value = config.get(key)
+        if value is None:
+            continue
+        module = value.get("module") if isinstance(value, dict) else None
+        if key.endswith(("_regularizer", "_constraint")) and isinstance(value, dict) and \
+                (module is None or str(module).startswith("keras")) and \
+                value.get("registered_name") in (None, value.get("class_name")):
+            kind = regularizers if key.endswith("_regularizer") else constraints
+            try:
+                imported[key] = kind.get({"class_name": value.get("class_name"),
+                                          "config": value.get("config", {})}, key)
+                continue
+            except (ValueError, TypeError):
+                pass
+        dropped.append(key)
     if dropped:
         warnings.warn(f"{reader.shown}: layer {layer!r}: {', '.join(dropped)} only act while "
                       "training in Keras; numlstm does not apply them (outputs are unchanged)",
                       stacklevel=4)
+    return imported
 
 
 def _check_known_keys(config, reader, layer, known) -> None:
@@ -254,7 +283,7 @@ def _lstm_options(config, reader, where_name) -> dict:
     seed = config.get("seed")
     if type(seed) is int and 0 <= seed < 2 ** 63:
         options["seed"] = seed
-    _note_training_only(config, reader, where_name)
+    options.update(_note_training_only(config, reader, where_name))
     return options
 
 
@@ -365,7 +394,7 @@ def _plan_dense(config, name, dtype, shape, group, reader):
         config.get("activation"), "activation", reader, name, _DENSE_ACTIVATIONS),
         "use_bias": _get_bool(config, "use_bias", reader, name, True), "dtype": dtype,
         "name": name}
-    _note_training_only(config, reader, name)
+    options.update(_note_training_only(config, reader, name))
     plan = _LayerPlan(name, dtype, lambda: Dense(**options),
                       [_WeightSpec("kernel", (shape[-1], units))] +
                       ([_WeightSpec("bias", (units,))] if options["use_bias"] else []))
@@ -378,7 +407,7 @@ def _plan_dropout(config, name, dtype, shape, group, reader):
     _check_known_keys(config, reader, name, ("rate",))
     options = {"rate": _get_float(config, "rate", reader, name, 0.0, 1.0), "dtype": dtype,
                "name": name}
-    _note_training_only(config, reader, name)
+    options.update(_note_training_only(config, reader, name))
     return _LayerPlan(name, dtype, lambda: Dropout(**options)), shape
 
 
@@ -402,7 +431,7 @@ def _plan_embedding(config, name, dtype, shape, group, reader):
                "output_dim": _get_int(config, "output_dim", reader, name),
                "mask_zero": _get_bool(config, "mask_zero", reader, name), "dtype": dtype,
                "name": name}
-    _note_training_only(config, reader, name)
+    options.update(_note_training_only(config, reader, name))
     plan = _LayerPlan(name, dtype, lambda: Embedding(**options), [_WeightSpec(
         "embeddings", (options["input_dim"], options["output_dim"]))])
     plan.keras_paths = [f"{group}/vars/0"]
@@ -701,11 +730,13 @@ def load_keras_model(path, backend=None, *, max_bytes=MAX_KERAS_FILE_BYTES):
         it further). ``predict`` gives Keras's outputs (float32: within 1e-5).
 
     Supported layers: InputLayer, LSTM (every argument numlstm's LSTM has, both hard
-    sigmoids, ``stateful`` with a fixed batch size), Dense (linear, relu, sigmoid, tanh,
-    softmax), Dropout, Masking, Embedding (``mask_zero``) and Bidirectional(LSTM) with every
+    sigmoids, ``stateful`` with a fixed batch size), Dense (every Keras activation numlstm's
+    Dense has), Dropout, Masking, Embedding (``mask_zero``) and Bidirectional(LSTM) with every
     merge mode. Keras's ``unroll`` and ``implementation`` are ignored (the same numbers from
-    zero initial states); regularizers and constraints, which only act in training, are
-    dropped with a warning. A stateful layer's carried states are not imported: they start
+    zero initial states). Keras's own regularizers (L1, L2, L1L2) and constraints (MaxNorm,
+    NonNeg, UnitNorm, MinMaxNorm) are imported, so that training the model further applies
+    them; others (custom, orthogonal), which only act in training, are dropped with a
+    warning. A stateful layer's carried states are not imported: they start
     at zero, as after Keras's ``reset_states()``.
 
     Raises

@@ -279,11 +279,21 @@ def _check_exportable(model, layers_module) -> np.dtype:
         inner = [layer.forward_layer, layer.backward_layer] if isinstance(
             layer, Bidirectional) else [layer] if isinstance(layer, LSTM) else []
         for lstm in inner:
+            for activation in (lstm.activation, lstm.recurrent_activation):
+                if activation not in _ACTIVATIONS:
+                    raise ValueError(f"layer {layer.name!r}: the activation {activation!r} has "
+                                     f"no ONNX LSTM export; exportable: "
+                                     f"{sorted(_ACTIVATIONS)}")
             if lstm.stateful:
                 raise ValueError(f"layer {layer.name!r} is stateful: an ONNX graph keeps no "
                                  "state between runs, so it cannot be exported; export a copy "
                                  "with stateful=False (its outputs equal the stateful layer's "
                                  "right after reset_states())")
+        if isinstance(layer, layers_module.Dense) and layer.activation not in (
+                "linear", "softmax", *_DENSE_OPS):
+            raise ValueError(f"layer {layer.name!r}: the Dense activation "
+                             f"{layer.activation!r} has no ONNX export here; exportable: "
+                             f"{sorted(['linear', 'softmax', *_DENSE_OPS])}")
         if isinstance(layer, Bidirectional):
             forward, backward = layer.forward_layer, layer.backward_layer
             if forward.units != backward.units or forward.go_backwards == \

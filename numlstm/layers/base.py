@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 
 import numpy as np
 
+from .. import regularizers
 from .. import validation as V
 from ..backends import BACKEND_NAMES, get_backend
 from .symbolic import Input, call_on_symbolic, is_symbolic
@@ -90,12 +92,110 @@ def to_xp(backend, array):
     return backend.asarray(array)
 
 
+#: Keyword arguments of Keras 3's base ``Layer`` that every numlstm layer takes (see
+#: :meth:`Layer.__init_subclass__`): ``input_shape``/``input_dim`` (on the first layer of a
+#: :class:`~numlstm.Sequential`, its Input's shape, as Keras) and ``activity_regularizer``.
+BASE_KERAS_ARGUMENTS = ("input_shape", "input_dim", "activity_regularizer")
+
+#: Keras arguments numlstm refuses, and what to do instead.
+UNSUPPORTED_ARGUMENTS = {
+    "batch_input_shape": "it is a Keras 2 argument that Keras 3 refuses too; start the model "
+                         "with numlstm.Input(batch_shape=...) (or Input(shape, batch_size=))",
+    "batch_shape": "give it to numlstm.Input(batch_shape=...) at the start of the model",
+    "weights": "it is a Keras 2 argument; build the layer and call set_weights(...)",
+    "time_major": "numlstm's layers take batch-major (batch, timesteps, features) input",
+    "lora_rank": "LoRA is not supported",
+    "lora_alpha": "LoRA is not supported",
+    "sparse": "sparse gradients are not supported",
+    "autocast": "numlstm computes in the layer's dtype (no mixed precision)",
+}
+
+
+def _refuse_argument(cls, name) -> None:
+    reason = UNSUPPORTED_ARGUMENTS.get(name)
+    if reason is not None:
+        raise ValueError(f"{cls.__name__}: the argument {name}= is not supported by numlstm: "
+                         f"{reason}")
+    raise ValueError(f"{cls.__name__} got the keyword argument {name!r}, which is not an "
+                     f"argument of numlstm's {cls.__name__} (not a Keras 3 argument of this "
+                     "layer, or one numlstm does not support)")
+
+
+def _take_base_arguments(cls, accepted, kwargs) -> dict:
+    """Split the Keras base-layer arguments (:data:`BASE_KERAS_ARGUMENTS`) the layer's own
+    ``__init__`` does not take off ``kwargs``; refuse any other unknown keyword by name."""
+    taken = {}
+    for name in list(kwargs):
+        if name in accepted:
+            continue
+        if name in BASE_KERAS_ARGUMENTS:
+            taken[name] = kwargs.pop(name)
+        else:
+            _refuse_argument(cls, name)
+    return taken
+
+
+def _input_shape_of(cls, taken) -> tuple | None:
+    """``input_shape`` (or ``input_dim`` as ``(input_dim,)``, as Keras 3) checked: a tuple of
+    positive integers or None (any length), without the batch axis."""
+    if taken.get("input_dim") is not None:
+        if taken.get("input_shape") is not None:
+            raise ValueError(f"{cls.__name__}: give input_shape or input_dim, not both")
+        return (V.check_positive_int(taken["input_dim"], "input_dim"),)
+    shape = taken.get("input_shape")
+    if shape is None:
+        return None
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not shape:
+        raise ValueError(f"{cls.__name__}: input_shape must be a tuple of dimensions without "
+                         f"the batch axis, e.g. input_shape=(20, 80); got {shape!r}")
+    return tuple(None if d is None else V.check_positive_int(d, "input_shape entries")
+                 for d in shape)
+
+
 class Layer:
     """Base class: bookkeeping for shapes, weights, configs and the stand-alone call.
 
     Subclasses implement ``build``, ``compute_output_shape``, ``forward`` and ``backward``,
     and list their weights in ``_weight_names`` (attribute names, in ``get_weights`` order).
+
+    Every layer also takes Keras's base-layer keyword arguments :data:`BASE_KERAS_ARGUMENTS`
+    (``input_shape``, ``input_dim``: the shape of a Sequential's Input when the layer comes
+    first, ignored elsewhere as in Keras; ``activity_regularizer``: see
+    :mod:`numlstm.regularizers`); an unknown keyword raises a ``ValueError`` that names it.
     """
+
+    #: Set by the constructor wrapper: ``input_shape`` as given (without the batch axis).
+    _input_shape_arg: tuple | None = None
+    #: A :class:`~numlstm.regularizers.Regularizer` on the layer's outputs, or None.
+    activity_regularizer = None
+
+    def __init_subclass__(cls, **kwargs):
+        """Wrap each subclass's own ``__init__`` so that it takes the Keras base-layer
+        arguments and turns an unknown keyword into a ``ValueError`` naming it (Python's bare
+        ``TypeError`` would not say whether Keras has the argument)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        parameters = inspect.signature(init).parameters
+        accepted = frozenset(name for name, p in parameters.items()
+                             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            taken = _take_base_arguments(type(self), accepted, kwargs)
+            init(self, *args, **kwargs)
+            if taken:
+                shape = _input_shape_of(type(self), taken)
+                if shape is not None:
+                    self._input_shape_arg = shape
+                if taken.get("activity_regularizer") is not None:
+                    self.activity_regularizer = regularizers.get(
+                        taken["activity_regularizer"], "activity_regularizer")
+
+        cls.__init__ = __init__
 
     _weight_names: tuple[str, ...] = ()
     #: Attributes where ``forward`` keeps what ``backward`` needs (see the module docstring).
@@ -105,11 +205,12 @@ class Layer:
         instance = super().__new__(cls)
         # Whether the caller chose the name: a model gives generated names a suffix to keep
         # them unique (lstm, lstm_1, ...) but refuses two layers given the same name.
+        own = {k: v for k, v in kwargs.items() if k not in BASE_KERAS_ARGUMENTS}
         try:
             given = inspect.signature(cls.__init__).bind(
-                instance, *args, **kwargs).arguments.get("name")
+                instance, *args, **own).arguments.get("name")
         except TypeError:                # bad arguments: __init__ reports them
-            given = None
+            given = kwargs.get("name")
         instance._name_given = given is not None
         return instance
 
@@ -236,7 +337,20 @@ class Layer:
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
-                "backend": self.backend, "trainable": self.trainable}
+                "backend": self.backend, "trainable": self.trainable,
+                **self._activity_config()}
+
+    def _activity_config(self) -> dict:
+        """``{"activity_regularizer": {...}}`` when the layer has one, else nothing (configs
+        of layers without one are as they always were)."""
+        if self.activity_regularizer is None:
+            return {}
+        return {"activity_regularizer": regularizers.serialize(self.activity_regularizer)}
+
+    def _weight_rules(self) -> list[tuple]:
+        """For each of :attr:`weights`, ``(regularizer, constraint)`` (None for none): what
+        a model adds to the loss and applies after each optimizer step."""
+        return [(None, None)] * len(self.weights)
 
     @classmethod
     def from_config(cls, config: dict):

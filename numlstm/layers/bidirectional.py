@@ -109,6 +109,9 @@ class Bidirectional(Layer):
     def weights(self):
         return self.forward_layer.weights + self.backward_layer.weights
 
+    def _weight_rules(self) -> list[tuple]:
+        return self.forward_layer._weight_rules() + self.backward_layer._weight_rules()
+
     def _weights_trainable(self) -> list[bool]:
         return (self.forward_layer._weights_trainable()
                 + self.backward_layer._weights_trainable())
@@ -256,7 +259,8 @@ class Bidirectional(Layer):
         return {"layer": {"class_name": "LSTM", "config": self.forward_layer.get_config()},
                 "backward_layer": {"class_name": "LSTM",
                                    "config": self.backward_layer.get_config()},
-                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend}
+                "merge_mode": self.merge_mode, "name": self.name, "backend": self.backend,
+                **self._activity_config()}
 
     @classmethod
     def from_config(cls, config: dict):

@@ -4,41 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
+from .. import constraints, initializers, regularizers
 from .. import validation as V
+from . import dense_activations
 from .base import Layer, to_xp
 
-#: Activations a Dense layer accepts (None means "linear").
-DENSE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+#: Activations a Dense layer accepts (None means "linear"): every Keras 3 activation but glu
+#: and threshold (see :mod:`numlstm.layers.dense_activations`).
+DENSE_ACTIVATIONS = tuple(sorted(dense_activations.DENSE_ACTIVATIONS))
 
 
-def _activate(xp, name, z):
-    if name == "linear":
-        return z
-    if name == "relu":
-        return xp.maximum(z, 0)
-    if name == "sigmoid":
-        # 1/(1 + e^-z) without overflow for large |z|.
-        return xp.exp(-xp.logaddexp(xp.zeros_like(z), -z))
-    if name == "tanh":
-        return xp.tanh(z)
-    shifted = z - z.max(axis=-1, keepdims=True)          # softmax, stable
-    e = xp.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+def _check_dense_activation(activation) -> str:
+    if isinstance(activation, str) and activation in dense_activations.REFUSED:
+        raise ValueError(f"activation={activation!r} is not supported by Dense: "
+                         f"{dense_activations.REFUSED[activation]}")
+    return V.check_name(activation, "activation", DENSE_ACTIVATIONS)
 
 
-def _activation_backward(xp, name, y, grad):
-    """dL/dz from dL/dy, through ``y = act(z)`` (expressed with the output ``y``)."""
-    if name == "linear":
-        return grad
-    if name == "relu":
-        return grad * (y > 0)
-    if name == "sigmoid":
-        return grad * y * (1 - y)
-    if name == "tanh":
-        return grad * (1 - y * y)
-    # softmax Jacobian-vector product: y * (g - <g, y>)
-    return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
+def _weight_arguments(layer, names) -> None:
+    """Check and keep ``<name>_regularizer`` and ``<name>_constraint`` for each weight
+    ``name`` (see :mod:`numlstm.regularizers`, :mod:`numlstm.constraints`)."""
+    for name, (regularizer, constraint) in names.items():
+        setattr(layer, f"{name}_regularizer",
+                regularizers.get(regularizer, f"{name}_regularizer"))
+        setattr(layer, f"{name}_constraint", constraints.get(constraint, f"{name}_constraint"))
+
+
+def _weight_config(layer, names) -> dict:
+    config = {}
+    for name in names:
+        config[f"{name}_regularizer"] = regularizers.serialize(
+            getattr(layer, f"{name}_regularizer"))
+        config[f"{name}_constraint"] = constraints.serialize(getattr(layer, f"{name}_constraint"))
+    return config
 
 
 class Dense(Layer):
@@ -50,10 +48,18 @@ class Dense(Layer):
     Parameters
     ----------
     units : int
-    activation : {"linear", "relu", "sigmoid", "tanh", "softmax"} or None (linear)
+    activation : str or None (linear)
+        Any Keras 3 activation but ``glu`` and ``threshold``: see
+        :mod:`numlstm.layers.dense_activations` (relu, sigmoid, tanh, softmax, gelu, silu,
+        swish, mish, elu, selu, softplus, softsign, log_softmax, ...).
     use_bias : bool, default True
-    kernel_initializer : str, default "glorot_uniform"
-    bias_initializer : str, default "zeros"
+    kernel_initializer : str or initializer object, default "glorot_uniform"
+    bias_initializer : str or initializer object, default "zeros"
+        See :mod:`numlstm.initializers`.
+    kernel_regularizer, bias_regularizer : optional
+        See :mod:`numlstm.regularizers` (``activity_regularizer``, a base-layer keyword, too).
+    kernel_constraint, bias_constraint : optional
+        See :mod:`numlstm.constraints`.
     seed, dtype, name, backend : as for every layer
 
     Notes
@@ -65,19 +71,26 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", seed=None,
-                 dtype="float32", name=None, backend=None, trainable=True):
+                 dtype="float32", name=None, backend=None, trainable=True,
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None):
         super().__init__(name=name if name is not None else "dense", dtype=dtype, seed=seed,
                          backend=backend, trainable=trainable)
         self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
         activation = "linear" if activation is None else activation
-        self.activation = V.check_name(activation, "activation", DENSE_ACTIVATIONS)
+        self.activation = _check_dense_activation(activation)
         self.use_bias = V.check_bool(use_bias, "use_bias")
-        if not isinstance(kernel_initializer, str) or not isinstance(bias_initializer, str):
-            raise TypeError("kernel_initializer and bias_initializer must be initializer names")
         self._kernel_init = initializers.resolve(kernel_initializer, "kernel_initializer")
         self._bias_init = initializers.resolve(bias_initializer, "bias_initializer")
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        _weight_arguments(self, {"kernel": (kernel_regularizer, kernel_constraint),
+                                 "bias": (bias_regularizer, bias_constraint)})
         self._kernel = self._bias = None
+
+    def _weight_rules(self) -> list[tuple]:
+        rules = [(self.kernel_regularizer, self.kernel_constraint)]
+        return rules + [(self.bias_regularizer, self.bias_constraint)] if self.use_bias \
+            else rules
 
     @property
     def kernel(self):
@@ -114,14 +127,14 @@ class Dense(Layer):
         z = x @ to_xp(backend, self._kernel)
         if self.use_bias:
             z = z + to_xp(backend, self._bias)
-        y = _activate(xp, self.activation, z)
-        self._cache = (x, y, backend)
+        y = dense_activations.forward(xp, self.activation, z)
+        self._cache = (x, z, y, backend)
         return y
 
     def backward(self, grad):
-        x, y, backend = self._cache
+        x, z, y, backend = self._cache
         xp = backend.xp
-        dz = _activation_backward(xp, self.activation, y, grad)
+        dz = dense_activations.backward(xp, self.activation, z, y, grad)
         flat_x = x.reshape(-1, x.shape[-1])
         flat_dz = dz.reshape(-1, self.units)
         self.grads = [backend.to_numpy(flat_x.T @ flat_dz)]
@@ -131,9 +144,15 @@ class Dense(Layer):
         return dz @ to_xp(backend, self._kernel).T
 
     def get_config(self) -> dict:
-        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer, **super().get_config()}
+        config = {"units": self.units, "activation": self.activation,
+                  "use_bias": self.use_bias,
+                  "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                  "bias_initializer": initializers.serialize(self.bias_initializer),
+                  **super().get_config()}
+        # Regularizers and constraints only when set: configs without them stay as they were.
+        config.update({k: v for k, v in _weight_config(self, ("kernel", "bias")).items()
+                       if v is not None})
+        return config
 
 
 class Dropout(Layer):
@@ -223,20 +242,37 @@ class Embedding(Layer):
 
     With ``mask_zero=True`` id 0 is padding: the layer produces the mask ``ids != 0`` for the
     recurrent layers after it (and ``input_dim`` must leave room for it, as in Keras).
-    Initial embeddings are uniform in [-0.05, 0.05] (Keras's default).
+    Initial embeddings are uniform in [-0.05, 0.05] (Keras's default
+    ``embeddings_initializer="uniform"``); any initializer name or object is taken (see
+    :mod:`numlstm.initializers`), and ``embeddings_regularizer``/``embeddings_constraint`` as
+    Keras (:mod:`numlstm.regularizers`, :mod:`numlstm.constraints`).
+
+    ``input_length`` (Keras 2) is accepted and ignored, as Keras 3 does (it only warns): the
+    sequence length comes from the data or the model's Input. Note that ``input_dim`` here is
+    the vocabulary size (Embedding's own argument), not the base layers' ``input_dim``.
     """
 
     _weight_names = ("embeddings",)
 
     def __init__(self, input_dim, output_dim, mask_zero=False, seed=None, dtype="float32",
-                 name=None, backend=None, trainable=True):
+                 name=None, backend=None, trainable=True, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, input_length=None):
         super().__init__(name=name if name is not None else "embedding", dtype=dtype,
                          seed=seed, backend=backend, trainable=trainable)
         self.input_dim = V.check_positive_int(input_dim, "input_dim", V.MAX_LAYER_SIZE)
         self.output_dim = V.check_positive_int(output_dim, "output_dim",
                                                  V.MAX_LAYER_SIZE)
         self.mask_zero = V.check_bool(mask_zero, "mask_zero")
+        if input_length is not None:
+            V.check_positive_int(input_length, "input_length")
+        self._embeddings_init = initializers.resolve(embeddings_initializer,
+                                                     "embeddings_initializer")
+        self.embeddings_initializer = embeddings_initializer
+        _weight_arguments(self, {"embeddings": (embeddings_regularizer, embeddings_constraint)})
         self._embeddings = None
+
+    def _weight_rules(self) -> list[tuple]:
+        return [(self.embeddings_regularizer, self.embeddings_constraint)]
 
     @property
     def embeddings(self):
@@ -250,7 +286,8 @@ class Embedding(Layer):
 
     def build(self, input_shape) -> None:
         shape = self.weight_specs(input_shape)[0][1]
-        self._embeddings = initializers.random_uniform(shape, self.dtype, self._rng())
+        self._embeddings = np.asarray(self._embeddings_init(shape, self.dtype, self._rng()),
+                                      self.dtype)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape) -> tuple:
@@ -295,5 +332,11 @@ class Embedding(Layer):
         return None                               # no gradient flows into integer ids
 
     def get_config(self) -> dict:
-        return {"input_dim": self.input_dim, "output_dim": self.output_dim,
-                "mask_zero": self.mask_zero, **super().get_config()}
+        config = {"input_dim": self.input_dim, "output_dim": self.output_dim,
+                  "mask_zero": self.mask_zero, **super().get_config()}
+        if self.embeddings_initializer != "uniform":
+            config["embeddings_initializer"] = initializers.serialize(
+                self.embeddings_initializer)
+        config.update({k: v for k, v in _weight_config(self, ("embeddings",)).items()
+                       if v is not None})
+        return config

@@ -50,12 +50,31 @@ class LSTM(Layer):
         Dimensionality of the output and of both states (``H``).
     activation : str, default "tanh"
         ``act`` above. One of "tanh", "sigmoid", "relu", "linear" (or None), "hard_sigmoid"
-        (Keras 3), "hard_sigmoid_keras2" (Keras 2).
+        (Keras 3), "hard_sigmoid_keras2" (Keras 2), "softsign", "elu", "selu",
+        "exponential", "softplus", "relu6", "leaky_relu", "hard_tanh", "log_sigmoid" (every
+        backend; :mod:`numlstm.activations`). "gelu", "silu"/"swish", "mish", "softmax" and
+        the other Keras activations whose derivative cannot be written through their output
+        are refused with a ``ValueError`` (Dense takes them).
     recurrent_activation : str, default "sigmoid"
         σ above; the same choices.
     use_bias : bool, default True
-    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
-        Defaults "glorot_uniform", "orthogonal", "zeros"; see :mod:`numlstm.initializers`.
+    kernel_initializer, recurrent_initializer, bias_initializer : str, object or callable
+        Defaults "glorot_uniform", "orthogonal", "zeros"; any name or object of
+        :mod:`numlstm.initializers` (``HeNormal(seed=1)``, ``Constant(0.1)``, ...).
+    kernel_regularizer, recurrent_regularizer, bias_regularizer
+        Optional penalties added to the training loss as Keras adds them
+        (:mod:`numlstm.regularizers`: "l1", "l2", ``L1L2(l1=, l2=)``...).
+    kernel_constraint, recurrent_constraint, bias_constraint
+        Optional projections applied after each optimizer step (:mod:`numlstm.constraints`:
+        "max_norm", "non_neg", "unit_norm", "min_max_norm" or objects).
+    unroll : bool, default False
+        Accepted for Keras compatibility: numlstm always runs the backend's fused sequence
+        kernel, which gives the same results as Keras's unrolled or looped graph.
+    implementation : {1, 2}, default 2
+        Accepted and ignored (Keras's choice of how to split the gate products; numlstm's
+        fused kernels compute the same function either way).
+    use_cudnn : "auto", True or False, default "auto"
+        Accepted and ignored (the ``cuda`` and ``cupy`` backends run numlstm's own kernels).
     unit_forget_bias : bool, default True
         Initialise the forget gate's bias to ones, whatever ``bias_initializer`` says
         (Jozefowicz et al., 2015), as Keras does.
@@ -90,6 +109,14 @@ class LSTM(Layer):
     dtype : str, default "float32"
         "float32" or "float64"; floating inputs are cast to it.
     name : str, optional
+
+    Notes
+    -----
+    Keras's base-layer keywords are taken too (see :class:`~numlstm.layers.Layer`):
+    ``input_shape``/``input_dim`` (on the first layer of a :class:`~numlstm.Sequential`,
+    the shape of its Input without the batch axis: ``LSTM(32, input_shape=(20, 80))``) and
+    ``activity_regularizer`` (a penalty on every output -- with ``return_state``, the states
+    too -- divided by the batch size, as Keras 3).
 
     Attributes
     ----------
@@ -135,7 +162,10 @@ class LSTM(Layer):
                  bias_initializer="zeros", unit_forget_bias=True, return_sequences=False,
                  return_state=False, go_backwards=False, zero_output_for_mask=False, seed=None,
                  backend=None, dtype="float32", name=None, dropout=0.0, recurrent_dropout=0.0,
-                 stateful=False, batch_size=None, trainable=True):
+                 stateful=False, batch_size=None, trainable=True, kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, unroll=False,
+                 implementation=2, use_cudnn="auto"):
         # The cell checks and keeps the weights' arguments; the sequence options are the layer's.
         self.cell = LSTMCell(
             units, activation=activation, recurrent_activation=recurrent_activation,
@@ -143,7 +173,18 @@ class LSTM(Layer):
             recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
             unit_forget_bias=unit_forget_bias, dropout=dropout,
             recurrent_dropout=recurrent_dropout, seed=seed, backend=backend, dtype=dtype,
-            name="lstm" if name is None else name, trainable=trainable)
+            name="lstm" if name is None else name, trainable=trainable,
+            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
+        # Accepted for Keras code; the fused kernel runs either way (see the docstring).
+        self.unroll = V.check_bool(unroll, "unroll")
+        if implementation not in (1, 2) or isinstance(implementation, bool):
+            raise ValueError(f"implementation must be 1 or 2 (Keras's choices; numlstm ignores "
+                             f"it); got implementation={implementation!r}")
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"use_cudnn must be 'auto', True or False (numlstm ignores it); "
+                             f"got use_cudnn={use_cudnn!r}")
         self.stateful = V.check_bool(stateful, "stateful")
         self.batch_size = None if batch_size is None else V.check_positive_int(batch_size,
                                                                                "batch_size")
@@ -167,6 +208,14 @@ class LSTM(Layer):
     dropout = _of_the_cell("dropout", "Input dropout rate in training.", True)
     recurrent_dropout = _of_the_cell("recurrent_dropout", "Recurrent dropout rate in training.",
                                      True)
+    kernel_regularizer = _of_the_cell("kernel_regularizer", "The kernel's regularizer.")
+    recurrent_regularizer = _of_the_cell("recurrent_regularizer",
+                                         "The recurrent kernel's regularizer.")
+    bias_regularizer = _of_the_cell("bias_regularizer", "The bias's regularizer.")
+    kernel_constraint = _of_the_cell("kernel_constraint", "The kernel's constraint.")
+    recurrent_constraint = _of_the_cell("recurrent_constraint",
+                                        "The recurrent kernel's constraint.")
+    bias_constraint = _of_the_cell("bias_constraint", "The bias's constraint.")
     input_features = _of_the_cell("input_features", "``features``, once built.", True)
     kernel = _of_the_cell("kernel", "ndarray (features, 4*units); assigning checks it.", True)
     recurrent_kernel = _of_the_cell("recurrent_kernel", "ndarray (units, 4*units); assigning "
@@ -263,9 +312,15 @@ class LSTM(Layer):
         """``4*units*(features + units + 1)`` (without the ``+ 1`` when ``use_bias=False``)."""
         return self.cell.count_params()
 
+    def _weight_rules(self) -> list[tuple]:
+        return self.cell._weight_rules()
+
     def get_config(self) -> dict:
         """The constructor arguments, as plain data."""
         config = self.cell.get_config()
+        config.update(self._activity_config())
+        if self.unroll:
+            config["unroll"] = True
         config.update({
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards,

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import initializers
+from .. import constraints, initializers, regularizers
 from .. import validation as V
 from ..activations import ACTIVATION_NAMES
 from ..backends import get_backend, selection_key
@@ -40,9 +40,14 @@ class LSTMCell(Layer):
     recurrent_activation : str, default "sigmoid"
         ``σ`` above.
     use_bias : bool, default True
-    kernel_initializer : str or callable, default "glorot_uniform"
-    recurrent_initializer : str or callable, default "orthogonal"
-    bias_initializer : str or callable, default "zeros"
+    kernel_initializer : str, initializer object or callable, default "glorot_uniform"
+    recurrent_initializer : str, initializer object or callable, default "orthogonal"
+    bias_initializer : str, initializer object or callable, default "zeros"
+        See :mod:`numlstm.initializers`.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : optional
+        Penalties on the weights added to the training loss (:mod:`numlstm.regularizers`).
+    kernel_constraint, recurrent_constraint, bias_constraint : optional
+        Projections applied after each optimizer step (:mod:`numlstm.constraints`).
     unit_forget_bias : bool, default True
         Initialise the forget gate's bias to ones, as Keras does.
     dropout : float in [0, 1), default 0
@@ -75,7 +80,9 @@ class LSTMCell(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, backend=None, dtype="float32", name=None,
-                 trainable=True):
+                 trainable=True, kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None):
         self.dropout = V.check_rate(dropout, "dropout")
         self.recurrent_dropout = V.check_rate(recurrent_dropout, "recurrent_dropout")
         self.units = V.check_positive_int(units, "units", V.MAX_LAYER_SIZE)
@@ -89,6 +96,14 @@ class LSTMCell(Layer):
         self._bias_init = initializers.resolve(bias_initializer, "bias_initializer")
         self._initializer_specs = (kernel_initializer, recurrent_initializer, bias_initializer)
         self.unit_forget_bias = V.check_bool(unit_forget_bias, "unit_forget_bias")
+        for weight, regularizer, constraint in (
+                ("kernel", kernel_regularizer, kernel_constraint),
+                ("recurrent", recurrent_regularizer, recurrent_constraint),
+                ("bias", bias_regularizer, bias_constraint)):
+            setattr(self, f"{weight}_regularizer",
+                    regularizers.get(regularizer, f"{weight}_regularizer"))
+            setattr(self, f"{weight}_constraint",
+                    constraints.get(constraint, f"{weight}_constraint"))
         super().__init__(name="lstm_cell" if name is None else name, dtype=dtype, seed=seed,
                          backend=backend, trainable=trainable)
         self.input_features: int | None = None
@@ -254,14 +269,28 @@ class LSTMCell(Layer):
         return 4 * self.units * (self.input_features + self.units + int(self.use_bias))
 
 
+    def _weight_rules(self) -> list[tuple]:
+        rules = [(self.kernel_regularizer, self.kernel_constraint),
+                 (self.recurrent_regularizer, self.recurrent_constraint)]
+        return rules + [(self.bias_regularizer, self.bias_constraint)] if self.use_bias \
+            else rules
+
+    def _rules_config(self) -> dict:
+        """The regularizers and constraints that are set (configs without them are as they
+        always were)."""
+        config = {}
+        for weight in ("kernel", "recurrent", "bias"):
+            for kind, module in (("regularizer", regularizers), ("constraint", constraints)):
+                value = getattr(self, f"{weight}_{kind}")
+                if value is not None:
+                    config[f"{weight}_{kind}"] = module.serialize(value)
+        return config
+
     def get_config(self) -> dict:
         """The constructor arguments, as plain data."""
-        def spec(value):
-            # A Python callable cannot be stored: its name is, marked as such, so that a saved
-            # model loads (loading never runs initializers; see numlstm.initializers.resolve).
-            if isinstance(value, (str, dict)):
-                return value
-            return {"callable": getattr(value, "__qualname__", None) or repr(value)}
+        # A Python callable cannot be stored: its name is, marked as such, so that a saved
+        # model loads (loading never runs initializers; see numlstm.initializers.resolve).
+        spec = initializers.serialize
         return {
             "units": self.units, "activation": self.activation,
             "recurrent_activation": self.recurrent_activation, "use_bias": self.use_bias,
@@ -271,7 +300,7 @@ class LSTMCell(Layer):
             "unit_forget_bias": self.unit_forget_bias, "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
             "backend": self.backend, "dtype": self.dtype.name, "name": self.name,
-            "trainable": self.trainable,
+            "trainable": self.trainable, **self._rules_config(),
         }
 
     def __call__(self, x_t, states=None):

@@ -105,6 +105,7 @@ class Graph:
         for tensor, array in zip(self.inputs, arrays):
             values[id(tensor)], masks[id(tensor)] = to_xp(backend, array), None
         records = []
+        penalty, seeds = 0.0, []
         for node in self.nodes:
             layer = node.layer
             inputs = []
@@ -117,6 +118,9 @@ class Graph:
                 inputs, [masks[id(t)] for t in node.inputs], training, backend, rng)
             for tensor, value, mask in zip(node.outputs, outputs, out_masks):
                 values[id(tensor)], masks[id(tensor)] = value, mask
+            if getattr(layer, "activity_regularizer", None) is not None:
+                penalty += _activity_penalty(layer.activity_regularizer, node.outputs,
+                                             outputs, seeds if training else None)
             if training:
                 records.append(_NodeRecord(node, pending,
                                            [(tuple(v.shape), v.dtype) for v in outputs]))
@@ -130,7 +134,7 @@ class Graph:
                 output_masks.append(np.asarray(backend.to_numpy(mask), dtype=bool))
             else:
                 output_masks.append(None)
-        return Pass(outputs, output_masks, records, backend)
+        return Pass(outputs, output_masks, records, backend, penalty, seeds)
 
     def backward(self, run: "Pass", output_grads: list) -> tuple[dict, list]:
         """Back-propagate ``output_grads`` (one per output, None for an output no loss
@@ -140,6 +144,8 @@ class Graph:
         for tensor, grad in zip(self.outputs, output_grads):
             if grad is not None:
                 _accumulate(grads, tensor, grad)
+        for tensor, grad in run.activity_grads:      # activity regularizers' gradients
+            _accumulate(grads, tensor, grad)
         layer_grads: dict[int, list] = {}
         for record in reversed(run.records):
             node = record.node
@@ -208,6 +214,23 @@ def apply_names(items: list, names: list) -> None:
         item._name_fixed = True
 
 
+def _activity_penalty(regularizer, tensors, values, seeds) -> float:
+    """Keras 3's activity regularization of one call: ``regularizer(output) / batch`` summed
+    over the call's floating outputs; with ``seeds`` (training) each output's gradient
+    ``regularizer'(output) / batch`` is appended to it as ``(tensor, grad)``."""
+    total = 0.0
+    for tensor, value in zip(tensors, values):
+        if value.dtype.kind != "f":
+            continue
+        batch = value.shape[0] if value.ndim else 1
+        if batch == 0:                         # Keras divides "no NaN": an empty batch adds 0
+            continue
+        total += regularizer.penalty(value) / batch
+        if seeds is not None:
+            seeds.append((tensor, regularizer.gradient(value) / value.dtype.type(batch)))
+    return total
+
+
 def _accumulate(grads: dict, tensor, grad) -> None:
     """Add ``grad`` to what ``tensor`` has received, in the tensor's dtype."""
     if tensor.dtype.startswith("float") and grad.dtype != np.dtype(tensor.dtype):
@@ -229,3 +252,5 @@ class Pass(NamedTuple):
     masks: list                  # host bool (batch, timesteps) per sequence output, or None
     records: list                # per node, in training
     backend: Any
+    activity_penalty: float = 0.0  # the activity regularizers' added loss (Keras 3's)
+    activity_grads: list = []    # [(tensor, its gradient)] of those penalties, in training

@@ -534,6 +534,9 @@ class Model:
         total, losses, grads = self._loss_and_grads(ys, preds, run.masks, sws)
         if dist is not None:
             total, losses, grads = dist.share(self, ys, preds, run.masks, losses, grads, sws)
+        # weight penalties: the same on every rank, so added after the ranks' reduction
+        # (DataParallel refuses activity regularizers, which depend on the shard)
+        total += self._regularization_penalty(run)
         if not np.isfinite(total):
             return total, losses, preds, run.masks
         layer_grads, _ = self._graph.backward(
@@ -554,9 +557,49 @@ class Model:
                 weights.append(weight)
                 grads.append(computed[index] if computed is not None and trains
                              and self._trainable else None)
-        self.optimizer.apply_gradients(grads, weights)
+        self.optimizer.apply_gradients(self._add_regularization_grads(grads), weights)
+        self._apply_constraints()
         for layer in self._all_layers():
             layer._weights_changed()
+
+    # -- regularizers and constraints (numlstm.regularizers, numlstm.constraints) -----------
+    def _weight_rules(self) -> list[tuple]:
+        """``(weight, regularizer, constraint, trains)`` for every weight, in the order
+        :meth:`_apply_gradients` hands them to the optimizer."""
+        rules = []
+        for layer in self.layers:
+            for weight, (regularizer, constraint), trains in zip(
+                    layer.weights, layer._weight_rules(), layer._weights_trainable()):
+                rules.append((weight, regularizer, constraint, trains and self._trainable))
+        return rules
+
+    def _regularization_penalty(self, run) -> float:
+        """Keras's added losses for one batch: each trainable weight's regularizer penalty
+        (a frozen weight's is not counted, as Keras sums over ``trainable_weights``) plus the
+        activity regularizers' penalties of the pass ``run``."""
+        total = run.activity_penalty
+        for weight, regularizer, _, trains in self._weight_rules():
+            if regularizer is not None and trains:
+                total += regularizer.penalty(weight)
+        return total
+
+    def _add_regularization_grads(self, grads: list) -> list:
+        """``grads`` (aligned with :meth:`_weight_rules`) plus each trainable weight's
+        regularizer gradient (also where no loss reaches the weight, as Keras differentiates
+        the regularized total)."""
+        out = list(grads)
+        for index, (weight, regularizer, _, trains) in enumerate(self._weight_rules()):
+            if regularizer is not None and trains:
+                extra = regularizer.gradient(weight)
+                out[index] = extra if out[index] is None else out[index] + extra
+        return out
+
+    def _apply_constraints(self) -> None:
+        """Project each trainable weight with a constraint, in place, after the optimizer's
+        step (Keras applies a variable's constraint right after its update)."""
+        for weight, _, constraint, trains in self._weight_rules():
+            if constraint is not None and trains:
+                weight[...] = constraint(weight)
 
     def _batch_logs(self, tracker, ys, losses, total, preds, masks, size, sws=None):
         tracker.add("loss", total * size, size)
@@ -914,6 +957,7 @@ class Model:
         run = self._forward_pass(xs, False, backend)
         preds = [np.asarray(backend.to_numpy(o)) for o in run.outputs]
         total, losses, _ = self._loss_and_grads(ys, preds, run.masks, sws)
+        total += self._regularization_penalty(run)
         self._batch_logs(tracker, ys, losses, total, preds, run.masks, len(xs[0]), sws)
         if callbacks is not None:
             callbacks.call("on_test_batch_end", step, tracker.logs())

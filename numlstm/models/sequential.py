@@ -73,6 +73,7 @@ class Sequential(Model):
             self._input = layer
             return
         _check_new_layer(layer, self._layers, self.name)
+        implied_input = self._input_from_first_layer(layer)
         name, seed = layer.name, layer.seed
         taken = {existing.name for existing in self._layers}
         if layer.name in taken:                  # a generated name: Keras's _1, _2 suffix
@@ -88,9 +89,21 @@ class Sequential(Model):
                     layer.name = name
                 if not layer.built:
                     layer.seed = seed
+                if implied_input:
+                    self._input = None
                 if self._layers:
                     self._build(self._batch_shape_known())
                 raise
+
+    def _input_from_first_layer(self, layer) -> bool:
+        """Keras's ``input_shape=``/``input_dim=`` on the first layer: the model's Input
+        takes that shape (integer token ids for an Embedding). Returns whether it did."""
+        shape = getattr(layer, "_input_shape_arg", None)
+        if shape is None or self._input is not None or self._layers:
+            return False
+        self._input = Input(shape, dtype="int64" if isinstance(layer, Embedding)
+                            else layer.dtype.name)
+        return True
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
