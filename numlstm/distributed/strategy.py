@@ -29,6 +29,7 @@ another order than in one process, so a 2-rank gradient equals the 1-process one
 from __future__ import annotations
 
 import hashlib
+import numbers
 import json
 import sys
 import time
@@ -160,19 +161,23 @@ class DataParallel:
         self.dropout_rng = self._derive_dropout_rng(model)
 
     def broadcast_state(self, model) -> None:
-        """Rank 0's weights, optimizer state (iterations and slots) and training-generator
-        state to every rank (one object broadcast; once per ``fit``, so its cost is
+        """Rank 0's weights, optimizer state (iterations, slots and a numeric learning rate),
+        training-generator state and first epoch to every rank (one object broadcast; once per ``fit``, so its cost is
         negligible beside the steps)."""
         state = None
         if self.rank == 0:
             iterations, slots = model.optimizer.get_state()
             state = ([np.ascontiguousarray(w) for w in model.weights], iterations, slots,
                      model._train_rng.bit_generator.state,
-                     getattr(model, "_initial_epoch", 0))
+                     getattr(model, "_initial_epoch", 0), model.optimizer.learning_rate)
         state = self.comm.bcast(state, root=0)
         if self.rank != 0:
-            weights, iterations, slots, rng_state, initial_epoch = state
+            weights, iterations, slots, rng_state, initial_epoch, learning_rate = state
             model.set_weights(weights)
+            # a number that rank 0's BackupAndRestore restored (a schedule is in the config
+            # every rank compiled, and follows the broadcast iterations)
+            if isinstance(learning_rate, numbers.Real):
+                model.optimizer.learning_rate = learning_rate
             model.optimizer.set_state(iterations, slots, model.weights)
             model._train_rng.bit_generator.state = rng_state
             model._initial_epoch = initial_epoch
@@ -321,11 +326,13 @@ class DataParallel:
         return [None if g is None else np.array(g) for layer in model.layers
                 for g in reduced.get(id(layer), [None] * len(layer.weights))]
 
-    def batch_logs(self, model, tracker) -> None:
+    def batch_logs(self, model, tracker, total) -> None:
         """Add the last step's global loss and metrics to ``fit``'s epoch tracker, as
         ``Model._batch_logs`` adds a single process's (loss weighted by the global batch's
-        samples, metrics as the global batch's summed states)."""
-        total, losses, metric_totals, samples = self._step_logs
+        samples, metrics as the global batch's summed states). ``total``: the step's global
+        loss as ``Model._train_step`` returned it (with the weight penalties, which it adds
+        after :meth:`share`)."""
+        _, losses, metric_totals, samples = self._step_logs
         tracker.add("loss", total * samples, samples)
         several = len(model._targets) > 1
         metric_index = 0

@@ -681,7 +681,7 @@ class Model:
                                  "arrays an epoch is ceil(samples / batch_size) steps")
             x, y = self._check_xy(x, y)
             sws = self._check_sample_weight(sample_weight, y, len(x[0]))
-            sws = self._class_weights_to_sample_weights(class_weight, y, sws)
+            self._check_class_weight(class_weight, sws)
             if validation_split and validation_data is None:
                 split_at = V.check_split_sizes(validation_split, len(x[0]))
                 def cut(arrays, part):
@@ -690,6 +690,8 @@ class Model:
                        cut(sws, slice(split_at, None)))
                 x, y, sws = (cut(x, slice(None, split_at)), cut(y, slice(None, split_at)),
                              cut(sws, slice(None, split_at)))
+            # class weights weight the training samples only (Keras): after the split
+            sws = self._class_weights_to_sample_weights(class_weight, y, sws)
             n = len(x[0])
             V.check_sample_count(n)
             batch_size = self._check_batch_size(batch_size, n)
@@ -753,7 +755,7 @@ class Model:
                 batches = ((x, y, sws, order[i * batch_size:(i + 1) * batch_size])
                            for i in range(steps))
             finished = self._fit_epoch(batches, generator, tracker, backend, all_callbacks,
-                                       progress, epoch)
+                                       progress, epoch, class_weight if generator else None)
             if not finished:
                 progress.close(tracker.logs())
                 break
@@ -775,16 +777,19 @@ class Model:
         return history
 
     def _fit_epoch(self, batches, generator, tracker, backend, callbacks, progress,
-                   epoch) -> bool:
+                   epoch, class_weight=None) -> bool:
         """Train on one epoch's batches. False when the epoch cannot end normally: a
         non-finite loss, or a generator with nothing left; True otherwise (also when a
         callback set ``stop_training`` or a generator ran out part-way: that epoch ends
-        with what it saw, then training stops)."""
+        with what it saw, then training stops). ``class_weight``: fit's, for a generator's
+        batches (each turned into sample weights; a batch that carries its own is refused, as
+        with arrays)."""
         dist = self._distribution                    # numlstm.distributed; None: one process
         seen = 0
         for step, batch in enumerate(batches):
             if generator:
                 xs, ys, sws = self._check_batch(batch, "x")
+                sws = self._class_weights_to_sample_weights(class_weight, ys, sws)
                 size = len(xs[0])
             else:
                 x, y, sw_all, index = batch
@@ -806,7 +811,7 @@ class Model:
             if dist is None:
                 self._batch_logs(tracker, ys, losses, total, preds, masks, size, sws)
             else:
-                dist.batch_logs(self, tracker)          # the global batch's loss and metrics
+                dist.batch_logs(self, tracker, total)   # the global batch's loss and metrics
             seen += 1
             logs = tracker.logs()
             progress.update(step + 1, logs)
@@ -871,6 +876,13 @@ class Model:
             if w is None or target.loss is None:
                 checked.append(None)
                 continue
+            try:
+                array = np.asarray(w)
+            except Exception:       # ragged: as_float_array says so
+                array = None
+            if array is not None and array.dtype.kind in "biu":
+                # whole-number and boolean weights (np.where(y == 1, 5, 1)), as Keras takes
+                w = array.astype(np.float64)
             w = V.as_float_array(w, name, np.float64)
             if w.size and (w.min() < 0):
                 raise ValueError(f"{name} must be >= 0; got a minimum of {w.min()}")
@@ -943,9 +955,18 @@ class Model:
         tracker = _Tracker(self._log_names())
         if callbacks is not None:
             callbacks.call("on_test_begin", None)
+        seen = 0
         for step, batch in enumerate(source.epoch()):
             xs, ys, sws = self._check_batch(batch, source.argument)
             self._test_batch(tracker, xs, ys, sws, backend, callbacks, step)
+            seen += 1
+        if not seen:
+            # a loss of 0.0 from no data would pass for the best epoch (EarlyStopping,
+            # ModelCheckpoint); Keras too refuses to report on nothing
+            raise ValueError(f"{source.argument}: the generator gave no batch to evaluate "
+                             "(it is used up: a generator can be read once; give an iterable "
+                             "that can be iterated again (an object whose __iter__ starts over), or "
+                             "validation_steps/steps so that each pass takes only part)")
         logs = tracker.logs()
         if callbacks is not None:
             callbacks.call("on_test_end", logs)

@@ -13,7 +13,8 @@ Each rank writes ``OUT/rank<r>.npz`` with:
     differ between ranks);
 ``curve_batch_losses``, ``curve_epoch_losses``, ``curve_val_losses``, ``curve_mae``,
 ``curve_weighted_mae``
-    the no-dropout run with a global batch of 8 and sample weights (each epoch ends with a
+    the no-dropout run with a global batch of 8, sample weights and an L2 kernel
+    regularizer (each epoch ends with a
     batch of 1 sample, so rank 1 has none): the running loss after every batch, the
     epoch losses, validation losses and mean absolute errors, unweighted and weighted;
 
@@ -80,8 +81,10 @@ def dropout_model():
 
 
 def curve_model():
+    # a weight regularizer: its penalty is in the logged loss on every rank alike
     model = numlstm.Sequential([numlstm.Input((5, 3), dtype="float64"),
-                                numlstm.LSTM(6, dtype="float64", seed=1),
+                                numlstm.LSTM(6, dtype="float64", seed=1,
+                                             kernel_regularizer=numlstm.regularizers.L2(0.01)),
                                 numlstm.Dense(2, dtype="float64", seed=2)], seed=7)
     model.compile(numlstm.optimizers.Adam(0.01), "mse", metrics=["mae"],
                   weighted_metrics=["mae"])
