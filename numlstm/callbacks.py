@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -50,6 +51,11 @@ class Callback:
         """Called by ``fit`` before the first training step with the names its logs will
         have (``loss``, metrics, ``val_`` ones with validation data): raise ``ValueError``
         for a setting that would fail later in training."""
+
+    def _check_model_before_training(self) -> None:
+        """Called for ``fit``'s callbacks once every one of them has its model and params,
+        before any ``on_train_begin``: raise ``ValueError`` for a model this callback cannot
+        work with (so nothing -- e.g. a CSV log -- is written before the refusal)."""
 
     def on_train_begin(self, logs=None): ...
 
@@ -95,6 +101,13 @@ class CallbackList:
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(dict(params))
+        if "epochs" in params:
+            # a fit (evaluate's and predict's params have no epochs): refuse a model a
+            # callback cannot work with before any callback's on_train_begin acts
+            for callback in self.callbacks:
+                check = getattr(callback, "_check_model_before_training", None)
+                if check is not None:
+                    check()
 
     def call(self, hook, *args) -> None:
         for callback in self.callbacks:
@@ -126,6 +139,31 @@ def _monitor_op(monitor: str, mode: str):
 
 def _check_verbose(verbose):
     return V.check_int_at_least(verbose, "verbose", 0)
+
+
+def _require_number_learning_rate(model, who: str) -> None:
+    """``who`` sets the optimizer's learning rate, which a schedule does not allow."""
+    rate = model.optimizer.learning_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise ValueError(f"{who} sets the optimizer's learning_rate, so it needs a number; "
+                         f"the optimizer's learning_rate is the schedule {rate!r} (compile "
+                         "with a number, or leave the rate to the schedule)")
+
+
+def _require_savable(model, who: str, hint: str = "") -> None:
+    """``who`` writes the whole model with ``model.save``: refuse, before training, a model
+    whose configuration or compile settings cannot be written (e.g. a Python-function
+    metric), instead of failing at the end of the first epoch."""
+    from .models import saving
+    try:
+        model.get_config()
+        if model.compiled:
+            if not model._targets:
+                model._resolve_targets()
+            saving._compile_config(model)     # what save_model writes, without writing it
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{who} saves the whole model, and this model cannot be saved: "
+                         f"{error}{hint}") from None
 
 
 class EarlyStopping(Callback):
@@ -255,6 +293,11 @@ class ModelCheckpoint(Callback):
             V.check_monitored_in_logs(self.monitor, dict.fromkeys(names), "ModelCheckpoint")
         V.check_path_template(self.filepath, "filepath", names)
 
+    def _check_model_before_training(self) -> None:
+        if not self.save_weights_only:
+            _require_savable(self.model, "ModelCheckpoint",
+                             " (save_weights_only=True saves only the weights)")
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
@@ -271,14 +314,29 @@ class ModelCheckpoint(Callback):
             self._save(epoch, logs or {})
 
     def _save(self, epoch, logs):
+        """Save unless ``save_best_only`` and no improvement. An epoch whose logs lack the
+        monitored name or a name of the path template (a ``val_`` name in an epoch without
+        validation, ``validation_freq`` > 1) is skipped with a ``RuntimeWarning``, as in
+        Keras."""
         if self.save_best_only:
-            V.check_monitored_in_logs(self.monitor, logs, "ModelCheckpoint")
+            if self.monitor not in logs:
+                warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} not saved: the monitored "
+                              f"{self.monitor!r} is not in its logs {sorted(logs)}",
+                              RuntimeWarning, stacklevel=2)
+                return
             value = logs[self.monitor]
             better = value < self.best if self.mode == "min" else value > self.best
             if not better:
                 return
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as error:
+            warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} not saved: filepath "
+                          f"{self.filepath!r} names {error.args[0]!r}, which is not in its "
+                          f"logs {sorted(logs)}", RuntimeWarning, stacklevel=2)
+            return
+        if self.save_best_only:
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
@@ -293,7 +351,8 @@ class ReduceLROnPlateau(Callback):
     """Multiply the optimizer's learning rate by ``factor`` (< 1) when ``monitor`` has not
     improved by more than ``min_delta`` for ``patience`` epochs, then wait ``cooldown``
     epochs; never below ``min_lr`` (Keras 3's rule). Adds ``learning_rate`` to the logs. The
-    optimizer's learning rate must be a number, not a schedule."""
+    optimizer's learning rate must be a number, not a schedule (``fit`` refuses one before
+    training)."""
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
@@ -311,13 +370,14 @@ class ReduceLROnPlateau(Callback):
         V.check_monitored_in_logs(self.monitor, dict.fromkeys(log_names), "ReduceLROnPlateau",
                                   " (use validation data for 'val_' names)")
 
+    def _check_model_before_training(self) -> None:
+        _require_number_learning_rate(self.model, "ReduceLROnPlateau")
+
     def on_train_begin(self, logs=None):
         self.best = np.inf if self.mode == "min" else -np.inf
         self.cooldown_counter = 0
         self.wait = 0
-        if not isinstance(self.model.optimizer.learning_rate, (int, float)):
-            raise ValueError("ReduceLROnPlateau needs a number as the optimizer's "
-                             "learning_rate, not a schedule")
+        _require_number_learning_rate(self.model, "ReduceLROnPlateau")
 
     def _better(self, value) -> bool:
         if self.mode == "min":
@@ -351,7 +411,9 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of every epoch to ``schedule(epoch, lr)`` (or
-    ``schedule(epoch)``), ``lr`` the current rate; adds ``learning_rate`` to the logs."""
+    ``schedule(epoch)``), ``lr`` the current rate; adds ``learning_rate`` to the logs. The
+    optimizer's learning rate must be a number, not a schedule (``fit`` refuses one before
+    training)."""
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
@@ -361,7 +423,11 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
         self.verbose = _check_verbose(verbose)
 
+    def _check_model_before_training(self) -> None:
+        _require_number_learning_rate(self.model, "LearningRateScheduler")
+
     def on_epoch_begin(self, epoch, logs=None):
+        _require_number_learning_rate(self.model, "LearningRateScheduler")
         optimizer = self.model.optimizer
         try:
             lr = self.schedule(epoch, float(optimizer.learning_rate))
@@ -477,14 +543,18 @@ class LambdaCallback(Callback):
 
 class BackupAndRestore(Callback):
     """Resume an interrupted ``fit`` where it stopped. At the end of every epoch the whole
-    training state -- weights, optimizer state, the training generator (shuffling, dropout)
-    and the epoch reached -- is written to ``backup_dir`` (numlstm's pickle-free model file,
+    training state -- weights, optimizer state and learning rate (as lowered by
+    :class:`ReduceLROnPlateau` or set by :class:`LearningRateScheduler`; a schedule follows
+    the restored iteration count), the training generator (shuffling, dropout) and the epoch
+    reached -- is written to ``backup_dir`` (numlstm's pickle-free model file,
     written atomically, then a small JSON pointer to it, also atomically: a crash at any
     moment leaves the previous complete backup). When ``fit`` starts and a backup exists, the
     model is restored from it and training continues at the next epoch, so the resumed run
     ends exactly as an uninterrupted one would. The backup is deleted when ``fit`` ends
     normally (``delete_checkpoint=True``, as in Keras). Only ``save_freq="epoch"`` is
-    supported. The model must be savable (built-in losses and metrics)."""
+    supported. The model must be savable (built-in losses and metrics; ``fit`` refuses
+    another before training). Other callbacks' counters (``ReduceLROnPlateau``'s wait and
+    best value, ``EarlyStopping``'s) start afresh in the resumed run, as in Keras."""
 
     #: Writes files: under numlstm.distributed only rank 0 runs it.
     writes_files = True
@@ -504,6 +574,9 @@ class BackupAndRestore(Callback):
     def _pointer(self) -> str:
         return os.path.join(self.backup_dir, self.POINTER)
 
+    def _check_model_before_training(self) -> None:
+        _require_savable(self.model, "BackupAndRestore")
+
     def on_train_begin(self, logs=None):
         from .models.saving import load_model
         self.restored_epoch = None
@@ -521,6 +594,17 @@ class BackupAndRestore(Callback):
         model.set_weights(saved.get_weights())
         iterations, slots = saved.optimizer.get_state()
         model.optimizer.set_state(iterations, slots, model.weights)
+        rate = saved.optimizer.learning_rate
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            # a number a callback may have changed; a schedule needs nothing (it is the
+            # compiled one and follows the restored iterations)
+            try:
+                model.optimizer.learning_rate = rate
+            except TypeError:
+                raise ValueError(f"BackupAndRestore: the backup in {self.backup_dir!r} has "
+                                 f"the learning rate {rate!r}, and this model's optimizer "
+                                 f"has the schedule {model.optimizer.learning_rate!r}") \
+                    from None
         model._train_rng = saved._train_rng
         model._initial_epoch = entry["epoch"] + 1
         self.restored_epoch = entry["epoch"]

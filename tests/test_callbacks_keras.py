@@ -156,6 +156,87 @@ def test_terminate_on_nan_stops():
     assert m.stop_training
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_terminate_on_nan_in_fit_keeps_the_last_finite_weights(capsys):
+    # SGD with a huge rate on a linear regression diverges: the loss overflows to inf
+    # within a few batches. fit stops there itself, before the callbacks' batch end: the
+    # non-finite batch's update is not applied and the epoch is not completed.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 2, 3)) * 100
+    y = rng.standard_normal((16, 1)) * 100
+    m = Sequential([Input((2, 3)), LSTM(2, seed=0), Dense(1, seed=0)], seed=0,
+                   backend="numpy")
+    m.compile(optimizers.SGD(1e6), "mse")
+    after_batch = []
+    record = callbacks.LambdaCallback(
+        on_train_batch_end=lambda b, logs: after_batch.append(m.get_weights()))
+    with pytest.warns(RuntimeWarning, match="loss became non-finite"):
+        history = m.fit(x, y, batch_size=2, epochs=3, verbose=0,
+                        callbacks=[callbacks.TerminateOnNaN(), record])
+    assert m.stop_training
+    assert history.epoch == []                    # the epoch did not end
+    assert 1 <= len(after_batch) < 8              # stopped inside the first epoch
+    for a, b in zip(m.get_weights(), after_batch[-1]):
+        np.testing.assert_array_equal(a, b)       # the last finite batch's weights
+        assert np.all(np.isfinite(a))
+    assert "Invalid loss" not in capsys.readouterr().out    # fit stopped before it
+
+
+def test_learning_rate_callbacks_refuse_a_schedule_before_anything_is_written(tmp_path):
+    x, y = data()
+    log = tmp_path / "log.csv"
+    log.write_text("kept\n")
+    for callback, name in [(callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+                            "LearningRateScheduler"),
+                           (callbacks.ReduceLROnPlateau(monitor="loss"), "ReduceLROnPlateau")]:
+        m = model()
+        m.compile(optimizers.SGD(optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)),
+                  "sparse_categorical_crossentropy")
+        with pytest.raises(ValueError, match=f"{name} sets the optimizer's learning_rate.*"
+                                             "schedule ExponentialDecay"):
+            m.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(log), callback])
+        assert log.read_text() == "kept\n"       # CSVLogger had not truncated it
+
+
+def test_model_checkpoint_skips_epochs_without_validation(tmp_path):
+    x, y = data()
+    best = callbacks.ModelCheckpoint(str(tmp_path / "best.npz"), save_best_only=True)
+    named = callbacks.ModelCheckpoint(str(tmp_path / "e{epoch}-{val_loss:.3f}.npz"))
+    m = model()
+    with pytest.warns(RuntimeWarning) as caught:
+        history = m.fit(x, y, epochs=4, verbose=0, validation_data=(x[:4], y[:4]),
+                        validation_freq=2, callbacks=[best, named])
+    messages = [str(w.message) for w in caught if "ModelCheckpoint" in str(w.message)]
+    assert sum("the monitored 'val_loss' is not in its logs" in t for t in messages) == 2
+    assert sum("names 'val_loss', which is not in its logs" in t for t in messages) == 2
+    val = history.history["val_loss"]
+    assert [p.rsplit("/", 1)[1] for p in named.saved] == [f"e2-{val[0]:.3f}.npz",
+                                                          f"e4-{val[1]:.3f}.npz"]
+    assert len(best.saved) == (2 if val[1] < val[0] else 1)
+    assert best.best == min(val)
+
+
+def test_whole_model_savers_refuse_an_unsavable_model_before_training(tmp_path):
+    x, y = data()
+    def spread(y_true, y_pred):                   # a Python function: not savable
+        return y_pred.max(axis=-1) - y_pred.min(axis=-1)
+    for callback, name in [(callbacks.BackupAndRestore(tmp_path / "b"), "BackupAndRestore"),
+                           (callbacks.ModelCheckpoint(str(tmp_path / "m.npz")),
+                            "ModelCheckpoint")]:
+        m = model()
+        m.compile(optimizers.Adam(0.05), "sparse_categorical_crossentropy",
+                  metrics=[spread])
+        epochs = []
+        with pytest.raises(ValueError, match=f"{name} saves the whole model.*'spread' is a "
+                                             "Python function"):
+            m.fit(x, y, epochs=1, verbose=0, callbacks=[callback, callbacks.LambdaCallback(
+                on_epoch_begin=lambda e, logs: epochs.append(e))])
+        assert epochs == []                        # refused before the first epoch
+    weights = callbacks.ModelCheckpoint(str(tmp_path / "w.npz"), save_weights_only=True)
+    m.fit(x, y, epochs=1, verbose=0, callbacks=[weights])     # weights need no config
+    assert [p.rsplit("/", 1)[1] for p in weights.saved] == ["w.npz"]
+
+
 class Crash(callbacks.Callback):
     def __init__(self, at):
         super().__init__()
@@ -189,6 +270,64 @@ def test_backup_and_restore_resumes_bit_identical(tmp_path):
     assert not list(backup.iterdir())             # deleted at the successful end
     with pytest.raises(ValueError, match="save_freq='epoch' only"):
         callbacks.BackupAndRestore(backup, save_freq=10)
+
+
+class CrashAtBegin(callbacks.Callback):
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_backup_and_restore_restores_a_reduced_learning_rate(tmp_path):
+    # ReduceLROnPlateau halves the rate after epoch 1 down to min_lr, where it stays: its own
+    # counters (which start afresh on resume, as in Keras) then no longer matter, so the
+    # resumed run must match the uninterrupted one exactly -- if the lowered rate is restored
+    x, y = data(24)
+    def plateau():
+        return callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0,
+                                           min_delta=10.0, min_lr=0.025)
+    straight = model()
+    full = straight.fit(x, y, batch_size=5, epochs=4, verbose=0, callbacks=[plateau()])
+    assert full.history["learning_rate"] == pytest.approx([0.05, 0.05, 0.025, 0.025])
+
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        model().fit(x, y, batch_size=5, epochs=4, verbose=0,
+                    callbacks=[plateau(), callbacks.BackupAndRestore(backup), CrashAtBegin(2)])
+    resumed = model()
+    history = resumed.fit(x, y, batch_size=5, epochs=4, verbose=0,
+                          callbacks=[plateau(), callbacks.BackupAndRestore(backup)])
+    assert history.epoch == [2, 3]
+    assert history.history["learning_rate"] == full.history["learning_rate"][2:]
+    assert history.history["loss"] == full.history["loss"][2:]
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backup_and_restore_resumes_a_schedule(tmp_path):
+    x, y = data(24)
+    def scheduled():
+        m = model()
+        m.compile(optimizers.Adam(optimizers.schedules.ExponentialDecay(0.05, 3, 0.5)),
+                  "sparse_categorical_crossentropy")
+        return m
+    straight = scheduled()
+    straight.fit(x, y, batch_size=5, epochs=3, verbose=0)
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        scheduled().fit(x, y, batch_size=5, epochs=3, verbose=0,
+                        callbacks=[callbacks.BackupAndRestore(backup), CrashAtBegin(2)])
+    resumed = scheduled()
+    resumed.fit(x, y, batch_size=5, epochs=3, verbose=0,
+                callbacks=[callbacks.BackupAndRestore(backup)])
+    assert resumed.optimizer.iterations == straight.optimizer.iterations == 15
+    assert resumed.optimizer.current_learning_rate == straight.optimizer.current_learning_rate
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_stop_inside_an_epoch_still_ends_it_as_in_keras():
