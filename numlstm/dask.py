@@ -10,11 +10,13 @@ Dask cluster.
 >>> y.to_zarr("predictions.zarr")                        # computed chunk by chunk
 
 How the model reaches the workers: :func:`predict` writes the model once, as numlstm's own
-pickle-free file (the bytes :meth:`Model.save` writes), and puts those bytes in the task graph
-as **one** key that every chunk's task depends on. Dask moves a key's data to each worker
-that needs it once, so every worker receives the model once per call -- not once per chunk --
-loads it once (:func:`numlstm.load_model`), and keeps it in a small per-process cache keyed
-by the bytes' SHA-256, so that later chunks and later calls with the same model reuse it.
+pickle-free file (the bytes :meth:`Model.save` writes, less the compile settings and optimizer
+state, which inference does not use -- so a model compiled with a custom metric or loss
+function runs too), and puts those bytes in the task graph as **one** key that every chunk's
+task depends on. Dask moves a key's data to each worker that needs it once, so every worker
+receives the model once per call -- not once per chunk -- loads it once
+(:func:`numlstm.load_model`, uncompiled), and keeps it in a small per-process cache keyed by
+the bytes' SHA-256, so that later chunks and later calls with the same model reuse it.
 
 Security: Dask itself serialises tasks and results with pickle between the client, the
 scheduler and the workers, so every party of a Dask cluster must trust the others (as Dask's
@@ -60,11 +62,13 @@ def _dask():
 
 def model_bytes(model) -> bytes:
     """The bytes of the file :meth:`Model.save` writes for ``model`` (numlstm's pickle-free
-    archive)."""
+    archive), without the compile settings and optimizer state: inference needs only the
+    architecture and weights, and a model compiled with settings a file cannot hold (a
+    plain-function metric or loss) must still run."""
     from .models.saving import save_model
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.npz")
-        save_model(model, path)
+        save_model(model, path, include_compile=False)
         with open(path, "rb") as handle:
             return handle.read()
 

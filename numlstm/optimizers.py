@@ -22,8 +22,9 @@ Adamax
 Nadam
     ``μ_t = β1 (1 - ½ 0.96^t)``, ``Π_t = μ_1 ⋯ μ_t``; ``m``, ``v`` as Adam;
     ``m̂ = μ_{t+1} m / (1 - Π_t μ_{t+1}) + (1 - μ_t) g / (1 - Π_t)``,
-    ``v̂ = v / (1 - β2^t)``, ``w -= lr m̂ / (√v̂ + ε)``. (``Π_t`` is a function of ``t``,
-    so it is recomputed, not stored.)
+    ``v̂ = v / (1 - β2^t)``, ``w -= lr m̂ / (√v̂ + ε)``. ``Π_t`` is kept as state (the
+    running product, one multiplication per step, as Keras keeps ``_u_product``) and saved
+    with the slots as the 0-d array ``u_product``.
 
 Options every optimizer takes, applied in Keras's order:
 
@@ -41,9 +42,17 @@ Options every optimizer takes, applied in Keras's order:
 
 The optimizer's state (step count and slot arrays) is part of a saved model, so training
 resumes exactly where it stopped; a schedule is saved with its configuration.
+
+Keras arguments numlstm does not implement (``amsgrad``, ``use_ema``, ``ema_momentum``,
+``ema_overwrite_frequency``, ``loss_scale_factor``, ``gradient_accumulation_steps``, and the
+Keras 2 ``decay``) are accepted at their Keras default values, where they change nothing
+(``amsgrad=False``, ``use_ema=False``, ``ema_momentum=0.99``, the others None), so Keras
+configurations load; any other value raises ``ValueError`` naming the argument.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -52,6 +61,49 @@ from . import validation as V
 
 
 _check_float = V.check_real_in_range
+
+#: Keras optimizer arguments numlstm does not implement, with the Keras default at which each
+#: changes nothing (so a Keras configuration carrying them still loads), and why any other
+#: value is refused.
+_KERAS_ONLY = {
+    "use_ema": (False, "exponential moving averages of the weights are not implemented"),
+    "ema_momentum": (0.99, "exponential moving averages of the weights are not implemented"),
+    "ema_overwrite_frequency": (None, "exponential moving averages of the weights are not "
+                                      "implemented"),
+    "loss_scale_factor": (None, "loss scaling is not implemented; numlstm trains in float32 "
+                                "or float64, where it is not needed"),
+    "gradient_accumulation_steps": (None, "gradient accumulation is not implemented; use a "
+                                          "larger batch_size"),
+    "decay": (None, "the Keras 2 argument is gone from Keras 3 too; give a schedule from "
+                    "numlstm.optimizers.schedules as learning_rate instead"),
+}
+
+
+def _is_default(value, default) -> bool:
+    if default is None:
+        return value is None
+    if isinstance(default, bool):
+        return isinstance(value, (bool, np.bool_)) and bool(value) is default
+    return (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float))
+            and float(value) == default)
+
+
+def _check_keras_options(cls_name: str, options: dict) -> None:
+    """Refuse what :data:`_KERAS_ONLY` lists at any value but its Keras default, and any other
+    keyword as Python would (``TypeError``)."""
+    for key, value in options.items():
+        if key not in _KERAS_ONLY:
+            raise TypeError(f"{cls_name}() got an unexpected keyword argument {key!r}")
+        default, why = _KERAS_ONLY[key]
+        if not _is_default(value, default):
+            raise ValueError(f"{cls_name}: {key}={value!r} is not supported by numlstm: {why}; "
+                             f"only the Keras default {key}={default!r} is accepted")
+
+
+def _check_amsgrad(cls_name: str, amsgrad) -> None:
+    if not _is_default(amsgrad, False):
+        raise ValueError(f"{cls_name}: amsgrad={amsgrad!r} is not supported by numlstm (the "
+                         "AMSGrad variant is not implemented); only amsgrad=False is accepted")
 
 
 def _check_learning_rate(value):
@@ -71,11 +123,15 @@ class Optimizer:
     #: Slots that hold running averages of squared gradients (never negative).
     _squared_slots: tuple[str, ...] = ()
 
+    #: Names of the scalar state entries (:meth:`_scalar_state`).
+    _scalar_names: tuple[str, ...] = ()
+
     #: Initial value of a slot other than 0 (Adagrad's accumulator).
     _slot_initial: dict[str, float] = {}
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 weight_decay=None):
+                 weight_decay=None, **keras_options):
+        _check_keras_options(type(self).__name__, keras_options)
         self._learning_rate = _check_learning_rate(learning_rate)
         self.clipnorm = None if clipnorm is None else _check_float(clipnorm, "clipnorm")
         self.clipvalue = None if clipvalue is None else _check_float(clipvalue, "clipvalue")
@@ -152,6 +208,7 @@ class Optimizer:
         # the rate at the number of updates already applied, before counting this one
         self._lr = self.current_learning_rate
         self.iterations += 1
+        self._begin_step()
         for index, (g, w) in enumerate(zip(grads, weights)):
             if g is None:
                 continue
@@ -159,8 +216,21 @@ class Optimizer:
                 w -= (w * w.dtype.type(self.weight_decay)) * w.dtype.type(self._lr)
             self._update(index, g, w)
 
+    def _begin_step(self) -> None:
+        """Once per step, after ``iterations`` counts it and before the weights' updates:
+        scalar state shared by all weights (Nadam's product of momentum factors)."""
+
     def _update(self, index, g, w) -> None:
         raise NotImplementedError
+
+    def _scalar_state(self) -> dict:
+        """Scalar state beyond ``iterations`` and the slots, by name (saved as 0-d arrays
+        next to the slots)."""
+        return {}
+
+    def _set_scalar_state(self, iterations, values: dict) -> None:
+        """Check and restore what :meth:`_scalar_state` returned (``values`` may lack
+        entries: states saved before they existed)."""
 
     def get_config(self) -> dict:
         lr = self._learning_rate
@@ -171,11 +241,14 @@ class Optimizer:
                 "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
 
     def get_state(self):
-        """``(iterations, {"slot/index": array})``."""
+        """``(iterations, {"slot/index": array, "scalar name": 0-d float64 array})``: the
+        slots and any scalar state (Nadam's ``u_product``)."""
         arrays = {}
         for name, values in (self.slots or {}).items():
             for index, value in enumerate(values):
                 arrays[f"{name}/{index}"] = value.copy()
+        for name, value in self._scalar_state().items():
+            arrays[name] = np.array(value, dtype=np.float64)
         return self.iterations, arrays
 
     def set_state(self, iterations, arrays, weights) -> None:
@@ -187,7 +260,10 @@ class Optimizer:
         ``velocity``). Anything else (say, from a tampered file) raises ``ValueError`` or
         ``TypeError``: a bad state would turn the weights into NaN at the next step."""
         iterations = V.check_int_at_least(iterations, "optimizer iterations", 0, 1 << 62)
+        scalars = {name: arrays[name] for name in self._scalar_names if name in (arrays or {})}
+        arrays = {k: v for k, v in (arrays or {}).items() if k not in scalars}
         if not arrays:
+            self._set_scalar_state(iterations, scalars)
             self.iterations, self.slots = iterations, None
             return
         slots = {}
@@ -209,6 +285,7 @@ class Optimizer:
         if unknown:
             raise ValueError(f"optimizer state {unknown[0]!r} does not belong to "
                              f"{type(self).__name__} with {len(weights)} weights")
+        self._set_scalar_state(iterations, scalars)
         self.iterations, self.slots = iterations, slots
 
     def check_state_matches(self, weights) -> None:
@@ -234,8 +311,9 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 clipvalue=None, global_clipnorm=None, weight_decay=None, **keras_options):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.momentum = _check_float(momentum, "momentum", 0.0, True, 1.0)
         self.nesterov = V.check_bool(nesterov, "nesterov")
         self._slot_names = ("momentum",) if self.momentum > 0 else ()
@@ -264,8 +342,11 @@ class Adam(Optimizer):
     _squared_slots = ("v",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 weight_decay=None, **keras_options):
+        _check_amsgrad(type(self).__name__, amsgrad)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.beta_1 = _check_float(beta_1, "beta_1", 0.0, True, 1.0)
         self.beta_2 = _check_float(beta_2, "beta_2", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
@@ -289,8 +370,10 @@ class RMSprop(Optimizer):
     _squared_slots = ("velocity",)
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None,
+                 **keras_options):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.rho = _check_float(rho, "rho", 0.0, True, 1.0)
         self.momentum = _check_float(momentum, "momentum", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
@@ -320,11 +403,12 @@ class AdamW(Adam):
     name = "adamw"
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, clipnorm=None, clipvalue=None, global_clipnorm=None):
+                 epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, **keras_options):
         if weight_decay is None:
             raise ValueError("AdamW needs a weight_decay (a number >= 0); got None")
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, clipnorm, clipvalue,
-                         global_clipnorm, weight_decay)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm, clipvalue,
+                         global_clipnorm, weight_decay, **keras_options)
 
 
 class Adagrad(Optimizer):
@@ -333,8 +417,10 @@ class Adagrad(Optimizer):
     _squared_slots = ("accumulator",)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None,
+                 **keras_options):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.initial_accumulator_value = _check_float(
             initial_accumulator_value, "initial_accumulator_value", low_inclusive=True)
         self.epsilon = _check_float(epsilon, "epsilon")
@@ -356,8 +442,9 @@ class Adadelta(Optimizer):
     _squared_slots = _slot_names
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 clipvalue=None, global_clipnorm=None, weight_decay=None, **keras_options):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.rho = _check_float(rho, "rho", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
 
@@ -381,8 +468,10 @@ class Adamax(Optimizer):
     _squared_slots = ("u",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None,
+                 **keras_options):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.beta_1 = _check_float(beta_1, "beta_1", 0.0, True, 1.0)
         self.beta_2 = _check_float(beta_2, "beta_2", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
@@ -399,27 +488,64 @@ class Adamax(Optimizer):
                 "epsilon": self.epsilon}
 
 
+def _nadam_product(optimizer, t: int) -> float:
+    """Π_t = μ_1 ⋯ μ_t of ``optimizer`` (a :class:`Nadam`), multiplied in order from 1.0 as
+    the running product is, so the result is bit-identical to it. Only for a state that does
+    not carry the product (a file saved before it was kept): it stops once the product is 0
+    (with β1 = 0.9, after about 7000 factors) or stops changing, and from the step at which
+    ``0.5 · 0.96^s`` no longer changes ``1 - 0.5 · 0.96^s`` every factor is exactly β1, so
+    those are multiplied in NumPy (``multiply.accumulate`` multiplies in sequence)."""
+    product, s = 1.0, 1
+    while s <= t:
+        mu = optimizer._mu(s)
+        if mu == optimizer.beta_1:
+            break
+        product *= mu
+        s += 1
+    remaining = t - s + 1
+    while remaining > 0 and product != 0.0:
+        n = min(remaining, 1 << 20)
+        factors = np.full(n + 1, optimizer.beta_1)
+        factors[0] = product
+        last = float(np.multiply.accumulate(factors)[-1])
+        if last == product:        # a fixed point of x -> x * β1: the product stays there
+            break
+        product, remaining = last, remaining - n
+    return product
+
+
 class Nadam(Optimizer):
     name = "nadam"
     _slot_names = ("m", "v")
     _squared_slots = ("v",)
+    _scalar_names = ("u_product",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay)
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None,
+                 **keras_options):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, weight_decay,
+                         **keras_options)
         self.beta_1 = _check_float(beta_1, "beta_1", 0.0, True, 1.0)
         self.beta_2 = _check_float(beta_2, "beta_2", 0.0, True, 1.0)
         self.epsilon = _check_float(epsilon, "epsilon")
+        #: Π_t at t = ``iterations`` (1.0 before the first step); None: recompute it.
+        self._u_product: float | None = 1.0
 
     def _mu(self, t) -> float:
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
 
+    def _begin_step(self) -> None:
+        # Π_t = Π_{t-1} μ_t, once per step for all weights: O(1) in t. The running product
+        # takes exactly the multiplications, in the same order, of the product over
+        # s = 1..t, so it is bit-identical to recomputing it.
+        if self._u_product is None:
+            self._u_product = _nadam_product(self, self.iterations - 1)
+        self._u_product *= self._mu(self.iterations)
+
     def _update(self, index, g, w):
         dt = w.dtype.type
         t = self.iterations
-        product = 1.0
-        for s in range(1, t + 1):          # Π_t (t is small next to the arrays' sizes)
-            product *= self._mu(s)
+        product = self._u_product
         mu_t, mu_next = self._mu(t), self._mu(t + 1)
         m, v = self.slots["m"][index], self.slots["v"][index]
         m += (g - m) * dt(1 - self.beta_1)
@@ -427,6 +553,22 @@ class Nadam(Optimizer):
         m_hat = dt(mu_next / (1 - product * mu_next)) * m + dt((1 - mu_t) / (1 - product)) * g
         v_hat = v / dt(1 - self.beta_2 ** t)
         w -= m_hat * dt(self._lr) / (np.sqrt(v_hat) + dt(self.epsilon))
+
+    def _scalar_state(self) -> dict:
+        return {} if self._u_product is None else {"u_product": self._u_product}
+
+    def _set_scalar_state(self, iterations, values) -> None:
+        """``u_product`` must be Π at ``iterations`` (a number in [0, 1]); a state without it
+        (a file from before it was saved) has it recomputed from ``iterations`` at the next
+        step."""
+        if "u_product" not in values:
+            self._u_product = None
+            return
+        value = values["u_product"]
+        if np.shape(value) != () or not np.isfinite(value) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"optimizer state 'u_product' must be a number in [0, 1] (the "
+                             f"product of Nadam's momentum factors); got {value!r}")
+        self._u_product = float(value)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -437,15 +579,58 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW,
               "adagrad": Adagrad, "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}
 
 
+#: Keras's class names for the optimizers (``{"class_name": ..., "config": ...}`` dicts).
+KERAS_CLASS_NAMES = {cls.__name__: name for name, cls in OPTIMIZERS.items()}
+
+
+def _accepted_keys(cls) -> set:
+    parameters = inspect.signature(cls.__init__).parameters
+    return ({k for k, p in parameters.items() if k != "self" and p.kind is not p.VAR_KEYWORD}
+            | set(_KERAS_ONLY))
+
+
+def _from_config(cls, config: dict, where: str) -> Optimizer:
+    unknown = sorted(set(config) - _accepted_keys(cls))
+    if unknown:
+        raise ValueError(f"{where}: {cls.__name__} does not take {unknown} (numlstm does not "
+                         f"support {'these arguments' if len(unknown) > 1 else 'this argument'}"
+                         f"); it takes {sorted(_accepted_keys(cls))}")
+    return cls(**config)
+
+
 def get(identifier) -> Optimizer:
-    """An optimizer from a name (see :data:`OPTIMIZERS`), a config dict, or an instance."""
+    """An optimizer from a name (see :data:`OPTIMIZERS`), an instance, or a config dict:
+    numlstm's own (:meth:`Optimizer.get_config`: ``{"name": "adam", ...}``) or Keras's
+    serialised form ``{"class_name": "Adam", "config": {...}}`` (``module`` and
+    ``registered_name`` may accompany it; the config's ``name`` is Keras's label for the
+    instance and is dropped). A config key that the optimizer does not take raises
+    ``ValueError`` naming it, as does a Keras-only argument at a value other than its Keras
+    default (see the module's notes)."""
     if isinstance(identifier, Optimizer):
         return identifier
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        extra = sorted(set(identifier) - {"class_name", "config", "module", "registered_name"})
+        class_name = identifier["class_name"]
+        if extra:
+            raise ValueError(f"optimizer config: unknown keys {extra} next to 'class_name' "
+                             "(expected 'class_name' and 'config', optionally 'module' and "
+                             "'registered_name')")
+        if class_name not in KERAS_CLASS_NAMES:
+            raise ValueError(f"optimizer config names an unknown optimizer class "
+                             f"{class_name!r}; known: {sorted(KERAS_CLASS_NAMES)}")
+        config = identifier.get("config", {})
+        if not isinstance(config, dict):
+            raise TypeError(f"optimizer config: 'config' must be a dict of {class_name}'s "
+                            f"arguments; got {V.kind_of(config)}")
+        config = dict(config)
+        config.pop("name", None)
+        return _from_config(OPTIMIZERS[KERAS_CLASS_NAMES[class_name]], config,
+                            f"optimizer config for {class_name!r}")
     if isinstance(identifier, str):
         identifier = identifier.lower()
     name = V.check_registered(identifier, "optimizer", OPTIMIZERS, "adam", "an Optimizer")
     if isinstance(identifier, dict):
         config = dict(identifier)
         config.pop("name")
-        return OPTIMIZERS[name](**config)
+        return _from_config(OPTIMIZERS[name], config, f"optimizer config {name!r}")
     return OPTIMIZERS[name]()

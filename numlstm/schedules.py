@@ -23,6 +23,7 @@ one saves and loads with it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -144,9 +145,17 @@ def serialize(schedule: LearningRateSchedule) -> dict:
 
 
 def deserialize(config) -> LearningRateSchedule:
-    """A schedule from :func:`serialize`'s dict."""
+    """A schedule from :func:`serialize`'s dict, or Keras's serialised form of one (the same
+    ``class_name`` and ``config``, plus ``module`` and ``registered_name``, which are
+    ignored). A config key the schedule does not take raises ``ValueError`` naming it."""
     if not isinstance(config, dict) or config.get("class_name") not in SCHEDULES \
             or not isinstance(config.get("config"), dict):
         raise ValueError(f"learning_rate config must name a schedule from {sorted(SCHEDULES)} "
                          f"with its config; got {config!r}")
-    return SCHEDULES[config["class_name"]](**config["config"])
+    cls = SCHEDULES[config["class_name"]]
+    takes = {k for k in inspect.signature(cls.__init__).parameters if k != "self"}
+    unknown = sorted(set(config["config"]) - takes)
+    if unknown:
+        raise ValueError(f"learning_rate config: {cls.__name__} does not take {unknown} "
+                         f"(not supported by numlstm); it takes {sorted(takes)}")
+    return cls(**config["config"])

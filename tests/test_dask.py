@@ -71,6 +71,35 @@ def test_predict_several_inputs_outputs_and_masks(client):
         np.testing.assert_allclose(got.compute(), want, rtol=0, atol=1e-6)
 
 
+
+def test_predict_runs_models_compiled_with_custom_metrics_and_losses(client, tmp_path):
+    """Inference ships the architecture and weights only: compile settings a file cannot hold
+    (a plain-function metric, a LossFunction) do not stop it."""
+    def abs_error(y_true, y_pred):
+        return np.mean(np.abs(y_true - y_pred), axis=-1)
+
+    def squared(y_true, y_pred):
+        return np.sum((y_pred - y_true) ** 2, axis=-1)
+
+    def squared_gradient(y_true, y_pred):
+        return 2 * (y_pred - y_true)
+
+    x = np.random.default_rng(2).normal(size=(9, 4, 2)).astype(np.float32)
+    for loss, metrics in (("mse", [abs_error]),
+                          (numlstm.losses.LossFunction(squared, squared_gradient), [])):
+        model = numlstm.Sequential([numlstm.Input((4, 2)), numlstm.LSTM(3, seed=1),
+                                    numlstm.Dense(2, seed=2)], seed=0)
+        model.compile("nadam", loss, metrics=metrics)
+        model.fit(x, np.ones((9, 2), np.float32), batch_size=3, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match="cannot be written"):
+            model.save(tmp_path / "m.npz")
+        payload = nd.model_bytes(model)
+        (tmp_path / "shipped.npz").write_bytes(payload)
+        shipped = numlstm.load_model(tmp_path / "shipped.npz")
+        assert not shipped.compiled
+        got = nd.predict(model, da.from_array(x, chunks=(4, 4, 2))).compute()
+        np.testing.assert_allclose(got, model.predict(x), rtol=0, atol=1e-6)
+
 def test_predict_refuses_what_it_cannot_run():
     model = numlstm.Sequential([numlstm.Input((4, 2)), numlstm.LSTM(3), numlstm.Dense(1)])
     with pytest.raises(TypeError, match="dask.array.Array"):

@@ -506,3 +506,28 @@ def test_build_checks_name_the_layer_and_the_shape():
     with pytest.raises(ValueError, match=r"layer 'dense' was built for 4 input features; the "
                                          r"layer before it gives shape \(None, 3\)"):
         Sequential([Input((3,)), dense]).build()
+
+
+def test_save_model_without_compile_settings_keeps_architecture_and_weights(tmp_path):
+    """save_model(..., include_compile=False) (what numlstm.dask ships): weights and layers
+    only, loaded uncompiled, even for a model compiled with a metric no file can hold."""
+    from numlstm.archive import load_archive
+    from numlstm.models.saving import save_model
+
+    def max_error(y_true, y_pred):
+        return np.max(np.abs(y_true - y_pred), axis=-1)
+
+    model = Sequential([Input((4, 2)), LSTM(3, seed=1), Dense(2, seed=2)], seed=0)
+    model.compile(optimizers.Nadam(0.01), "mse", metrics=[max_error])
+    x = np.random.default_rng(0).normal(size=(6, 4, 2))
+    model.fit(x, np.zeros((6, 2)), batch_size=3, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="max_error"):
+        model.save(tmp_path / "full.npz")
+    save_model(model, tmp_path / "plain.npz", include_compile=False)
+    config, arrays = load_archive(tmp_path / "plain.npz")
+    assert config["compile"] is None and not any(k.startswith("optimizer/") for k in arrays)
+    loaded = numlstm.load_model(tmp_path / "plain.npz")
+    assert not loaded.compiled
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

@@ -88,6 +88,182 @@ def test_new_optimizers_resume_bit_identical_from_a_file(tmp_path, name):
         np.testing.assert_array_equal(a, b)
 
 
+
+def _nadam_reference_product(optimizer, t):
+    """Π_t recomputed factor by factor from 1.0 (what Nadam did at every step before it kept
+    the running product)."""
+    product = 1.0
+    for s in range(1, t + 1):
+        product *= optimizer.beta_1 * (1.0 - 0.5 * 0.96 ** s)
+    return product
+
+
+def test_nadam_step_cost_does_not_grow_with_the_step_count():
+    """A step at iterations = 100000 costs about what one at iterations = 1 costs (the product
+    of momentum factors is state, not recomputed with t multiplications per weight)."""
+    import time
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((16, 32)).astype(np.float32) for _ in range(6)]
+    grads = [rng.standard_normal(w.shape).astype(np.float32) for w in weights]
+
+    def step_time(iterations):
+        optimizer = optimizers.Nadam()
+        optimizer.apply_gradients(grads, weights)
+        _, state = optimizer.get_state()
+        state["u_product"] = np.array(_nadam_reference_product(optimizer, iterations))
+        optimizer.set_state(iterations, state, weights)
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            optimizer.apply_gradients(grads, weights)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    early, late = step_time(1), step_time(100_000)
+    assert late < 5 * early + 2e-3, (early, late)
+
+
+def test_nadam_running_product_is_state_and_round_trips():
+    optimizer = optimizers.Nadam(beta_1=0.99)
+    weights = [np.zeros((2, 3)), np.zeros(3)]
+    grads = [np.full((2, 3), 0.5), np.full(3, -0.25)]
+    for t in range(1, 6):
+        optimizer.apply_gradients(grads, weights)
+        assert optimizer.get_state()[1]["u_product"] == _nadam_reference_product(optimizer, t)
+    iterations, state = optimizer.get_state()
+    again = optimizers.Nadam(beta_1=0.99)
+    again.set_state(iterations, state, weights)
+    assert again.get_state()[1]["u_product"] == state["u_product"]
+    for bad in (np.array(1.5), np.array(np.nan), np.array([0.5])):
+        with pytest.raises(ValueError, match="u_product"):
+            again.set_state(iterations, {**state, "u_product": bad}, weights)
+    with pytest.raises(ValueError, match="'u_product' does not belong to Adam"):
+        optimizers.Adam().set_state(iterations, state, weights)
+
+
+@pytest.mark.parametrize("beta_1, steps", [(0.9, 40), (0.999, 1200)])
+def test_nadam_state_without_the_product_recomputes_it_bit_identically(beta_1, steps):
+    """A state saved before the product was kept (no "u_product") continues exactly as the
+    uninterrupted run: the product is recomputed from iterations, multiplied in the same order
+    (1200 steps reach the factors that equal beta_1 exactly)."""
+    rng = np.random.default_rng(1)
+    grads = [[rng.standard_normal((3, 2)), rng.standard_normal(2)] for _ in range(steps + 3)]
+    straight = optimizers.Nadam(learning_rate=0.01, beta_1=beta_1)
+    ws = [np.ones((3, 2)), np.ones(2)]
+    for g in grads[:steps]:
+        straight.apply_gradients(g, ws)
+    iterations, state = straight.get_state()
+    assert state["u_product"] == _nadam_reference_product(straight, steps)
+    del state["u_product"]
+    resumed = optimizers.Nadam(learning_rate=0.01, beta_1=beta_1)
+    resumed_ws = [w.copy() for w in ws]
+    resumed.set_state(iterations, state, resumed_ws)
+    for g in grads[steps:]:
+        straight.apply_gradients(g, ws)
+        resumed.apply_gradients(g, resumed_ws)
+    for a, b in zip(ws, resumed_ws):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.get_state()[1]["u_product"] == straight.get_state()[1]["u_product"]
+
+
+def test_nadam_resumes_bit_identical_from_a_file_without_the_product(tmp_path):
+    """A model file written before Nadam's product was saved still resumes exactly."""
+    from numlstm.archive import load_archive, save_archive
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((16, 5, 3)), rng.integers(0, 3, 16)
+
+    def make():
+        model = _seq_model(seed=5)
+        model.compile(optimizers.Nadam(learning_rate=0.05), "sparse_categorical_crossentropy")
+        return model
+    straight = make()
+    straight.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    first = make()
+    first.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    first.save(tmp_path / "m.npz")
+    config, arrays = load_archive(tmp_path / "m.npz")
+    assert "optimizer/u_product" in arrays
+    del arrays["optimizer/u_product"]
+    save_archive(tmp_path / "old.npz", config, arrays)
+    for path in ("m.npz", "old.npz"):
+        resumed = numlstm.load_model(tmp_path / path)
+        resumed.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        for a, b in zip(straight.get_weights(), resumed.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+# -- Keras arguments numlstm does not implement -------------------------------------------------
+
+@pytest.mark.parametrize("make, argument", [
+    (lambda: optimizers.Adam(amsgrad=True), "amsgrad"),
+    (lambda: optimizers.AdamW(amsgrad=True), "amsgrad"),
+    (lambda: optimizers.Adam(use_ema=True), "use_ema"),
+    (lambda: optimizers.RMSprop(ema_momentum=0.9), "ema_momentum"),
+    (lambda: optimizers.Nadam(ema_overwrite_frequency=10), "ema_overwrite_frequency"),
+    (lambda: optimizers.SGD(decay=0.01), "decay"),
+    (lambda: optimizers.Adamax(loss_scale_factor=128.0), "loss_scale_factor"),
+    (lambda: optimizers.Adagrad(gradient_accumulation_steps=4), "gradient_accumulation_steps"),
+])
+def test_unsupported_keras_optimizer_arguments_are_refused_by_name(make, argument):
+    with pytest.raises(ValueError, match=f"{argument}=.* is not supported by numlstm"):
+        make()
+
+
+def test_keras_default_values_of_unsupported_arguments_are_no_ops():
+    plain = optimizers.Adam(0.01)
+    same = optimizers.Adam(0.01, amsgrad=False, use_ema=False, ema_momentum=0.99,
+                           ema_overwrite_frequency=None, loss_scale_factor=None,
+                           gradient_accumulation_steps=None, decay=None)
+    assert same.get_config() == plain.get_config()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        optimizers.SGD(foo=1)
+
+
+def test_get_refuses_unknown_config_keys_by_name():
+    with pytest.raises(ValueError, match=r"does not take \['foo'\]"):
+        optimizers.get({"name": "adam", "foo": 1})
+    with pytest.raises(ValueError, match=r"does not take \['bar', 'foo'\]"):
+        optimizers.get({"class_name": "SGD", "config": {"foo": 1, "bar": 2}})
+    with pytest.raises(ValueError, match="unknown optimizer class 'Lion'"):
+        optimizers.get({"class_name": "Lion", "config": {}})
+    with pytest.raises(ValueError, match="amsgrad=True is not supported"):
+        optimizers.get({"class_name": "Adam", "config": {"amsgrad": True}})
+    with pytest.raises(ValueError, match=r"unknown keys \['extra'\]"):
+        optimizers.get({"class_name": "Adam", "config": {}, "extra": 1})
+    with pytest.raises(ValueError, match=r"ExponentialDecay does not take \['foo'\]"):
+        optimizers.schedules.deserialize({"class_name": "ExponentialDecay", "config": {
+            "initial_learning_rate": 0.1, "decay_steps": 2, "decay_rate": 0.5, "foo": 1}})
+
+
+def test_get_accepts_keras_serialised_optimizers():
+    # keras.saving.serialize_keras_object(...) of Keras 3.15's optimizers, verbatim
+    nadam = {"module": "keras.optimizers", "class_name": "Nadam", "config": {
+        "name": "nadam", "learning_rate": {
+            "module": "keras.optimizers.schedules", "class_name": "ExponentialDecay",
+            "config": {"initial_learning_rate": 0.05, "decay_steps": 2, "decay_rate": 0.7,
+                       "staircase": False, "name": "ExponentialDecay"},
+            "registered_name": None},
+        "weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+        "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+        "loss_scale_factor": None, "gradient_accumulation_steps": None, "beta_1": 0.9,
+        "beta_2": 0.999, "epsilon": 1e-07}, "registered_name": None}
+    sgd = {"module": "keras.optimizers", "class_name": "SGD", "config": {
+        "name": "sgd", "learning_rate": 0.10000000149011612, "weight_decay": None,
+        "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
+        "ema_momentum": 0.99, "ema_overwrite_frequency": None, "loss_scale_factor": None,
+        "gradient_accumulation_steps": None, "momentum": 0.9, "nesterov": False},
+        "registered_name": None}
+    got = optimizers.get(nadam)
+    assert isinstance(got, optimizers.Nadam) and got.beta_1 == 0.9
+    assert isinstance(got.learning_rate, optimizers.schedules.ExponentialDecay)
+    assert got.learning_rate(2) == pytest.approx(0.05 * 0.7)
+    got = optimizers.get(sgd)
+    assert isinstance(got, optimizers.SGD) and got.momentum == 0.9
+    assert got.learning_rate == pytest.approx(0.1)
+    adam = optimizers.get({"class_name": "Adam", "config": {"learning_rate": 0.01,
+                                                            "amsgrad": False}})
+    assert adam.get_config() == optimizers.Adam(0.01).get_config()
+
 # -- losses ---------------------------------------------------------------------------------
 
 LOSS_CLASSES = {"huber": lambda kw: losses.Huber(**kw), "log_cosh": lambda kw: losses.LogCosh(),

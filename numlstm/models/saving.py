@@ -17,11 +17,13 @@ pickle, written atomically). Three formats:
     ``layers``: each layer's name, class and weight shapes; the arrays ``weights/i``.
 
 A whole-model file also holds the weights (``weights/i``, the order of ``model.weights``),
-``compile`` settings, the optimizer's iterations and slots (``optimizer/<slot>/<i>``) and the
-training generator's state. Loading checks the whole configuration (every value by the
-layers' own constructors, which allocate nothing) and every array's shape against what the
-configuration calls for before anything is built; the weights then come from the file and no
-initializer runs.
+``compile`` settings, the optimizer's iterations and slots (``optimizer/<slot>/<i>``; Nadam
+also the 0-d ``optimizer/u_product``) and the training generator's state
+(``save_model(..., include_compile=False)`` leaves out the compile settings and the
+optimizer). Loading checks the whole configuration (every value by the layers' own
+constructors, which allocate nothing) and every array's shape against what the configuration
+calls for before anything is built; the weights then come from the file and no initializer
+runs.
 """
 
 from __future__ import annotations
@@ -245,21 +247,26 @@ def _compile_config(model: Model):
     return config
 
 
-def save_model(model: Model, path):
+def save_model(model: Model, path, *, include_compile: bool = True):
+    """Write ``model`` to ``path``; with ``include_compile=False`` the file holds the
+    architecture and weights only (loaded uncompiled, no optimizer state): what inference
+    needs, for models whose compile settings cannot be written (a plain-function metric)."""
     from .. import __version__
     from ..archive import save_archive
     sequential = isinstance(model, Sequential)
     model._require_built()
-    if model.compiled and not model._targets:
+    compiled = model.compiled and include_compile
+    if compiled and not model._targets:
         model._resolve_targets()
     config = {"format": MODEL_FORMAT if sequential else FUNCTIONAL_FORMAT,
               "format_version": MODEL_FORMAT_VERSION if sequential else
               FUNCTIONAL_FORMAT_VERSION,
               "numlstm_version": __version__, "model": model.get_config(),
-              "compile": _compile_config(model), "optimizer_iterations": 0,
+              "compile": _compile_config(model) if compiled else None,
+              "optimizer_iterations": 0,
               "train_rng": _jsonable_rng_state(model._train_rng)}
     arrays = {f"weights/{i}": w for i, w in enumerate(model.weights)}
-    if model.compiled:
+    if compiled:
         iterations, slots = model.optimizer.get_state()
         config["optimizer_iterations"] = iterations
         arrays.update({f"optimizer/{k}": v for k, v in slots.items()})
