@@ -177,3 +177,47 @@ def test_regularizers_and_constraints_are_saved_and_loaded(tmp_path):
     loaded.train_on_batch(x, y)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: numlstm.LSTM(2, kernel_constraint=C.MaxNorm(2, axis=5), name="rnn"),
+     r"layer 'rnn': kernel_constraint=MaxNorm\(.*axis=5\).*shape \(3, 8\).*\[-2, 1\]"),
+    (lambda: numlstm.LSTM(2, recurrent_constraint=C.UnitNorm(axis=-3), name="rnn"),
+     r"layer 'rnn': recurrent_constraint=UnitNorm\(axis=-3\).*shape \(2, 8\)"),
+    (lambda: numlstm.LSTM(2, bias_constraint=C.MinMaxNorm(axis=1), name="rnn"),
+     r"layer 'rnn': bias_constraint=MinMaxNorm\(.*axis=1\).*shape \(8,\) \(1-D\)"),
+    (lambda: numlstm.Bidirectional(numlstm.LSTM(2, kernel_constraint=C.MaxNorm(axis=[0, 2]),
+                                                name="rnn")),
+     r"layer 'rnn': kernel_constraint=MaxNorm\(.*axis=\[0, 2\]\).*shape \(3, 8\)"),
+    (lambda: numlstm.Dense(2, bias_constraint=C.UnitNorm(axis=[0, -1]), name="out"),
+     r"layer 'out': bias_constraint=UnitNorm\(axis=\[0, -1\]\).*twice"),
+])
+def test_a_constraint_axis_the_weight_lacks_is_refused_when_the_layer_is_built(make, message):
+    """Before any training step (the weights unchanged), naming layer, argument, axis and
+    the weight's shape -- not NumPy's AxisError after the first step."""
+    with pytest.raises(ValueError, match=message):
+        numlstm.Sequential([numlstm.Input((5, 3)), make()], backend="numpy", seed=0)
+
+
+def test_an_embedding_constraint_axis_is_checked_at_build():
+    layer = numlstm.Embedding(10, 3, embeddings_constraint=C.MaxNorm(axis=2), name="emb")
+    with pytest.raises(ValueError, match=r"layer 'emb': embeddings_constraint=.*axis=2.*"
+                                         r"shape \(10, 3\)"):
+        layer.build((None, 5))
+    assert not layer.built
+
+
+def test_constraint_axes_the_weight_has_are_accepted_and_applied():
+    # Negative axes and lists of them count from the end, as NumPy and Keras.
+    model = numlstm.Sequential([
+        numlstm.Input((5, 3)),
+        numlstm.LSTM(2, kernel_constraint=C.UnitNorm(axis=-1), bias_constraint=C.MaxNorm(
+            0.1, axis=-1), recurrent_constraint=C.UnitNorm(axis=[0, 1]), seed=0),
+    ], backend="numpy", seed=0)
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+    model.train_on_batch(x, np.zeros((4, 2), np.float32))
+    kernel, recurrent, bias = model.layers[0].get_weights()
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(recurrent), 1.0, rtol=1e-5)
+    assert np.linalg.norm(bias) <= 0.1 + 1e-6
