@@ -79,12 +79,44 @@ class Constraint:
         arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
 
+    def check_shape(self, shape, argument: str = "constraint", layer: str | None = None
+                    ) -> None:
+        """Raise a ``ValueError`` naming ``argument`` (and ``layer``) when this constraint
+        cannot apply to a weight of ``shape``: an ``axis`` outside ``[-ndim, ndim)`` or
+        repeated. Layers call it when they build their weights, so a bad axis is reported
+        before training rather than after the first optimizer step has changed them."""
+        axis = getattr(self, "axis", None)
+        if axis is None:
+            return
+        shape = tuple(shape)
+        ndim = len(shape)
+        axes = axis if isinstance(axis, list) else [axis]
+        where = f"layer {layer!r}: " if layer is not None else ""
+        bad = [a for a in axes if not -ndim <= a < ndim]
+        if bad:
+            raise ValueError(f"{where}{argument}={self!r} has axis={axis}, but the weight it "
+                             f"constrains has shape {shape} ({ndim}-D): axis must be in "
+                             f"[{-ndim}, {ndim - 1}]")
+        if len({a % ndim for a in axes}) != len(axes):
+            raise ValueError(f"{where}{argument}={self!r} has axis={axis}, which names an "
+                             f"axis of the weight of shape {shape} twice")
+
     def _norms(self, w):
+        self.check_shape(w.shape)
         axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
-        if w.ndim == 1 and axis not in (0, -1, (0,), (-1,)):
-            raise ValueError(f"{type(self).__name__}(axis={self.axis}) cannot apply to a 1-D "
-                             f"weight of shape {w.shape}")
         return np.sqrt(np.sum(np.square(w), axis=axis, keepdims=True))
+
+
+def check_weight_rules(layer, specs) -> None:
+    """Check each constraint of ``layer`` (its ``_weight_rules()``) against the weight it
+    applies to, ``specs`` = ``[(weight name, shape)]`` in the same order (the layer's
+    ``weight_specs``); the error names the layer and the argument (``kernel_constraint``,
+    ``recurrent_constraint``, ``bias_constraint``, ``embeddings_constraint``)."""
+    for (name, shape), (_, constraint) in zip(specs, layer._weight_rules()):
+        if constraint is not None:
+            argument = "recurrent_constraint" if name == "recurrent_kernel" else \
+                f"{name}_constraint"
+            constraint.check_shape(shape, argument, layer.name)
 
 
 class MaxNorm(Constraint):

@@ -263,9 +263,18 @@ class Orthogonal(_Seeded):
         return {"gain": self.gain}
 
 
+def _stddev(value) -> float:
+    """A standard deviation: finite and >= 0 (0 gives ``mean`` everywhere); checked here
+    because NumPy would refuse a negative one only when the layer is built."""
+    value = _float(value, "stddev")
+    if value < 0:
+        raise ValueError(f"stddev must be a finite number >= 0; got stddev={value}")
+    return value
+
+
 class RandomNormal(_Seeded):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
-        self.mean, self.stddev = _float(mean, "mean"), _float(stddev, "stddev")
+        self.mean, self.stddev = _float(mean, "mean"), _stddev(stddev)
         self.seed = _seed(seed)
 
     def _draw(self, shape, dtype, rng):
@@ -302,8 +311,12 @@ class VarianceScaling(_Seeded):
         self.scale = _float(scale, "scale")
         if self.scale <= 0:
             raise ValueError(f"scale must be > 0; got scale={scale}")
-        if mode not in self._MODES:
+        if not isinstance(mode, str) or mode not in self._MODES:
             raise ValueError(f"mode must be one of {list(self._MODES)}; got {mode!r}")
+        if not isinstance(distribution, str):
+            raise ValueError(f"distribution must be one of {list(self._DISTRIBUTIONS)}; got "
+                             f"{distribution!r}")
+        distribution = distribution.lower()   # as Keras, which lower-cases it
         if distribution == "normal":          # Keras's older spelling
             distribution = "truncated_normal"
         if distribution not in self._DISTRIBUTIONS:

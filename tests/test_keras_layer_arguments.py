@@ -268,3 +268,34 @@ def test_initializer_errors_name_the_argument():
         I.RandomNormal(stddev="wide")
     with pytest.raises(ValueError, match="seed"):
         I.HeUniform(seed=-1)
+
+
+@pytest.mark.parametrize("make, argument", [
+    (lambda: I.RandomNormal(stddev=-1.0), "stddev"),
+    (lambda: I.TruncatedNormal(stddev=-0.5), "stddev"),
+    (lambda: I.RandomNormal(mean=float("nan")), "mean"),
+    (lambda: I.RandomUniform(minval=1.0, maxval=0.0), "maxval"),
+    (lambda: I.VarianceScaling(scale=0.0), "scale"),
+    (lambda: I.VarianceScaling(scale=-1.0), "scale"),
+    (lambda: I.VarianceScaling(mode="fan_sum"), "mode"),
+    (lambda: I.VarianceScaling(mode=["fan_in"]), "mode"),
+    (lambda: I.VarianceScaling(distribution="cauchy"), "distribution"),
+    (lambda: I.VarianceScaling(distribution=1), "distribution"),
+    (lambda: I.Orthogonal(gain=float("inf")), "gain"),
+    (lambda: I.Identity(gain="2"), "gain"),
+    (lambda: I.Constant(value=None), "value"),
+])
+def test_initializer_arguments_are_checked_by_the_constructor(make, argument):
+    """Refused when the object is made, with the argument named -- not by NumPy when a layer
+    is built (``scale < 0``) after the model was assembled."""
+    with pytest.raises(ValueError, match=argument):
+        make()
+
+
+def test_initializer_edge_arguments_keras_accepts():
+    # stddev 0 gives the mean everywhere (NumPy and Keras accept it); distribution is
+    # case-insensitive as in Keras; minval == maxval is a constant.
+    np.testing.assert_array_equal(I.RandomNormal(mean=0.5, stddev=0.0, seed=1)((2, 3)), 0.5)
+    np.testing.assert_array_equal(I.TruncatedNormal(mean=-1.0, stddev=0, seed=1)((4,)), -1.0)
+    assert I.VarianceScaling(distribution="Uniform").distribution == "uniform"
+    np.testing.assert_array_equal(I.RandomUniform(0.25, 0.25, seed=1)((3,)), 0.25)

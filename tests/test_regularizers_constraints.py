@@ -177,3 +177,116 @@ def test_regularizers_and_constraints_are_saved_and_loaded(tmp_path):
     loaded.train_on_batch(x, y)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: numlstm.LSTM(2, kernel_constraint=C.MaxNorm(2, axis=5), name="rnn"),
+     r"layer 'rnn': kernel_constraint=MaxNorm\(.*axis=5\).*shape \(3, 8\).*\[-2, 1\]"),
+    (lambda: numlstm.LSTM(2, recurrent_constraint=C.UnitNorm(axis=-3), name="rnn"),
+     r"layer 'rnn': recurrent_constraint=UnitNorm\(axis=-3\).*shape \(2, 8\)"),
+    (lambda: numlstm.LSTM(2, bias_constraint=C.MinMaxNorm(axis=1), name="rnn"),
+     r"layer 'rnn': bias_constraint=MinMaxNorm\(.*axis=1\).*shape \(8,\) \(1-D\)"),
+    (lambda: numlstm.Bidirectional(numlstm.LSTM(2, kernel_constraint=C.MaxNorm(axis=[0, 2]),
+                                                name="rnn")),
+     r"layer 'rnn': kernel_constraint=MaxNorm\(.*axis=\[0, 2\]\).*shape \(3, 8\)"),
+    (lambda: numlstm.Dense(2, bias_constraint=C.UnitNorm(axis=[0, -1]), name="out"),
+     r"layer 'out': bias_constraint=UnitNorm\(axis=\[0, -1\]\).*twice"),
+])
+def test_a_constraint_axis_the_weight_lacks_is_refused_when_the_layer_is_built(make, message):
+    """Before any training step (the weights unchanged), naming layer, argument, axis and
+    the weight's shape -- not NumPy's AxisError after the first step."""
+    with pytest.raises(ValueError, match=message):
+        numlstm.Sequential([numlstm.Input((5, 3)), make()], backend="numpy", seed=0)
+
+
+def test_an_embedding_constraint_axis_is_checked_at_build():
+    layer = numlstm.Embedding(10, 3, embeddings_constraint=C.MaxNorm(axis=2), name="emb")
+    with pytest.raises(ValueError, match=r"layer 'emb': embeddings_constraint=.*axis=2.*"
+                                         r"shape \(10, 3\)"):
+        layer.build((None, 5))
+    assert not layer.built
+
+
+def test_constraint_axes_the_weight_has_are_accepted_and_applied():
+    # Negative axes and lists of them count from the end, as NumPy and Keras.
+    model = numlstm.Sequential([
+        numlstm.Input((5, 3)),
+        numlstm.LSTM(2, kernel_constraint=C.UnitNorm(axis=-1), bias_constraint=C.MaxNorm(
+            0.1, axis=-1), recurrent_constraint=C.UnitNorm(axis=[0, 1]), seed=0),
+    ], backend="numpy", seed=0)
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+    model.train_on_batch(x, np.zeros((4, 2), np.float32))
+    kernel, recurrent, bias = model.layers[0].get_weights()
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(recurrent), 1.0, rtol=1e-5)
+    assert np.linalg.norm(bias) <= 0.1 + 1e-6
+
+
+def test_an_activity_regularizer_inside_a_bidirectional_is_refused():
+    """Keras penalises each direction's output; numlstm's models would silently leave that
+    out of the loss, so the wrapped layer's regularizer is refused, naming the argument and
+    where to put it."""
+    message = r"activity_regularizer=L2\(l2=10.0\).*Bidirectional wrapper"
+    with pytest.raises(ValueError, match="Bidirectional: layer 'lstm' has " + message):
+        numlstm.Bidirectional(numlstm.LSTM(4, activity_regularizer=R.L2(10.0)))
+    with pytest.raises(ValueError, match="backward_layer 'back' has " + message):
+        numlstm.Bidirectional(numlstm.LSTM(4), backward_layer=numlstm.LSTM(
+            4, go_backwards=True, activity_regularizer=R.L2(10.0), name="back"))
+    # set after construction: refused when the model builds the layer
+    layer = numlstm.Bidirectional(numlstm.LSTM(4, name="lstm"))
+    layer.forward_layer.activity_regularizer = R.L2(10.0)
+    with pytest.raises(ValueError, match=message):
+        numlstm.Sequential([numlstm.Input((5, 3)), layer], backend="numpy")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_the_wrappers_activity_regularizer_is_keras_penalty_on_each_direction(backend):
+    """The refusal's advice holds: with merge_mode="concat", activity_regularizer on the
+    Bidirectional gives Keras's loss and SGD step for the regularizer on the wrapped LSTM
+    (masked steps included)."""
+    case = _load("bidirectional_activity")
+    model = numlstm.Sequential([
+        numlstm.Input((5, 3)), numlstm.Masking(0.0),
+        numlstm.Bidirectional(numlstm.LSTM(4, return_sequences=True), merge_mode="concat",
+                              activity_regularizer=R.L1L2(float(case["l1"]),
+                                                          float(case["l2"])))],
+        backend=backend)
+    model.layers[1].set_weights([case[f"weights/{i}"] for i in range(6)])
+    model.compile(numlstm.optimizers.SGD(float(case["lr"])), "mse")
+    x, y = case["x"], case["y"]
+    assert case["evaluate_before"] > 2 * case["plain_loss_before"]   # the penalty matters
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=4, verbose=0),
+                               case["evaluate_before"], rtol=2e-6)
+    np.testing.assert_allclose(model.train_on_batch(x, y), case["train_loss"], rtol=2e-6)
+    for i, weight in enumerate(model.layers[1].get_weights()):
+        np.testing.assert_allclose(weight, case[f"after/{i}"], rtol=1e-5, atol=2e-6,
+                                   err_msg=f"weight {i} after the step")
+
+
+def test_keras_import_moves_the_wrapped_lstms_activity_regularizer_to_the_wrapper():
+    """A Keras file with the regularizer on the wrapped LSTM (merge_mode="concat", as Keras's
+    backward copy has it too) imports with it on the Bidirectional: Keras's loss and step."""
+    case = _load("bidirectional_activity")
+    model = numlstm.load_keras_model(FIXTURES / "bidirectional_activity.keras",
+                                     backend="numpy")
+    layer = model.layers[-1]
+    assert layer.activity_regularizer == R.L1L2(float(case["l1"]), float(case["l2"]))
+    assert layer.forward_layer.activity_regularizer is None
+    assert layer.backward_layer.activity_regularizer is None
+    model.compile(numlstm.optimizers.SGD(float(case["lr"])), "mse")
+    x, y = case["x"], case["y"]
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=4, verbose=0),
+                               case["evaluate_before"], rtol=2e-6)
+    np.testing.assert_allclose(model.train_on_batch(x, y), case["train_loss"], rtol=2e-6)
+    for i, weight in enumerate(layer.get_weights()):
+        np.testing.assert_allclose(weight, case[f"after/{i}"], rtol=1e-5, atol=2e-6)
+
+
+def test_keras_import_drops_a_wrapped_activity_regularizer_it_cannot_express_with_a_warning():
+    with pytest.warns(UserWarning, match="wrapped LSTMs' activity_regularizer"):
+        model = numlstm.load_keras_model(FIXTURES / "bidirectional_activity_sum.keras",
+                                         backend="numpy")
+    layer = model.layers[-1]
+    assert layer.merge_mode == "sum" and layer.activity_regularizer is None
+    assert layer.forward_layer.activity_regularizer is None

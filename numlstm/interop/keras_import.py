@@ -369,11 +369,12 @@ def _plan_bidirectional(config, name, dtype, shape, group, reader):
             backward["units"] != forward["units"]:
         reader.fail(f"layer {name!r}: the backward layer must go the other way with the same "
                     "units and return_sequences as the forward one")
+    wrapper = _bidirectional_activity(config, forward, backward, merge_mode, reader, name)
     forward_weights = _lstm_weights(forward, shape[2])
     backward_weights = _lstm_weights(backward, shape[2])
     plan = _LayerPlan(name, dtype, lambda: Bidirectional(
-        LSTM(**forward), merge_mode=merge_mode, name=name, backward_layer=LSTM(**backward)),
-        forward_weights + backward_weights)
+        LSTM(**forward), merge_mode=merge_mode, name=name, backward_layer=LSTM(**backward),
+        **wrapper), forward_weights + backward_weights)
     plan.keras_paths = [f"{group}/forward_layer/cell/vars/{i}"
                         for i in range(len(forward_weights))] + \
         [f"{group}/backward_layer/cell/vars/{i}" for i in range(len(backward_weights))]
@@ -382,6 +383,27 @@ def _plan_bidirectional(config, name, dtype, shape, group, reader):
     units = forward["units"] * (2 if merge_mode == "concat" else 1)
     return plan, (shape[0], shape[1], units) if forward["return_sequences"] else \
         (shape[0], units)
+
+
+def _bidirectional_activity(config, forward, backward, merge_mode, reader, name) -> dict:
+    """The Bidirectional's ``activity_regularizer`` argument, taking the wrapped LSTMs' out of
+    ``forward``/``backward`` (numlstm refuses them inside a Bidirectional). Keras penalises
+    each direction's output with its own; with ``merge_mode="concat"``, no regularizer on the
+    wrapper and the same one on both directions, that is the wrapper's penalty on the merged
+    output, which is imported; other combinations are dropped with a warning (they change no
+    output)."""
+    outer = _note_training_only(config, reader, name).get("activity_regularizer")
+    inner = [options.pop("activity_regularizer", None) for options in (forward, backward)]
+    if any(regularizer is not None for regularizer in inner):
+        if merge_mode == "concat" and outer is None and inner[0] == inner[1]:
+            outer = inner[0]
+        else:
+            warnings.warn(f"{reader.shown}: layer {name!r}: the wrapped LSTMs' "
+                          "activity_regularizer only acts while training in Keras and numlstm "
+                          "has no equivalent here (it has one for merge_mode='concat' with the "
+                          "same regularizer on both directions and none on the wrapper); it "
+                          "is not applied (outputs are unchanged)", stacklevel=4)
+    return {} if outer is None else {"activity_regularizer": outer}
 
 
 def _plan_dense(config, name, dtype, shape, group, reader):

@@ -29,6 +29,24 @@ def _check_backward_layer(layer, backward_layer) -> None:
                              f"{attribute}={getattr(backward_layer, attribute)}")
 
 
+def _refuse_direction_activity_regularizers(forward_layer, backward_layer) -> None:
+    """A direction's own ``activity_regularizer`` is refused: Keras adds its penalty on that
+    direction's output (``regularizer(y_direction) / batch``, for both directions, the copied
+    backward one included), which numlstm's models do not compute for a wrapped layer -- it
+    would silently drop out of the loss. On the wrapper it penalises the merged output; with
+    ``merge_mode="concat"`` and an L1/L2/L1L2 regularizer that is the same number (the
+    concatenation's sum of |y| or y**2 is the two directions' sums added)."""
+    for argument, direction in (("layer", forward_layer), ("backward_layer", backward_layer)):
+        regularizer = getattr(direction, "activity_regularizer", None)
+        if regularizer is not None:
+            raise ValueError(
+                f"Bidirectional: {argument} {direction.name!r} has activity_regularizer="
+                f"{regularizer!r}, which numlstm does not apply to a layer inside a "
+                "Bidirectional; give activity_regularizer to the Bidirectional wrapper "
+                "instead (with merge_mode='concat' it is the same penalty as Keras's on each "
+                "direction) and build the LSTM without it")
+
+
 class Bidirectional(Layer):
     """Run ``layer`` over the sequence forwards and a fresh copy of it backwards.
 
@@ -49,6 +67,11 @@ class Bidirectional(Layer):
     Notes
     -----
     Weights: the forward layer's three arrays, then the backward layer's.
+
+    ``activity_regularizer`` belongs on the wrapper (it penalises the merged output); a wrapped
+    LSTM that has one is refused with a ``ValueError`` (Keras would penalise each direction's
+    output, which numlstm does not compute; with ``merge_mode="concat"`` the wrapper's
+    regularizer gives the same penalty).
     """
 
     def __init__(self, layer, merge_mode="concat", name=None, backend=None, backward_layer=None,
@@ -70,6 +93,7 @@ class Bidirectional(Layer):
             backward_layer = LSTM(**config)
         else:
             _check_backward_layer(layer, backward_layer)
+        _refuse_direction_activity_regularizers(layer, backward_layer)
         # As Keras does: inside a Bidirectional, a direction that returns sequences outputs
         # zeros at masked steps (not the carried state), and one that returns its last output
         # does not -- whatever the wrapped layers said.
@@ -126,6 +150,8 @@ class Bidirectional(Layer):
                 + self.backward_layer.non_trainable_weights)
 
     def build(self, input_shape) -> None:
+        # again here: a direction's activity_regularizer may have been set after construction
+        _refuse_direction_activity_regularizers(self.forward_layer, self.backward_layer)
         self.forward_layer.build(input_shape)
         self.backward_layer.build(input_shape)
         super().build(input_shape)

@@ -111,7 +111,9 @@ class Dense(Layer):
 
     def build(self, input_shape) -> None:
         input_shape = tuple(input_shape)
-        kernel_shape = self.weight_specs(input_shape)[0][1]
+        specs = self.weight_specs(input_shape)
+        constraints.check_weight_rules(self, specs)
+        kernel_shape = specs[0][1]
         rng = self._rng()
         self._kernel = np.asarray(self._kernel_init(kernel_shape, self.dtype, rng),
                                   self.dtype)
@@ -285,7 +287,9 @@ class Embedding(Layer):
         return [("embeddings", (self.input_dim, self.output_dim))]
 
     def build(self, input_shape) -> None:
-        shape = self.weight_specs(input_shape)[0][1]
+        specs = self.weight_specs(input_shape)
+        constraints.check_weight_rules(self, specs)
+        shape = specs[0][1]
         self._embeddings = np.asarray(self._embeddings_init(shape, self.dtype, self._rng()),
                                       self.dtype)
         super().build(input_shape)

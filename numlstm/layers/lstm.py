@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import constraints
 from .. import validation as V
 from ..backends import get_backend
 from .base import Layer, to_xp
@@ -268,6 +269,9 @@ class LSTM(Layer):
         ``input_shape`` may use None for the batch and timesteps; only ``features`` is used.
         """
         input_shape = self._checked_input_shape(input_shape)
+        # A constraint's axis is checked against its weight now, naming this layer (not
+        # after the first optimizer step has changed the weights).
+        constraints.check_weight_rules(self, self.weight_specs(input_shape))
         self.cell.build(input_shape)
         self._built_for(input_shape)
 
