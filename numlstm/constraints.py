@@ -31,6 +31,8 @@ import numbers
 
 import numpy as np
 
+from .configurable import Configurable
+
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
            "unit_norm", "min_max_norm", "get", "serialize"]
 
@@ -55,29 +57,12 @@ def _axis(value):
     return int(value)
 
 
-class Constraint:
+class Constraint(Configurable):
     """Base class: ``constraint(w)`` returns the projected array (a new array of ``w``'s
     shape and dtype)."""
 
     def __call__(self, w):
         return w
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash(type(self).__name__)
-
-    def __repr__(self) -> str:
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
     def check_shape(self, shape, argument: str = "constraint", layer: str | None = None
                     ) -> None:

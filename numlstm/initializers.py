@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from .configurable import Configurable
+
 
 def _fans(shape) -> tuple[int, int]:
     """Keras's fan-in and fan-out: for a (rows, cols) matrix, rows and cols."""
@@ -168,7 +170,7 @@ def _float(value, argument: str) -> float:
     return float(value)
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class of the initializer objects: ``init(shape, dtype="float32", rng=None)``
     returns a NumPy array (see the module docstring for ``seed``)."""
 
@@ -181,23 +183,6 @@ class Initializer:
 
     def _draw(self, shape, dtype, rng):
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash(type(self).__name__)
-
-    def __repr__(self) -> str:
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
 
 def _seed(seed):

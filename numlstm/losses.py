@@ -70,19 +70,25 @@ class Loss:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
 
 
+def broadcast_sample_weight(sample_weight, shape, dtype):
+    """``sample_weight`` (``(n,)``, ``(n, 1)`` or ``(n, timesteps)``) as an array of
+    ``shape`` (the positions: ``(n,)`` or ``(n, timesteps)``) and ``dtype``; None for None."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight, dtype=dtype)
+    if sw.ndim == len(shape) + 1 and sw.shape[-1] == 1:
+        sw = sw[..., 0]
+    while sw.ndim < len(shape):
+        sw = sw[..., None]
+    return np.broadcast_to(sw, shape)
+
+
 def position_weights(shape, mask, sample_weight, dtype):
     """Keras 3's weights for ``sum_over_batch_size``: ``sample_weight`` broadcast to the
     positions (``shape``), times ``mask * size / count(mask)`` (0 at masked positions; all
     0 when nothing is unmasked, as Keras's ``divide_no_nan``). None when neither is
     given."""
-    weights = None
-    if sample_weight is not None:
-        sw = np.asarray(sample_weight, dtype=dtype)
-        if sw.ndim == len(shape) + 1 and sw.shape[-1] == 1:
-            sw = sw[..., 0]
-        while sw.ndim < len(shape):
-            sw = sw[..., None]
-        weights = np.broadcast_to(sw, shape)
+    weights = broadcast_sample_weight(sample_weight, shape, dtype)
     if mask is not None:
         m = np.asarray(mask, dtype=dtype)
         valid = float(m.sum())

@@ -82,14 +82,7 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
 def _weights(shape, mask, sample_weight):
     """Per-position weights (None when neither is given): ``sample_weight`` (``(n,)``
     broadcast over timesteps, or the positions' shape) times the mask."""
-    weights = None
-    if sample_weight is not None:
-        sw = np.asarray(sample_weight, dtype=np.float64)
-        if sw.ndim == len(shape) + 1 and sw.shape[-1] == 1:
-            sw = sw[..., 0]
-        while sw.ndim < len(shape):
-            sw = sw[..., None]
-        weights = np.broadcast_to(sw, shape)
+    weights = L.broadcast_sample_weight(sample_weight, shape, np.float64)
     if mask is not None:
         m = np.asarray(mask, dtype=np.float64)
         weights = m if weights is None else weights * m

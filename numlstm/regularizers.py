@@ -31,6 +31,8 @@ import numbers
 
 import numpy as np
 
+from .configurable import Configurable
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
 
@@ -44,7 +46,7 @@ def _factor(value, argument: str) -> float:
     return value
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``penalty(w)`` (a float) and ``gradient(w)`` (d penalty / dw, an array of
     ``w``'s shape and dtype); ``get_config``/``from_config`` as Keras."""
 
@@ -56,23 +58,6 @@ class Regularizer:
 
     def gradient(self, w):
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
-
-    def __repr__(self) -> str:
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
 
 class L1L2(Regularizer):
