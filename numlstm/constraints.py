@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from .configurable import Configurable
+from .configurable import Configurable, from_keras_config, to_keras_config
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
            "unit_norm", "min_max_norm", "get", "serialize"]
@@ -184,14 +184,7 @@ def get(spec, argument: str = "constraint"):
                              f"numlstm.constraints object or None; got {spec!r}")
         return cls()
     if isinstance(spec, dict):
-        name, config = spec.get("class_name"), spec.get("config", {})
-        if name not in _CLASSES or not isinstance(config, dict):
-            raise ValueError(f"{argument}: a configuration must be {{'class_name': one of "
-                             f"{sorted(_CLASSES)}, 'config': {{...}}}}; got {spec!r}")
-        try:
-            return _CLASSES[name](**config)
-        except TypeError as error:
-            raise ValueError(f"{argument}: {name} configuration {config!r}: {error}") from None
+        return from_keras_config(spec, _CLASSES, argument)
     raise ValueError(f"{argument} must be a constraint name ({sorted(_STRINGS)}), a "
                      f"numlstm.constraints object or None; got {type(spec).__name__} "
                      f"{spec!r} (Python callables and Keras objects are not supported)")
@@ -201,4 +194,4 @@ def serialize(constraint) -> dict | None:
     """``{"class_name": ..., "config": {...}}`` (Keras's layout), or None."""
     if constraint is None:
         return None
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return to_keras_config(constraint)

@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from .configurable import Configurable
+from .configurable import Configurable, from_keras_config, to_keras_config
 
 
 def _fans(shape) -> tuple[int, int]:
@@ -354,7 +354,7 @@ def serialize(spec):
     if isinstance(spec, (str, dict)):
         return spec
     if isinstance(spec, Initializer):
-        return {"class_name": type(spec).__name__, "config": spec.get_config()}
+        return to_keras_config(spec)
     return {"callable": getattr(spec, "__qualname__", None) or repr(spec)}
 
 
@@ -370,14 +370,7 @@ def resolve(spec, argument: str) -> Callable:
     if isinstance(spec, Initializer):
         return spec
     if isinstance(spec, dict) and "class_name" in spec:
-        name, config = spec["class_name"], spec.get("config", {})
-        if name not in CLASSES or not isinstance(config, dict):
-            raise ValueError(f"{argument}: a configuration must be {{'class_name': one of "
-                             f"{sorted(CLASSES)}, 'config': {{...}}}}; got {spec!r}")
-        try:
-            return CLASSES[name](**config)
-        except TypeError as error:
-            raise ValueError(f"{argument}: {name} configuration {config!r}: {error}") from None
+        return from_keras_config(spec, CLASSES, argument)
     if callable(spec):
         return lambda shape, dtype, rng: spec(shape, dtype)
     if isinstance(spec, dict) and set(spec) == {"callable"} and isinstance(spec["callable"],

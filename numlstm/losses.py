@@ -70,6 +70,17 @@ class Loss:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
 
 
+def per_position(values, y_pred, what: str, dtype) -> np.ndarray:
+    """A user function's result as one value per position (shape ``y_pred.shape[:-1]``) of
+    ``dtype``; any other shape raises a ``ValueError`` naming ``what`` (e.g. "loss 'f'")."""
+    per = np.asarray(values, dtype=dtype)
+    if per.shape != y_pred.shape[:-1]:
+        raise ValueError(f"{what} must return one value per position, shape "
+                         f"{y_pred.shape[:-1]} for predictions of shape {y_pred.shape}; "
+                         f"got shape {per.shape}")
+    return per
+
+
 def broadcast_sample_weight(sample_weight, shape, dtype):
     """``sample_weight`` (``(n,)``, ``(n, 1)`` or ``(n, timesteps)``) as an array of
     ``shape`` (the positions: ``(n,)`` or ``(n, timesteps)``) and ``dtype``; None for None."""
@@ -320,11 +331,8 @@ class LossFunction(Loss):
         self.sparse = V.check_bool(sparse, "sparse")
 
     def elementwise(self, y_true, y_pred):
-        per = np.asarray(self.fn(y_true, y_pred), dtype=y_pred.dtype)
-        if per.shape != y_pred.shape[:-1]:
-            raise ValueError(f"loss {self.name!r} must return one value per position, shape "
-                             f"{y_pred.shape[:-1]} for predictions of shape {y_pred.shape}; "
-                             f"got shape {per.shape}")
+        per = per_position(self.fn(y_true, y_pred), y_pred, f"loss {self.name!r}",
+                           y_pred.dtype)
         grad = np.asarray(self.gradient(y_true, y_pred), dtype=y_pred.dtype)
         if grad.shape != y_pred.shape:
             raise ValueError(f"the gradient of loss {self.name!r} must have the predictions' "

@@ -127,12 +127,8 @@ class MeanMetric(Metric):
         self.targets = targets
 
     def values(self, y_true, y_pred):
-        per = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
-        if per.shape != y_pred.shape[:-1]:
-            raise ValueError(f"metric {self.name!r} must return one value per position, shape "
-                             f"{y_pred.shape[:-1]} for predictions of shape {y_pred.shape}; "
-                             f"got shape {per.shape}")
-        return per
+        return L.per_position(self.fn(y_true, y_pred), y_pred, f"metric {self.name!r}",
+                              np.float64)
 
     def update(self, y_true, y_pred, mask=None, sample_weight=None):
         per = self.values(y_true, y_pred)

@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from .configurable import Configurable
+from .configurable import Configurable, from_keras_config, to_keras_config
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
 
@@ -138,15 +138,7 @@ def get(spec, argument: str = "regularizer"):
         raise ValueError(f"{argument} must be one of {sorted(_STRINGS)}, a "
                          f"numlstm.regularizers object (L1, L2, L1L2) or None; got {spec!r}")
     if isinstance(spec, dict):
-        name, config = spec.get("class_name"), spec.get("config", {})
-        if name not in _CLASSES or not isinstance(config, dict):
-            raise ValueError(f"{argument}: a configuration must be {{'class_name': one of "
-                             f"{sorted(_CLASSES)}, 'config': {{...}}}}; got {spec!r}")
-        unknown = set(config) - {"l1", "l2"}
-        if unknown:
-            raise ValueError(f"{argument}: {name} takes l1/l2 factors; got the unknown "
-                             f"arguments {sorted(unknown)}")
-        return _CLASSES[name](**config)
+        return from_keras_config(spec, _CLASSES, argument, allowed=("l1", "l2"))
     kind = type(spec).__name__
     if kind == "OrthogonalRegularizer":
         raise ValueError(f"{argument}: Keras's OrthogonalRegularizer is not supported by "
@@ -161,4 +153,4 @@ def serialize(regularizer) -> dict | None:
     """``{"class_name": ..., "config": {...}}`` (Keras's layout), or None."""
     if regularizer is None:
         return None
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return to_keras_config(regularizer)

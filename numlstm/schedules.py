@@ -28,6 +28,7 @@ import math
 import numbers
 
 from . import validation as V
+from .configurable import to_keras_config
 
 
 class LearningRateSchedule:
@@ -141,7 +142,7 @@ SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, CosineDecay,
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return to_keras_config(schedule)
 
 
 def deserialize(config) -> LearningRateSchedule:
