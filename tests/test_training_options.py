@@ -67,23 +67,36 @@ def _seq_model(seed=0):
     return model
 
 
-@pytest.mark.parametrize("name", ["adagrad", "adadelta", "adamax", "nadam", "adamw"])
-def test_new_optimizers_resume_bit_identical_from_a_file(tmp_path, name):
+def _two_epochs_and_a_saved_first(tmp_path, optimizer):
+    """A model trained 2 epochs straight with ``optimizer()``, and the same trained 1 epoch
+    and saved to ``tmp_path / "m.npz"``; returns ``(straight, resume)``, where
+    ``resume(path)`` loads a file and trains its second epoch."""
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((16, 5, 3)), rng.integers(0, 3, 16)
-    lr = optimizers.schedules.ExponentialDecay(0.05, 2, 0.7)
+
     def make():
         model = _seq_model(seed=5)
-        model.compile(optimizers.get(name).__class__(learning_rate=lr, weight_decay=0.01),
-                      "sparse_categorical_crossentropy")
+        model.compile(optimizer(), "sparse_categorical_crossentropy")
         return model
     straight = make()
     straight.fit(x, y, batch_size=4, epochs=2, verbose=0)
     first = make()
     first.fit(x, y, batch_size=4, epochs=1, verbose=0)
     first.save(tmp_path / "m.npz")
-    resumed = numlstm.load_model(tmp_path / "m.npz")
-    resumed.fit(x, y, batch_size=4, epochs=1, verbose=0)
+
+    def resume(path):
+        resumed = numlstm.load_model(path)
+        resumed.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        return resumed
+    return straight, resume
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adadelta", "adamax", "nadam", "adamw"])
+def test_new_optimizers_resume_bit_identical_from_a_file(tmp_path, name):
+    lr = optimizers.schedules.ExponentialDecay(0.05, 2, 0.7)
+    straight, resume = _two_epochs_and_a_saved_first(
+        tmp_path, lambda: optimizers.get(name).__class__(learning_rate=lr, weight_decay=0.01))
+    resumed = resume(tmp_path / "m.npz")
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -169,25 +182,14 @@ def test_nadam_state_without_the_product_recomputes_it_bit_identically(beta_1, s
 def test_nadam_resumes_bit_identical_from_a_file_without_the_product(tmp_path):
     """A model file written before Nadam's product was saved still resumes exactly."""
     from numlstm.archive import load_archive, save_archive
-    rng = np.random.default_rng(3)
-    x, y = rng.standard_normal((16, 5, 3)), rng.integers(0, 3, 16)
-
-    def make():
-        model = _seq_model(seed=5)
-        model.compile(optimizers.Nadam(learning_rate=0.05), "sparse_categorical_crossentropy")
-        return model
-    straight = make()
-    straight.fit(x, y, batch_size=4, epochs=2, verbose=0)
-    first = make()
-    first.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    first.save(tmp_path / "m.npz")
+    straight, resume = _two_epochs_and_a_saved_first(
+        tmp_path, lambda: optimizers.Nadam(learning_rate=0.05))
     config, arrays = load_archive(tmp_path / "m.npz")
     assert "optimizer/u_product" in arrays
     del arrays["optimizer/u_product"]
     save_archive(tmp_path / "old.npz", config, arrays)
     for path in ("m.npz", "old.npz"):
-        resumed = numlstm.load_model(tmp_path / path)
-        resumed.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        resumed = resume(tmp_path / path)
         for a, b in zip(straight.get_weights(), resumed.get_weights()):
             np.testing.assert_array_equal(a, b)
 
