@@ -98,6 +98,14 @@ class CallbackList:
 
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
+        self.model = model
+        # Callbacks whose code numlstm does not know (a user's class, a LambdaCallback's
+        # functions) may write the weights in place; after one has run, a device backend
+        # must copy them afresh (numlstm's own callbacks change weights only through
+        # set_weights, which says so itself).
+        self._foreign = any(isinstance(c, LambdaCallback)
+                            or not type(c).__module__.startswith("numlstm.")
+                            for c in self.callbacks)
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(dict(params))
@@ -112,6 +120,10 @@ class CallbackList:
     def call(self, hook, *args) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
+        if self._foreign:
+            changed = getattr(self.model, "_weights_may_have_changed", None)
+            if changed is not None:
+                changed()
 
 
 class History(Callback):

@@ -14,6 +14,9 @@ Numba types the code, and NVVM does not narrow double operations back to float.
 
 With ``"control": true`` it also lowers a tiny float32 kernel that multiplies by a bare float64
 literal, reported as ``"control"``: its list must not be empty, or the check could not fail.
+
+With ``"divisions": true`` the report also has ``"divisions": {name: {"udiv i32": count, ...}}``,
+the integer divisions and remainders in each kernel's IR by kind and width.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sys
 #: it for these kernels, but numba-cuda requires one.
 COMPUTE_CAPABILITY = (9, 0)
 _DOUBLE = re.compile(r"\bdouble\b")
+_DIVISION = re.compile(r"= ([su](?:div|rem)) (?:exact )?(i\d+) ")
 
 
 def _numba_type(spec):
@@ -51,13 +55,26 @@ def _compile_device_functions_without_a_device() -> None:
     dispatcher.get_current_device = _DeviceStandIn
 
 
-def double_lines(pyfunc, argument_types) -> list[str]:
-    """The lines of ``pyfunc``'s LLVM IR, lowered as a kernel, that mention ``double``."""
+def llvm_ir(pyfunc, argument_types) -> str:
+    """``pyfunc``'s LLVM IR, lowered as a kernel for these argument types."""
     from numba import types
     from numba.cuda.compiler import compile_cuda
     result = compile_cuda(pyfunc, types.void, tuple(argument_types), cc=COMPUTE_CAPABILITY)
-    return [line.strip() for line in result.library.get_llvm_str().splitlines()
+    return result.library.get_llvm_str()
+
+
+def double_lines(pyfunc, argument_types) -> list[str]:
+    """The lines of ``pyfunc``'s LLVM IR, lowered as a kernel, that mention ``double``."""
+    return [line.strip() for line in llvm_ir(pyfunc, argument_types).splitlines()
             if _DOUBLE.search(line)]
+
+
+def divisions(pyfunc, argument_types) -> dict[str, int]:
+    """``{"udiv i32": count, "sdiv i64": count, ...}`` in ``pyfunc``'s LLVM IR."""
+    counts: dict[str, int] = {}
+    for kind, width in _DIVISION.findall(llvm_ir(pyfunc, argument_types)):
+        counts[f"{kind} {width}"] = counts.get(f"{kind} {width}", 0) + 1
+    return counts
 
 
 def _control(values):
@@ -78,6 +95,11 @@ def main() -> int:
               for name, specs in request["kernels"].items()}
     if request.get("control"):
         report["control"] = double_lines(_control, [types.Array(types.float32, 1, "C")])
+    if request.get("divisions"):
+        report["divisions"] = {
+            name: divisions(getattr(cuda_kernels, name).py_func,
+                            [_numba_type(spec) for spec in specs])
+            for name, specs in request["kernels"].items()}
     json.dump(report, sys.stdout)
     return 0
 

@@ -87,6 +87,11 @@ def _float32_launches(monkeypatch) -> dict:
     return seen
 
 
+#: The kernels that split flat indices into (row, column) every timestep, with
+#: ``cuda_kernels._index_divmod``'s 32-bit division.
+PER_STEP_SPLITS = ("forward_persistent", "backward_persistent", "backward_step_gates")
+
+
 def test_float32_kernels_have_no_double_in_their_llvm_ir(monkeypatch):
     launches = _float32_launches(monkeypatch)
     assert {"gemm", "forward_step", "forward_persistent", "backward_persistent",
@@ -95,11 +100,43 @@ def test_float32_kernels_have_no_double_in_their_llvm_ir(monkeypatch):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, str(HERE / "cuda_ir_check.py")],
-                          input=json.dumps({"kernels": launches, "control": True}),
+                          input=json.dumps({"kernels": launches, "control": True,
+                                            "divisions": True}),
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report.pop("control"), "the control kernel's float64 literal went unnoticed"
+    divisions = report.pop("divisions")
     assert set(report) == set(launches)
     offending = {name: lines[:5] for name, lines in report.items() if lines}
     assert not offending, f"float64 in float32 kernels: {offending}"
+    # The per-step index splits divide in 32 bits (the GPU has no 64-bit divide instruction).
+    for name in PER_STEP_SPLITS:
+        assert divisions[name].get("udiv i32", 0) >= 1, (name, divisions[name])
+        assert divisions[name].get("urem i32", 0) >= 1, (name, divisions[name])
+
+
+@pytest.mark.parametrize("index_type", ["int64", "uint32", "int32"])
+def test_index_divmod_code_generation_divides_exactly(index_type):
+    """The intrinsic's code generation, registered on Numba's CPU target (the same LLVM
+    instructions the GPU gets), against Python's divmod over its whole range."""
+    from numba import njit
+    from numba.extending import intrinsic
+    from numlstm.backends.cuda_kernels import INDEX_LIMIT, index_divmod_typer
+    divmod32 = intrinsic(index_divmod_typer)
+    kind = getattr(np, index_type)
+
+    @njit
+    def split(indices, divisors, out):
+        for position in range(indices.size):
+            quotient, remainder = divmod32(indices[position], divisors[position])
+            out[position, 0] = quotient
+            out[position, 1] = remainder
+    top = min(INDEX_LIMIT, np.iinfo(kind).max + 1) - 1
+    rng = np.random.default_rng(0)
+    indices = np.concatenate([[0, 1, top, top - 1], rng.integers(0, top, 2000)]).astype(kind)
+    divisors = np.concatenate([[1, 1, top, 7], rng.integers(1, 5000, 2000)]).astype(kind)
+    out = np.empty((indices.size, 2), np.int64)
+    split(indices, divisors, out)
+    expected = np.array([divmod(int(i), int(d)) for i, d in zip(indices, divisors)])
+    np.testing.assert_array_equal(out, expected)

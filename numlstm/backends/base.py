@@ -37,6 +37,7 @@ use :mod:`numlstm.functional`, which also checks values.
 from __future__ import annotations
 
 import abc
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -207,6 +208,25 @@ class Backend(abc.ABC):
 
     def synchronize(self) -> None:
         """Block until all queued work on this backend is finished (a no-op on the CPU)."""
+
+    def weights_for_call(self, owner, version, arrays) -> tuple:
+        """The backend's arrays for an owner's host weights ``arrays`` (a tuple of C-contiguous
+        NumPy arrays), for a call that only reads them.
+
+        This default moves each with :meth:`asarray` (no copy on a CPU backend: the arrays
+        themselves). A device backend may hand back the copies it made earlier for the same
+        ``owner`` (an object the backend keeps only a weak reference to) while a
+        :meth:`keep_weights_resident` scope is open, ``version`` is unchanged and the host
+        arrays are the same objects (see :mod:`numlstm.backends.resident`).
+        """
+        return tuple(self.asarray(array) for array in arrays)
+
+    def keep_weights_resident(self):
+        """A context manager during which :meth:`weights_for_call` may reuse device copies;
+        they are released when the outermost one on this thread closes. Whoever opens it
+        guarantees that every change to the weights inside it comes with a new ``version``
+        (the model's ``fit``, ``evaluate`` and ``predict`` do). A no-op on CPU backends."""
+        return contextlib.nullcontext()
 
     def describe(self) -> str:
         """One line naming the device this backend runs on."""

@@ -50,6 +50,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from .base import Backend, ForwardResult, Gradients, SequenceCache
+from .resident import ResidentWeights
 
 #: Threads per block of the 1-D kernels; the tiled 2-D kernels use square blocks of edge
 #: ``min(MAX_TILE, isqrt(THREADS_PER_BLOCK))``.
@@ -109,6 +110,16 @@ _OPTIONS: contextvars.ContextVar[CudaOptions] = contextvars.ContextVar(
 #: The oldest numba-cuda with every API this backend uses (``numba.cuda.core.config`` appeared
 #: in 0.20); with an older one the backend reports itself unusable instead of failing later.
 MIN_NUMBA_CUDA = (0, 20)
+
+
+def _check_index_range(batch: int, units: int) -> None:
+    """The kernels split one timestep's flat indices (up to ``batch * 4 * units``) with 32-bit
+    division (``cuda_kernels._index_divmod``); refuse a problem beyond that, clearly."""
+    limit = _kernels().INDEX_LIMIT
+    if batch * 4 * units >= limit:
+        raise ValueError(f"the cuda backend's kernels index one timestep's batch x 4*units "
+                         f"values with 32-bit integers: batch x 4 x units must be below "
+                         f"{limit}; got batch={batch}, units={units} (split the batch)")
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -362,6 +373,7 @@ class CudaBackend(Backend):
                 "cuda", "Numba found no usable CUDA GPU", "run on a machine with an NVIDIA GPU "
                 "and its driver, or use backend='numba'")
         self._workspace = _DeviceWorkspace()
+        self._resident = ResidentWeights(self._upload_weight)
         # Why cuBLAS through CuPy failed, once it has: a fact about this process's CuPy (say,
         # built for another CUDA), learnt once, not a result of any one call.
         self._cublas_unusable = ""
@@ -395,6 +407,24 @@ class CudaBackend(Backend):
     def gemm(self) -> str:
         """The ``gemm`` option in force here (see :meth:`options`)."""
         return _OPTIONS.get().gemm
+
+    def weights_for_call(self, owner, version, arrays) -> tuple:
+        """Device copies of host weights, kept per owner within a
+        :meth:`keep_weights_resident` scope (:mod:`numlstm.backends.resident`); device
+        arrays given are used as they are."""
+        if any(_kind(array) != "host" for array in arrays):
+            return tuple(self._device(array) for array in arrays)
+        return self._resident.get(owner, version, arrays)
+
+    def keep_weights_resident(self):
+        return self._resident.scope()
+
+    @staticmethod
+    def _upload_weight(host, into):
+        if into is None:
+            return _cuda().to_device(host)
+        into.copy_to_device(host)
+        return into
 
     def clear_workspace(self) -> None:
         """Release this thread's pooled device scratch arrays."""
@@ -491,6 +521,7 @@ class CudaBackend(Backend):
             self._device(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
         batch, timesteps, features = x.shape
         units = recurrent_kernel.shape[0]
+        _check_index_range(batch, units)
         dtype = x.dtype
         has_mask = mask is not None
         has_dropout = recurrent_dropout_mask is not None

@@ -42,7 +42,8 @@ dtype.
 
 from __future__ import annotations
 
-from numba import cuda
+from numba import cuda, types
+from numba.cuda.core import config as cuda_config
 
 from .gate_math import activate, activation_derivative, cell_update, cell_update_backward
 
@@ -54,6 +55,51 @@ MAX_TILE = 16
 GEMM_REGISTERS = 4
 #: The largest output-tile edge of :func:`gemm` (a shared array's shape must be a constant).
 GEMM_MAX_EDGE = MAX_TILE * GEMM_REGISTERS
+#: :func:`_index_divmod` divides in 32 bits: the launch code keeps every index it is given (one
+#: timestep's ``B * 4H`` at most) below this.
+INDEX_LIMIT = 2 ** 32
+
+
+# -- 32-bit index arithmetic ---------------------------------------------------------------------
+# Numba types integer arithmetic in 64 bits, and a 64-bit division is a long software routine
+# on a GPU (NVPTX at best adds a run-time test for operands that fit 32 bits). The per-step
+# loops split flat indices into (row, column) every timestep, so they divide in 32 bits.
+
+def _index_divmod_codegen(context, builder, signature, arguments):
+    from llvmlite import ir
+    word = ir.IntType(32)
+    values = []
+    for value, kind in zip(arguments, signature.args):
+        if kind.bitwidth > 32:
+            value = builder.trunc(value, word)
+        elif kind.bitwidth < 32:
+            value = builder.zext(value, word)
+        values.append(value)
+    quotient = builder.udiv(values[0], values[1])
+    remainder = builder.urem(values[0], values[1])
+    return context.make_tuple(builder, signature.return_type, (quotient, remainder))
+
+
+def index_divmod_typer(typingctx, index, divisor):
+    """The typing of :func:`_index_divmod` (also registered on the CPU target by the tests,
+    which run its code generation there)."""
+    if not isinstance(index, types.Integer) or not isinstance(divisor, types.Integer):
+        return None
+    return types.UniTuple(types.uint32, 2)(index, divisor), _index_divmod_codegen
+
+
+if cuda_config.ENABLE_CUDASIM:
+    # The simulator runs kernels as Python, which has no use for (or way to run) LLVM code.
+    @cuda.jit(device=True)
+    def _index_divmod(index, divisor):
+        """``(index // divisor, index % divisor)`` for ``0 <= index, divisor < 2**32``."""
+        return index // divisor, index % divisor
+else:
+    from numba.cuda.extending import intrinsic as _cuda_intrinsic
+    #: ``(index // divisor, index % divisor)`` as unsigned 32-bit division, for
+    #: ``0 <= index < INDEX_LIMIT`` and ``0 < divisor < INDEX_LIMIT`` (what the launch code
+    #: guarantees); returns two ``uint32``.
+    _index_divmod = _cuda_intrinsic(index_divmod_typer)
 
 
 @cuda.jit(cache=True)
@@ -304,8 +350,7 @@ def forward_persistent(x_proj, recurrent_kernel, h_buffers, c, mask, has_mask, d
         h_cur = h_buffers[step % 2]
         h_next = h_buffers[(step + 1) % 2]
         for index in range(tid, batch * units, nthreads):
-            row = index // units
-            k = index % units
+            row, k = _index_divmod(index, units)
             value = h_cur[row, k]
             if has_dropout:
                 value *= dropout[row, k]
@@ -367,7 +412,8 @@ def backward_step_gates(t, t_before, first, c0, mask, has_mask, zero_output_for_
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for index in range(start, batch * units, stride):
-        _gate_gradients(index // units, index % units, t, t_before, first, c0, mask, has_mask,
+        row, unit = _index_divmod(index, units)
+        _gate_gradients(row, unit, t, t_before, first, c0, mask, has_mask,
                         zero_output_for_mask, activation, recurrent_activation, gates, cells,
                         grad_outputs, dh, dc, dz_all)
 
@@ -462,7 +508,8 @@ def backward_persistent(reverse, c0, mask, has_mask, zero_output_for_mask, activ
                             cells, grad_outputs, dh, dc, dz_all)
         grid.sync()
         for index in range(tid, batch * width, nthreads):
-            shared[dz_base + index] = dz_all[index // width, t, index % width]
+            row, g = _index_divmod(index, width)
+            shared[dz_base + index] = dz_all[row, t, g]
         cuda.syncthreads()
         if active:
             acc = zero

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..errors import BackendUnavailableError
 from .base import Backend, ForwardResult, Gradients, SequenceCache
+from .resident import ResidentWeights
 
 try:
     import cupy
@@ -56,6 +57,7 @@ class CupyBackend(Backend):
                                           "run on a machine with an NVIDIA GPU")
         from . import cupy_kernels
         self._kernels = cupy_kernels
+        self._resident = ResidentWeights(self._upload_weight)
 
     def describe(self) -> str:
         device = cupy.cuda.Device()
@@ -79,6 +81,24 @@ class CupyBackend(Backend):
 
     def to_numpy(self, array):
         return cupy.asnumpy(array)
+
+    def weights_for_call(self, owner, version, arrays) -> tuple:
+        """Device copies of host weights, kept per owner within a
+        :meth:`keep_weights_resident` scope (:mod:`numlstm.backends.resident`); CuPy arrays
+        given are used as they are."""
+        if any(isinstance(array, cupy.ndarray) for array in arrays):
+            return tuple(self.asarray(array) for array in arrays)
+        return self._resident.get(owner, version, arrays)
+
+    def keep_weights_resident(self):
+        return self._resident.scope()
+
+    @staticmethod
+    def _upload_weight(host, into):
+        if into is None:
+            return cupy.asarray(host)
+        into.set(host)         # on the current stream, after the kernels that read it before
+        return into
 
     def synchronize(self) -> None:
         cupy.cuda.get_current_stream().synchronize()

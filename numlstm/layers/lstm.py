@@ -423,10 +423,13 @@ class LSTM(Layer):
             else:
                 h0 = backend.asarray(np.zeros((batch, units), dtype))
                 c0 = backend.asarray(np.zeros((batch, units), dtype))
-        bias = cell._bias if cell.use_bias else np.zeros(4 * units, dtype)
+        # The weights on the backend: a device backend keeps its copy for as long as the
+        # model call (fit/evaluate/predict) lasts and the cell's weight version holds.
+        kernel, recurrent_kernel, bias = backend.weights_for_call(
+            cell, cell._weights_version, cell._kernel_weights())
         result = backend.lstm_forward(
-            backend.asarray(xp.ascontiguousarray(x)), backend.asarray(cell._kernel),
-            backend.asarray(cell._recurrent_kernel), backend.asarray(bias), h0=h0, c0=c0,
+            backend.asarray(xp.ascontiguousarray(x)), kernel, recurrent_kernel, bias,
+            h0=h0, c0=c0,
             mask=None if mask is None else backend.asarray(mask),
             recurrent_dropout_mask=recurrent_keep, reverse=self.go_backwards,
             activation=cell._activation_code,

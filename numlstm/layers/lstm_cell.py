@@ -108,6 +108,11 @@ class LSTMCell(Layer):
                          backend=backend, trainable=trainable)
         self.input_features: int | None = None
         self._kernel = self._recurrent_kernel = self._bias = None
+        # Bumped by every change of the weights through numlstm (set_weights, an optimizer
+        # step, set_backend, ...): a device backend's copy of them is current while it holds
+        # (Backend.weights_for_call).
+        self._weights_version = 0
+        self._zero_bias = None         # the bias the kernels get without use_bias
         self._step_plan: _StepPlan | None = None
         self._step_buffers: _StepBuffers | None = None
         self.last_backend: str | None = None
@@ -211,8 +216,20 @@ class LSTMCell(Layer):
         self._weights_changed()
 
     def _weights_changed(self) -> None:
+        self._weights_version += 1
         self._step_plan = None             # it holds the weights moved to the backend
         self._step_buffers = None
+
+    def _kernel_weights(self) -> tuple:
+        """``(kernel, recurrent_kernel, bias)`` as the kernels take them: zeros for the bias
+        without ``use_bias`` (the same array every call, so that a device copy of it is
+        kept as the others are)."""
+        if self.use_bias:
+            return self._kernel, self._recurrent_kernel, self._bias
+        zero = self._zero_bias
+        if zero is None or zero.shape != (4 * self.units,) or zero.dtype != self.dtype:
+            zero = self._zero_bias = np.zeros(4 * self.units, self.dtype)
+        return self._kernel, self._recurrent_kernel, zero
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel, recurrent_kernel, bias]`` (Keras layout, gate order i, f, c, o); copies."""
@@ -316,14 +333,14 @@ class LSTMCell(Layer):
                              "timesteps, features)), set its weights, or run it (an LSTM: on "
                              "a sequence) before step()")
         backend = get_backend(self.backend)
-        bias = self._bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
+        kernel, recurrent_kernel, bias = self._kernel_weights()
         self._step_plan = _StepPlan(
             backend=backend, layer_backend=self.backend,
             # What decides the backend of a layer without one, compared per call. (A change
             # of the NUMLSTM_BACKEND environment variable mid-stream is not seen.)
             selection=None if self.backend is not None else selection_key(),
-            kernel=backend.asarray(np.ascontiguousarray(self._kernel)),
-            recurrent_kernel=backend.asarray(np.ascontiguousarray(self._recurrent_kernel)),
+            kernel=backend.asarray(np.ascontiguousarray(kernel)),
+            recurrent_kernel=backend.asarray(np.ascontiguousarray(recurrent_kernel)),
             bias=backend.asarray(np.ascontiguousarray(bias)),
             activation=self._activation_code,
             recurrent_activation=self._recurrent_activation_code,

@@ -471,8 +471,16 @@ class Model:
 
     # -- running ------------------------------------------------------------------------------
     def _forward_pass(self, xs, training, backend, rng=None):
-        """The graph's forward :class:`~numlstm.models.graph.Pass` on one batch."""
-        return self._graph.forward([to_xp(backend, x) for x in xs], training, backend, rng)
+        """The graph's forward :class:`~numlstm.models.graph.Pass` on one batch (a device
+        backend copies each layer's weights once for it, also for a layer called twice)."""
+        with backend.keep_weights_resident():
+            return self._graph.forward([to_xp(backend, x) for x in xs], training, backend, rng)
+
+    def _weights_may_have_changed(self) -> None:
+        """Code numlstm does not know (a user's callback) has run: the weights may have been
+        written in place, so no device copy of them may be reused."""
+        for layer in self._all_layers():
+            layer._weights_changed()
 
     def _forward(self, x, training, backend, rng=None):
         """The first output's backend array for ``x`` (an array, or a list of one per
@@ -784,6 +792,13 @@ class Model:
         with what it saw, then training stops). ``class_weight``: fit's, for a generator's
         batches (each turned into sample weights; a batch that carries its own is refused, as
         with arrays)."""
+        with backend.keep_weights_resident():     # device copies while the epoch runs
+            return self._fit_epoch_batches(batches, generator, tracker, backend, callbacks,
+                                           progress, epoch, class_weight)
+
+    def _fit_epoch_batches(self, batches, generator, tracker, backend, callbacks, progress,
+                           epoch, class_weight) -> bool:
+        """:meth:`_fit_epoch`'s loop."""
         dist = self._distribution                    # numlstm.distributed; None: one process
         seen = 0
         for step, batch in enumerate(batches):
@@ -935,6 +950,10 @@ class Model:
         return [np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=np.float64)]
 
     def _evaluate_arrays(self, x, y, batch_size, backend, sws=None, callbacks=None) -> dict:
+        with backend.keep_weights_resident():     # device copies while the batches run
+            return self._evaluate_array_batches(x, y, batch_size, backend, sws, callbacks)
+
+    def _evaluate_array_batches(self, x, y, batch_size, backend, sws, callbacks) -> dict:
         tracker = _Tracker(self._log_names())
         n = len(x[0])
         sws = sws if sws is not None else [None] * len(self._targets)
@@ -952,6 +971,10 @@ class Model:
         return logs
 
     def _evaluate_source(self, source, backend, callbacks=None) -> dict:
+        with backend.keep_weights_resident():     # device copies while the batches run
+            return self._evaluate_source_batches(source, backend, callbacks)
+
+    def _evaluate_source_batches(self, source, backend, callbacks) -> dict:
         tracker = _Tracker(self._log_names())
         if callbacks is not None:
             callbacks.call("on_test_begin", None)
@@ -1025,8 +1048,25 @@ class Model:
         hooks = C.CallbackList(callbacks, self, {"verbose": verbose, "steps": steps})
         backend = self._backend()
         start_time = time.perf_counter()
-        parts = []
         hooks.call("on_predict_begin", None)
+        with backend.keep_weights_resident():     # device copies while the batches run
+            parts, n = self._predict_batches(x, batch_size, steps, backend, hooks)
+        hooks.call("on_predict_end", None)
+        if verbose:
+            print(f"predicted {n} samples in {time.perf_counter() - start_time:.2f}s")
+        outputs = []
+        for index, tensor in enumerate(self._graph.outputs):
+            if parts:
+                outputs.append(np.concatenate([p[index] for p in parts], axis=0))
+            else:
+                outputs.append(np.zeros((0,) + tuple(d or 0 for d in tensor.shape[1:]),
+                                        tensor.dtype))
+        return outputs[0] if self._single_output else outputs
+
+    def _predict_batches(self, x, batch_size, steps, backend, hooks):
+        """:meth:`predict`'s loop: ``(parts, n)``, the outputs of each batch as NumPy arrays
+        and the number of samples."""
+        parts = []
         if _is_batch_source(x):
             n = 0
             for step, batch in enumerate(_BatchSource(x, steps, "x").epoch()):
@@ -1048,17 +1088,7 @@ class Model:
                                          backend)
                 parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
                 hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
-        hooks.call("on_predict_end", None)
-        if verbose:
-            print(f"predicted {n} samples in {time.perf_counter() - start_time:.2f}s")
-        outputs = []
-        for index, tensor in enumerate(self._graph.outputs):
-            if parts:
-                outputs.append(np.concatenate([p[index] for p in parts], axis=0))
-            else:
-                outputs.append(np.zeros((0,) + tuple(d or 0 for d in tensor.shape[1:]),
-                                        tensor.dtype))
-        return outputs[0] if self._single_output else outputs
+        return parts, n
 
     def __call__(self, x, training=False):
         """The outputs for ``x`` in one batch (with ``training=True``: dropout active, masks
