@@ -27,6 +27,10 @@ a verdict):
    path and its per-step twin.
 8. ``tests``: the GPU part of the test suite with pytest, given the time that is left.
 9. ``e``: configuration e (two stacked layers), forward and training.
+10. ``model``: ``Sequential.predict`` of two stacked LSTMs at configuration b's sizes over
+    several batches, on each GPU backend, with the weights kept on the device for the call
+    (as numlstm runs it) and copied per batch (``keep_weights_resident`` switched off):
+    both times, the weight copies each made, and agreement with the ``numpy`` reference.
 
 Robustness: the sections run in a worker child process; the parent watches the result file and
 kills the worker when a section overruns its share of the time or the whole run reaches
@@ -65,9 +69,11 @@ RESULTS_FILE = "results.jsonl"
 #: The sections in run order, with the most seconds each may take on a device (the deadline
 #: caps them too). ``tests`` takes whatever is left, less the reserve for ``e``.
 SECTIONS = {"preflight": 60, "smoke": 90, "parity": 150, "cudnn": 120, "forward": 150,
-            "train": 180, "persistent": 150, "tests": None, "e": 90}
-#: Seconds kept back for ``e`` when the test suite runs.
-E_RESERVE_S = 60
+            "train": 180, "persistent": 150, "tests": None, "e": 90, "model": 60}
+#: Seconds kept back for ``e`` and ``model`` when the test suite runs.
+E_RESERVE_S = 100
+#: Batches ``model``'s predict runs over.
+MODEL_BATCHES = 8
 #: The goals of the issue: (configuration or shape group, mode, variant, lowest ratio).
 GOALS = [
     ("d", "forward", "cuda", 0.8), ("d", "forward", "cupy", 0.8),
@@ -592,6 +598,56 @@ class Worker:
     def section_e(self):
         for config, shape in self.configs("e").items():
             self._time("e", config, shape, ("forward", "train"))
+
+    def section_model(self):
+        import numpy as np
+        shape = self.configs("b")["b"]
+        batches = 2 if self.simulate else MODEL_BATCHES
+        x = np.random.default_rng(0).normal(
+            size=(batches * shape.batch, shape.timesteps, shape.features)).astype(np.float32)
+        expected = self._stacked_model("numpy").predict(x, batch_size=shape.batch)
+        for backend_name in self.backends:
+            for resident in (True, False):
+                how = "weights resident" if resident else "weights copied per batch"
+                self.variant("model", f"predict {backend_name} {how}",
+                             lambda: self._time_predict(backend_name, x, shape.batch,
+                                                        resident, expected),
+                             variant=backend_name, resident=resident, shape=shape.describe(),
+                             batches=batches)
+
+    def _stacked_model(self, backend_name):
+        shape = self.configs("b")["b"]
+        layers = self.numlstm.layers
+        return self.numlstm.Sequential(
+            [layers.Input((shape.timesteps, shape.features)),
+             layers.LSTM(shape.units, return_sequences=True), layers.LSTM(shape.units),
+             layers.Dense(1)], backend=backend_name, seed=0)
+
+    def _time_predict(self, backend_name, x, batch_size, resident, expected) -> dict:
+        import numpy as np
+        model = self._stacked_model(backend_name)
+        backend = self.numlstm.get_backend(backend_name)
+        copies = getattr(backend, "_resident", None)
+        if not resident:       # the instance attribute shadows the method for this variant
+            backend.keep_weights_resident = contextlib.nullcontext
+        try:
+            got = model.predict(x, batch_size=batch_size)           # warm-up, and checked
+            before = copies.uploads if copies is not None else None
+            times = []
+            for _ in range(self.repeats):
+                backend.synchronize()
+                start = time.perf_counter()
+                model.predict(x, batch_size=batch_size)
+                backend.synchronize()
+                times.append(time.perf_counter() - start)
+        finally:
+            if not resident:
+                del backend.keep_weights_resident
+        difference = float(np.max(np.abs(got - expected)))
+        uploads = None if before is None else (copies.uploads - before) / self.repeats
+        return {"ok": difference <= 1e-4, "max_abs_diff_vs_reference": difference,
+                "median_ms": statistics.median(times) * 1e3,
+                "weight_copies_per_predict": uploads}
 
     def section_tests(self):
         # The simulator runs a small part only (the CI suite runs all of it anyway).

@@ -90,3 +90,24 @@ def test_gpu_check_records_a_failing_variant_with_its_traceback(tmp_path, monkey
     assert "RuntimeError" in lines[0]["traceback"] and lines[0]["dtype"] == "float32"
     assert lines[1]["ok"] is True and lines[1]["value"] == 1
     assert gpu_check.verdict(lines)["failed"] == ["parity: broken variant"]
+
+
+@pytest.mark.skipif(not STATUS.available, reason=f"cuda backend not usable: {STATUS.reason}")
+def test_gpu_check_model_section_counts_the_weight_copies(tmp_path):
+    """The ``model`` section (last in a device run, so the tiny-deadline run above never
+    reaches it) on its own: a model's predict agrees with the reference with the weights kept
+    on the device and copied per batch, and keeping them halves the copies over two batches
+    (two LSTM layers x three weights: 6 against 12)."""
+    out = tmp_path / "results"
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--simulate", "--sections", "model", "--deadline-s", "400",
+         "--out", str(out)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    rows = {r["resident"]: r for r in records if r["kind"] == "result"
+            and r["section"] == "model" and r["name"] != "section"}
+    assert set(rows) == {True, False}, records
+    assert all(r["ok"] and r["max_abs_diff_vs_reference"] < 1e-5 for r in rows.values())
+    assert rows[True]["weight_copies_per_predict"] == 6
+    assert rows[False]["weight_copies_per_predict"] == 12
