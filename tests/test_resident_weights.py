@@ -198,3 +198,13 @@ def test_training_on_the_device_copy_uses_every_step_new_weights():
         np.testing.assert_allclose(history.history[key], expected.history[key], rtol=1e-4)
     for got, want in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@needs_cuda
+def test_device_arrays_given_are_used_as_they_are(cuda_uploads):
+    backend = numlstm.get_backend("cuda")
+    device = backend.asarray(np.ones((2, 8), np.float32))
+    before = cuda_uploads()
+    with backend.keep_weights_resident():
+        (got,) = backend.weights_for_call(Owner(), 0, (device,))
+    assert got is device and cuda_uploads() == before

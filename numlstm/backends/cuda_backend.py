@@ -50,7 +50,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .resident import ResidentWeights
+from .resident import KeepsWeightsResident, ResidentWeights
 
 #: Threads per block of the 1-D kernels; the tiled 2-D kernels use square blocks of edge
 #: ``min(MAX_TILE, isqrt(THREADS_PER_BLOCK))``.
@@ -331,7 +331,7 @@ class CudaCache(SequenceCache):
         self.kind = kind
 
 
-class CudaBackend(Backend):
+class CudaBackend(KeepsWeightsResident, Backend):
     """``numba.cuda`` kernels; float32 and float64.
 
     How a call ran is in its result's ``details`` (``"path"``, ``"path_note"``, ``"gemm"``);
@@ -408,16 +408,9 @@ class CudaBackend(Backend):
         """The ``gemm`` option in force here (see :meth:`options`)."""
         return _OPTIONS.get().gemm
 
-    def weights_for_call(self, owner, version, arrays) -> tuple:
-        """Device copies of host weights, kept per owner within a
-        :meth:`keep_weights_resident` scope (:mod:`numlstm.backends.resident`); device
-        arrays given are used as they are."""
-        if any(_kind(array) != "host" for array in arrays):
-            return tuple(self._device(array) for array in arrays)
-        return self._resident.get(owner, version, arrays)
-
-    def keep_weights_resident(self):
-        return self._resident.scope()
+    @staticmethod
+    def _is_device_array(array) -> bool:
+        return _kind(array) != "host"
 
     @staticmethod
     def _upload_weight(host, into):

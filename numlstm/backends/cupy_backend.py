@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..errors import BackendUnavailableError
 from .base import Backend, ForwardResult, Gradients, SequenceCache
-from .resident import ResidentWeights
+from .resident import KeepsWeightsResident, ResidentWeights
 
 try:
     import cupy
@@ -38,7 +38,7 @@ class CupyCache(SequenceCache):
         self.x = batch_major_x
 
 
-class CupyBackend(Backend):
+class CupyBackend(KeepsWeightsResident, Backend):
     """CuPy arrays, cuBLAS GEMMs and fused elementwise gate kernels; float32 and float64."""
 
     name = "cupy"
@@ -82,16 +82,9 @@ class CupyBackend(Backend):
     def to_numpy(self, array):
         return cupy.asnumpy(array)
 
-    def weights_for_call(self, owner, version, arrays) -> tuple:
-        """Device copies of host weights, kept per owner within a
-        :meth:`keep_weights_resident` scope (:mod:`numlstm.backends.resident`); CuPy arrays
-        given are used as they are."""
-        if any(isinstance(array, cupy.ndarray) for array in arrays):
-            return tuple(self.asarray(array) for array in arrays)
-        return self._resident.get(owner, version, arrays)
-
-    def keep_weights_resident(self):
-        return self._resident.scope()
+    @staticmethod
+    def _is_device_array(array) -> bool:
+        return isinstance(array, cupy.ndarray)
 
     @staticmethod
     def _upload_weight(host, into):

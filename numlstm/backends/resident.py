@@ -27,7 +27,7 @@ import threading
 import weakref
 from typing import Callable
 
-__all__ = ["ResidentWeights"]
+__all__ = ["ResidentWeights", "KeepsWeightsResident"]
 
 
 class _Copies:
@@ -89,3 +89,25 @@ class ResidentWeights(threading.local):
     def _upload(self, host, into):
         self.uploads += 1
         return self.upload(host, into)
+
+
+class KeepsWeightsResident:
+    """``Backend.weights_for_call`` and ``keep_weights_resident`` for a device backend (put it
+    before ``Backend`` among the bases). The backend sets ``self._resident``, a
+    :class:`ResidentWeights` over its upload function, and says which arrays are already its
+    own with ``_is_device_array``; those are used as they are (through ``asarray``)."""
+
+    _resident: ResidentWeights
+
+    def _is_device_array(self, array) -> bool:
+        raise NotImplementedError
+
+    def weights_for_call(self, owner, version, arrays) -> tuple:
+        """Device copies of host weights, kept per owner within a
+        :meth:`keep_weights_resident` scope; device arrays given are used as they are."""
+        if any(self._is_device_array(array) for array in arrays):
+            return tuple(self.asarray(array) for array in arrays)
+        return self._resident.get(owner, version, arrays)
+
+    def keep_weights_resident(self):
+        return self._resident.scope()
