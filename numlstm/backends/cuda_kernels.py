@@ -88,14 +88,19 @@ def index_divmod_typer(typingctx, index, divisor):
     return types.UniTuple(types.uint32, 2)(index, divisor), _index_divmod_codegen
 
 
-if cuda_config.ENABLE_CUDASIM:
-    # The simulator runs kernels as Python, which has no use for (or way to run) LLVM code.
-    @cuda.jit(device=True)
-    def _index_divmod(index, divisor):
-        """``(index // divisor, index % divisor)`` for ``0 <= index, divisor < 2**32``."""
-        return index // divisor, index % divisor
-else:
+def _python_divmod(index, divisor):
+    """``(index // divisor, index % divisor)`` for ``0 <= index, divisor < 2**32``."""
+    return index // divisor, index % divisor
+
+
+try:
     from numba.cuda.extending import intrinsic as _cuda_intrinsic
+except ImportError:        # a numba-cuda without the CUDA target's intrinsic: 64-bit division
+    _cuda_intrinsic = None
+if cuda_config.ENABLE_CUDASIM or _cuda_intrinsic is None:
+    # The simulator runs kernels as Python, which has no use for (or way to run) LLVM code.
+    _index_divmod = cuda.jit(device=True)(_python_divmod)
+else:
     #: ``(index // divisor, index % divisor)`` as unsigned 32-bit division, for
     #: ``0 <= index < INDEX_LIMIT`` and ``0 < divisor < INDEX_LIMIT`` (what the launch code
     #: guarantees); returns two ``uint32``.
