@@ -99,13 +99,9 @@ class CallbackList:
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
         self.model = model
-        # Callbacks whose code numlstm does not know (a user's class, a LambdaCallback's
-        # functions) may write the weights in place; after one has run, a device backend
-        # must copy them afresh (numlstm's own callbacks change weights only through
-        # set_weights, which says so itself).
-        self._foreign = any(isinstance(c, LambdaCallback)
-                            or not type(c).__module__.startswith("numlstm.")
-                            for c in self.callbacks)
+        # The hooks that run code numlstm does not know (a user's class, a LambdaCallback's
+        # functions), by hook name: see call().
+        self._user_hooks: dict[str, bool] = {}
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(dict(params))
@@ -118,12 +114,37 @@ class CallbackList:
                     check()
 
     def call(self, hook, *args) -> None:
-        for callback in self.callbacks:
-            getattr(callback, hook)(*args)
-        if self._foreign:
-            changed = getattr(self.model, "_weights_may_have_changed", None)
-            if changed is not None:
-                changed()
+        """Call ``hook`` on every callback. When one of them runs a user's code there, the
+        hooks run as the model's user code (``Model._running_user_code``): a device backend
+        reuses no copy of the weights inside them and none made before after them, since
+        user code may write weights in place (numlstm's own callbacks change weights only
+        through ``set_weights``, which starts a new version itself)."""
+        user_code = getattr(self.model, "_running_user_code", None)
+        if user_code is not None and self._runs_user_code(hook):
+            with user_code():
+                for callback in self.callbacks:
+                    getattr(callback, hook)(*args)
+        else:
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args)
+
+    def _runs_user_code(self, hook: str) -> bool:
+        known = self._user_hooks.get(hook)
+        if known is None:
+            # on_train_batch_* call on_batch_* unless overridden (see Callback)
+            names = {hook, _BATCH_ALIASES.get(hook, hook)}
+            known = self._user_hooks[hook] = any(
+                isinstance(callback, LambdaCallback)
+                or (not type(callback).__module__.startswith("numlstm.")
+                    and any(getattr(type(callback), name) is not getattr(Callback, name)
+                            for name in names))
+                for callback in self.callbacks)
+        return known
+
+
+#: The Keras hooks that call another by default (Callback.on_train_batch_begin/end).
+_BATCH_ALIASES = {"on_train_batch_begin": "on_batch_begin",
+                  "on_train_batch_end": "on_batch_end"}
 
 
 class History(Callback):

@@ -92,11 +92,12 @@ def _float32_launches(monkeypatch) -> dict:
 PER_STEP_SPLITS = ("forward_persistent", "backward_persistent", "backward_step_gates")
 
 
-def test_float32_kernels_have_no_double_in_their_llvm_ir(monkeypatch):
-    launches = _float32_launches(monkeypatch)
-    assert {"gemm", "forward_step", "forward_persistent", "backward_persistent",
-            "backward_step_gates", "backward_step_recurrent", "column_sums", "scale_rows",
-            "copy_3d"} <= set(launches)
+@pytest.fixture(scope="module")
+def ir_report():
+    """``(launches, report)``: the float32 launches recorded here and what
+    ``cuda_ir_check.py`` found in their IR, lowered once for the tests below."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        launches = _float32_launches(monkeypatch)
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, str(HERE / "cuda_ir_check.py")],
@@ -104,16 +105,33 @@ def test_float32_kernels_have_no_double_in_their_llvm_ir(monkeypatch):
                                             "divisions": True}),
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
+    return launches, json.loads(done.stdout)
+
+
+def test_float32_kernels_have_no_double_in_their_llvm_ir(ir_report):
+    launches, report = ir_report
+    report = dict(report)
+    assert {"gemm", "forward_step", "forward_persistent", "backward_persistent",
+            "backward_step_gates", "backward_step_recurrent", "column_sums", "scale_rows",
+            "copy_3d"} <= set(launches)
     assert report.pop("control"), "the control kernel's float64 literal went unnoticed"
-    divisions = report.pop("divisions")
+    report.pop("divisions")
     assert set(report) == set(launches)
     offending = {name: lines[:5] for name, lines in report.items() if lines}
     assert not offending, f"float64 in float32 kernels: {offending}"
-    # The per-step index splits divide in 32 bits (the GPU has no 64-bit divide instruction).
+
+
+def test_per_step_index_splits_divide_in_32_bits(ir_report):
+    """The GPU has no 64-bit divide instruction: the kernels that split flat indices every
+    timestep use ``cuda_kernels._index_divmod``'s unsigned 32-bit division."""
+    from numlstm.backends import cuda_kernels
+    if cuda_kernels._cuda_intrinsic is None:
+        pytest.skip("this numba-cuda has no numba.cuda.extending.intrinsic: the kernels fall "
+                    "back to 64-bit division")
+    _, report = ir_report
     for name in PER_STEP_SPLITS:
-        assert divisions[name].get("udiv i32", 0) >= 1, (name, divisions[name])
-        assert divisions[name].get("urem i32", 0) >= 1, (name, divisions[name])
+        assert report["divisions"][name].get("udiv i32", 0) >= 1, (name, report["divisions"])
+        assert report["divisions"][name].get("urem i32", 0) >= 1, (name, report["divisions"])
 
 
 @pytest.mark.parametrize("index_type", ["int64", "uint32", "int32"])

@@ -405,14 +405,19 @@ def test_gemm_auto_falls_back_to_the_kernel_when_cupy_cannot_run(cuda_backend, m
 
 
 def test_a_timestep_beyond_32_bit_indices_is_refused_clearly(cuda_backend, monkeypatch):
-    """The kernels split one timestep's flat indices with 32-bit division; a problem whose
-    batch x 4 x units reaches the limit is refused before any kernel runs (the limit is
-    patched small here: the real one, 2**32, needs gigabytes of states)."""
+    """The backward kernels split one timestep's flat (row, unit) indices with 32-bit
+    division; a training forward whose batch x units reaches the limit is refused before any
+    kernel runs, while inference (which never splits) runs on (the limit is patched small
+    here: the real one, 2**32, needs gigabytes of states)."""
     from numlstm.backends import cuda_kernels
     problem = make_problem(3, 2, 2, 4, seed=1).astype(np.float32)
-    monkeypatch.setattr(cuda_kernels, "INDEX_LIMIT", 3 * 4 * 4)
-    with pytest.raises(ValueError, match=r"batch x 4 x units must be below 48; got batch=3, "
+    reference = problem.run("numpy")
+    monkeypatch.setattr(cuda_kernels, "INDEX_LIMIT", 3 * 4)
+    with pytest.raises(ValueError, match=r"batch x units must be below 12; got batch=3, "
                                          r"units=4"):
         problem.run("cuda")
-    monkeypatch.setattr(cuda_kernels, "INDEX_LIMIT", 3 * 4 * 4 + 1)
-    problem.run("cuda")
+    inference = problem.forward("cuda", return_cache=False)
+    outputs = numlstm.get_backend("cuda").to_numpy(inference.outputs)
+    assert within_tolerance("outputs", outputs, reference["outputs"], np.float32)
+    monkeypatch.setattr(cuda_kernels, "INDEX_LIMIT", 3 * 4 + 1)
+    _compare(problem.run("cuda"), reference, np.float32)

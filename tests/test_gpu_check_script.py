@@ -16,7 +16,7 @@ import numlstm
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 STATUS = numlstm.available_backends()["cuda"]
-DEADLINE_S = 30
+DEADLINE_S = 45
 
 
 @pytest.mark.skipif(not STATUS.available, reason=f"cuda backend not usable: {STATUS.reason}")

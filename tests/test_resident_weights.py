@@ -42,14 +42,14 @@ def test_outside_a_scope_every_call_copies_and_nothing_is_kept():
     first = resident.get(owner, 0, weights)
     second = resident.get(owner, 0, weights)
     assert len(copies) == 4 and first[0] is not second[0]
-    assert len(resident.copies) == 0
+    assert resident.scopes == []
 
 
 def test_inside_a_scope_a_version_is_copied_once_and_released_at_the_end():
     resident, copies = _resident()
     owner, weights = Owner(), (np.ones(3), np.zeros(2))
     with resident.scope():
-        with resident.scope():                      # nested scopes share the copies
+        with resident.scope(join=True):             # a joining scope uses the outer copies
             first = resident.get(owner, 0, weights)
         assert resident.get(owner, 0, weights) is first
         assert len(copies) == 2
@@ -61,7 +61,24 @@ def test_inside_a_scope_a_version_is_copied_once_and_released_at_the_end():
         replaced = (np.full(3, 2.0), weights[1])    # a host array replaced: copied again
         assert resident.get(owner, 1, replaced)[0][0] == 2.0
         assert len(copies) == 6
-    assert len(resident.copies) == 0
+    assert resident.scopes == []
+
+
+def test_a_nested_scope_has_copies_of_its_own_and_suspension_reuses_nothing():
+    resident, copies = _resident()
+    owner, weights = Owner(), (np.ones(3),)
+    with resident.scope():
+        outer = resident.get(owner, 0, weights)
+        with resident.suspended():                  # user code: nothing reused or kept
+            assert resident.get(owner, 0, weights)[0] is not outer[0]
+            assert resident.get(owner, 0, weights)[0] is not outer[0]
+            with resident.scope(join=True):         # nothing to join: a scope of its own
+                inner = resident.get(owner, 0, weights)
+                assert resident.get(owner, 0, weights) is inner
+            with resident.scope():                  # a nested model call
+                assert resident.get(owner, 0, weights)[0] is not outer[0]
+        assert resident.get(owner, 0, weights) is outer
+    assert len(copies) == 5 and resident.scopes == []
 
 
 def test_copies_follow_their_owner_and_differ_by_shape():
@@ -73,7 +90,7 @@ def test_copies_follow_their_owner_and_differ_by_shape():
         assert copies[-1][1] is None
         del owner
         gc.collect()
-        assert len(resident.copies) == 0            # weakly keyed: gone with the owner
+        assert len(resident.scopes[-1]) == 0        # weakly keyed: gone with the owner
 
 
 def test_a_cpu_backend_hands_back_the_host_arrays_themselves():
@@ -208,3 +225,100 @@ def test_device_arrays_given_are_used_as_they_are(cuda_uploads):
     with backend.keep_weights_resident():
         (got,) = backend.weights_for_call(Owner(), 0, (device,))
     assert got is device and cuda_uploads() == before
+
+
+# -- user code inside a model call: nested calls, callbacks and generators ---------------------
+
+
+class _EveryTrainBatch(numlstm.callbacks.Callback):
+    """Runs ``action(model)`` after every training batch (a user's callback)."""
+
+    def __init__(self, action):
+        super().__init__()
+        self.action = action
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.action(self.model)
+
+
+def _zeroed_reference(model):
+    reference = _model("numpy")
+    reference.set_weights(model.get_weights())
+    return reference
+
+
+@needs_cuda
+def test_a_callback_that_writes_another_models_weights_and_predicts_with_it_sees_them():
+    """The usual teacher / moving-average callback: write model B's weights in place, then
+    predict with B, inside model A's fit. B's predict must use the weights just written."""
+    x, y = _data(8)
+    student, teacher = _model("cuda"), _model("cuda")
+    errors = []
+
+    def update_teacher_and_predict(model):
+        for mine, theirs in zip(teacher.weights, model.weights):
+            mine[...] = 0.5 * mine + 0.5 * theirs
+        got = teacher.predict(x, batch_size=4)
+        errors.append(float(np.abs(got - _zeroed_reference(teacher).predict(x)).max()))
+    student.fit(x, y, batch_size=4, epochs=2, verbose=0,
+                callbacks=[_EveryTrainBatch(update_teacher_and_predict)])
+    assert len(errors) == 4 and max(errors) < 1e-5, errors
+
+
+@needs_cuda
+def test_a_callback_that_writes_its_models_weights_then_predicts_sees_them():
+    x, y = _data(8)
+    model = _model("cuda")
+    model.set_backend("cuda")       # the layers' own backend, for their stand-alone calls
+    errors = []
+
+    def scale_and_predict(model):
+        model.layers[1].kernel[...] *= 0.5
+        got = model.predict(x, batch_size=4)
+        errors.append(float(np.abs(got - _zeroed_reference(model).predict(x)).max()))
+        layer = model.layers[1]                     # a stand-alone call of one layer, too
+        inputs = model.layers[0](x)
+        before = layer(inputs)
+        layer.recurrent_kernel[...] *= -1.0
+        errors.append(float(np.abs(layer(inputs) - before).max() > 1e-4) - 1.0)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[_EveryTrainBatch(scale_and_predict)])
+    assert len(errors) == 4 and max(np.abs(errors)) < 1e-5, errors
+
+
+@needs_cuda
+@pytest.mark.parametrize("call", ["predict", "evaluate"])
+def test_a_generator_that_writes_weights_between_batches_is_seen(call):
+    x, y = _data(6)
+    model = _model("cuda")
+    original = _zeroed_reference(model)
+
+    def batches():
+        yield (x[:3], y[:3])
+        model.layers[1].kernel[...] = 0.0           # between the two batches
+        yield (x[3:], y[3:])
+    if call == "predict":
+        out = model.predict(batches())
+        expected_second = _zeroed_reference(model).predict(x[3:])
+        np.testing.assert_allclose(out[:3], original.predict(x[:3]), atol=1e-5)
+        np.testing.assert_allclose(out[3:], expected_second, atol=1e-5)
+    else:
+        loss = model.evaluate(batches())
+        zeroed = _zeroed_reference(model)
+        expected = 0.5 * (original.evaluate(x[:3], y[:3]) + zeroed.evaluate(x[3:], y[3:]))
+        assert loss == pytest.approx(expected, rel=1e-5)
+
+
+@needs_cuda
+def test_hooks_without_user_code_keep_the_copies(cuda_uploads):
+    """A user's callback that overrides only an epoch hook leaves predict's batches their
+    copies (its batch hooks are Callback's own, which run no user code)."""
+
+    class EpochOnly(numlstm.callbacks.Callback):
+        def on_predict_end(self, logs=None):
+            self.seen = True
+    model = _model("cuda")
+    x, _ = _data(12)
+    before = cuda_uploads()
+    model.predict(x, batch_size=3, callbacks=[EpochOnly()])
+    assert cuda_uploads() - before == 9             # 4 batches, 3 cells x 3 weights

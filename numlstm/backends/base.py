@@ -221,11 +221,19 @@ class Backend(abc.ABC):
         """
         return tuple(self.asarray(array) for array in arrays)
 
-    def keep_weights_resident(self):
-        """A context manager during which :meth:`weights_for_call` may reuse device copies;
-        they are released when the outermost one on this thread closes. Whoever opens it
-        guarantees that every change to the weights inside it comes with a new ``version``
-        (the model's ``fit``, ``evaluate`` and ``predict`` do). A no-op on CPU backends."""
+    def keep_weights_resident(self, join: bool = False):
+        """A context manager: a scope in which :meth:`weights_for_call` may reuse the device
+        copies it made in it; they are released when it closes. With ``join``, an enclosing
+        scope that keeps copies is used instead of a new one. Whoever opens a scope
+        guarantees that every change of the weights while it is the innermost one comes with
+        a new ``version``; user code runs under :meth:`suspend_resident_weights`. A no-op on
+        CPU backends."""
+        return contextlib.nullcontext()
+
+    def suspend_resident_weights(self):
+        """A context manager for code numlstm does not know (a user's callback, a generator):
+        inside it no device copy is reused or kept, except in scopes opened inside it. A
+        no-op on CPU backends."""
         return contextlib.nullcontext()
 
     def describe(self) -> str:

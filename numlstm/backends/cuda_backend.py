@@ -113,12 +113,14 @@ MIN_NUMBA_CUDA = (0, 20)
 
 
 def _check_index_range(batch: int, units: int) -> None:
-    """The kernels split one timestep's flat indices (up to ``batch * 4 * units``) with 32-bit
-    division (``cuda_kernels._index_divmod``); refuse a problem beyond that, clearly."""
+    """The per-step backward kernel splits one timestep's flat ``(row, unit)`` indices (up to
+    ``batch * units``) with 32-bit division (``cuda_kernels._index_divmod``); refuse a
+    training forward beyond that, clearly, before anything runs. (The persistent kernels,
+    which split up to ``batch * 4 * units``, run only for small batches.)"""
     limit = _kernels().INDEX_LIMIT
-    if batch * 4 * units >= limit:
-        raise ValueError(f"the cuda backend's kernels index one timestep's batch x 4*units "
-                         f"values with 32-bit integers: batch x 4 x units must be below "
+    if batch * units >= limit:
+        raise ValueError(f"the cuda backend's backward kernels index one timestep's batch x "
+                         f"units values with 32-bit integers: batch x units must be below "
                          f"{limit}; got batch={batch}, units={units} (split the batch)")
 
 
@@ -514,7 +516,8 @@ class CudaBackend(KeepsWeightsResident, Backend):
             self._device(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
         batch, timesteps, features = x.shape
         units = recurrent_kernel.shape[0]
-        _check_index_range(batch, units)
+        if return_cache:
+            _check_index_range(batch, units)
         dtype = x.dtype
         has_mask = mask is not None
         has_dropout = recurrent_dropout_mask is not None
@@ -635,6 +638,8 @@ class CudaBackend(KeepsWeightsResident, Backend):
         if batch > PERSISTENT_MAX_BATCH:
             return None, (f"batch {batch} > {PERSISTENT_MAX_BATCH}: the per-step kernels "
                           "use the GPU better")
+        if batch * 4 * units >= _kernels().INDEX_LIMIT:     # its 32-bit index splits
+            return None, f"batch x 4 x units = {batch * 4 * units} needs 64-bit indices"
         itemsize = np.dtype(dtype).itemsize
         shared_limit = PERSISTENT_SHARED_BYTES
         if PERSISTENT_OPT_IN_SHARED and not self.simulator:

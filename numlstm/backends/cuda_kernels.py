@@ -55,8 +55,8 @@ MAX_TILE = 16
 GEMM_REGISTERS = 4
 #: The largest output-tile edge of :func:`gemm` (a shared array's shape must be a constant).
 GEMM_MAX_EDGE = MAX_TILE * GEMM_REGISTERS
-#: :func:`_index_divmod` divides in 32 bits: the launch code keeps every index it is given (one
-#: timestep's ``B * 4H`` at most) below this.
+#: :func:`_index_divmod` divides in 32 bits: the launch code keeps every index it is given
+#: below this (``B * H`` for the per-step backward, ``B * 4H`` for the persistent kernels).
 INDEX_LIMIT = 2 ** 32
 
 

@@ -26,6 +26,7 @@ model, so training resumed from a file continues exactly as an uninterrupted run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -472,13 +473,24 @@ class Model:
     # -- running ------------------------------------------------------------------------------
     def _forward_pass(self, xs, training, backend, rng=None):
         """The graph's forward :class:`~numlstm.models.graph.Pass` on one batch (a device
-        backend copies each layer's weights once for it, also for a layer called twice)."""
-        with backend.keep_weights_resident():
+        backend copies each layer's weights once for it, also for a layer called twice, or
+        once for the whole loop of ``fit``'s epoch, ``evaluate`` or ``predict``)."""
+        with backend.keep_weights_resident(join=True):
             return self._graph.forward([to_xp(backend, x) for x in xs], training, backend, rng)
 
+    @contextlib.contextmanager
+    def _running_user_code(self):
+        """Run code numlstm does not know (a user's callback hook, a generator's next batch)
+        inside a model call: no device copy of the weights is reused inside it (a model or
+        layer it calls copies them afresh), and none made before it is reused after it (it
+        may have written weights in place)."""
+        try:
+            with self._backend().suspend_resident_weights():
+                yield
+        finally:
+            self._weights_may_have_changed()
+
     def _weights_may_have_changed(self) -> None:
-        """Code numlstm does not know (a user's callback) has run: the weights may have been
-        written in place, so no device copy of them may be reused."""
         for layer in self._all_layers():
             layer._weights_changed()
 
@@ -757,7 +769,7 @@ class Model:
             progress = EpochProgress(verbose, epoch, epochs, steps)
             tracker = _Tracker(self._log_names())
             if generator:
-                batches = data.epoch()
+                batches = data.epoch(self._running_user_code)
             else:
                 order = self._train_rng.permutation(n) if shuffle else np.arange(n)
                 batches = ((x, y, sws, order[i * batch_size:(i + 1) * batch_size])
@@ -820,7 +832,7 @@ class Model:
                 warnings.warn(f"fit stopped at epoch {epoch + 1}, batch {step + 1}: the "
                               f"loss became non-finite ({total}); that batch's update was "
                               "not applied, so the model keeps the last finite weights",
-                              RuntimeWarning, stacklevel=3)
+                              RuntimeWarning, stacklevel=4)
                 self.stop_training = True
                 return False
             if dist is None:
@@ -838,7 +850,7 @@ class Model:
         if generator and getattr(batches, "ran_out", False):
             warnings.warn("fit: the generator ran out of data; training stops here (give an "
                           "iterable that can be iterated again, or fewer steps_per_epoch x "
-                          "epochs batches)", RuntimeWarning, stacklevel=3)
+                          "epochs batches)", RuntimeWarning, stacklevel=4)
             self.stop_training = True
             return seen > 0
         return True
@@ -979,7 +991,7 @@ class Model:
         if callbacks is not None:
             callbacks.call("on_test_begin", None)
         seen = 0
-        for step, batch in enumerate(source.epoch()):
+        for step, batch in enumerate(source.epoch(self._running_user_code)):
             xs, ys, sws = self._check_batch(batch, source.argument)
             self._test_batch(tracker, xs, ys, sws, backend, callbacks, step)
             seen += 1
@@ -1069,7 +1081,8 @@ class Model:
         parts = []
         if _is_batch_source(x):
             n = 0
-            for step, batch in enumerate(_BatchSource(x, steps, "x").epoch()):
+            for step, batch in enumerate(_BatchSource(x, steps, "x").epoch(
+                    self._running_user_code)):
                 hooks.call("on_predict_batch_begin", step, None)
                 xs = self._check_x(batch[0] if isinstance(batch, tuple) else batch)
                 run = self._forward_pass(xs, False, backend)
@@ -1317,14 +1330,16 @@ class _EpochBatches:
     """One epoch's batches from a source: ``steps`` of them (or until exhausted);
     ``ran_out`` tells whether the source ended before ``steps``."""
 
-    def __init__(self, iterator, steps):
+    def __init__(self, iterator, steps, user_code):
         self.iterator, self.steps, self.ran_out = iterator, steps, False
+        self.user_code = user_code
 
     def __iter__(self):
         taken = 0
         while self.steps is None or taken < self.steps:
             try:
-                batch = next(self.iterator)
+                with self.user_code():           # the generator's own code runs here
+                    batch = next(self.iterator)
             except StopIteration:
                 self.ran_out = self.steps is not None or taken == 0
                 return
@@ -1340,13 +1355,15 @@ class _BatchSource:
         self.source, self.steps, self.argument = source, steps, argument
         self._iterator = None
 
-    def epoch(self) -> _EpochBatches:
+    def epoch(self, user_code=contextlib.nullcontext) -> _EpochBatches:
+        """This epoch's batches; ``user_code``: the context every ``next`` runs in (the
+        model's ``_running_user_code``)."""
         is_iterator = iter(self.source) is self.source if hasattr(self.source, "__iter__") \
             else True
         if self._iterator is None or (self.steps is None and not is_iterator):
             self._iterator = iter(self.source) if hasattr(self.source, "__iter__") \
                 else self.source
-        return _EpochBatches(self._iterator, self.steps)
+        return _EpochBatches(self._iterator, self.steps, user_code)
 
 
 def _unique_name(base: str, taken) -> str:
