@@ -322,3 +322,28 @@ def test_hooks_without_user_code_keep_the_copies(cuda_uploads):
     before = cuda_uploads()
     model.predict(x, batch_size=3, callbacks=[EpochOnly()])
     assert cuda_uploads() - before == 9             # 4 batches, 3 cells x 3 weights
+
+
+@needs_cuda
+def test_a_layer_called_twice_in_one_pass_is_copied_once(cuda_uploads):
+    """A shared LSTM on two inputs: one copy of its weights for the pass (train_on_batch has
+    no loop around it), and the same outputs as the reference."""
+    from numlstm.layers import LSTM, Add, Input
+
+    def build(backend):
+        a, b = Input((4, 3)), Input((4, 3))
+        shared = LSTM(5, seed=2)
+        model = numlstm.Model([a, b], Add()([shared(a), shared(b)]), backend=backend, seed=0)
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+    model, reference = build("cuda"), build("numpy")
+    reference.set_weights(model.get_weights())
+    rng = np.random.default_rng(1)
+    xa, xb = (rng.normal(size=(2, 4, 3)).astype(np.float32) for _ in range(2))
+    y = rng.normal(size=(2, 5)).astype(np.float32)
+    before = cuda_uploads()
+    loss = model.train_on_batch([xa, xb], y)
+    assert cuda_uploads() - before == 3
+    assert loss == pytest.approx(reference.train_on_batch([xa, xb], y), rel=1e-5)
+    for got, want in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-6)
