@@ -488,9 +488,11 @@ class Model:
             with self._backend().suspend_resident_weights():
                 yield
         finally:
-            self._weights_may_have_changed()
+            self._weights_changed()
 
-    def _weights_may_have_changed(self) -> None:
+    def _weights_changed(self) -> None:
+        """The weights have changed (or may have: user code ran), so every layer's weight
+        version moves on: no plan or device copy made before is used again."""
         for layer in self._all_layers():
             layer._weights_changed()
 
@@ -579,8 +581,7 @@ class Model:
                              and self._trainable else None)
         self.optimizer.apply_gradients(self._add_regularization_grads(grads), weights)
         self._apply_constraints()
-        for layer in self._all_layers():
-            layer._weights_changed()
+        self._weights_changed()
 
     # -- regularizers and constraints (numlstm.regularizers, numlstm.constraints) -----------
     def _weight_rules(self) -> list[tuple]:
@@ -774,8 +775,9 @@ class Model:
                 order = self._train_rng.permutation(n) if shuffle else np.arange(n)
                 batches = ((x, y, sws, order[i * batch_size:(i + 1) * batch_size])
                            for i in range(steps))
-            finished = self._fit_epoch(batches, generator, tracker, backend, all_callbacks,
-                                       progress, epoch, class_weight if generator else None)
+            with backend.keep_weights_resident():     # device copies while the epoch runs
+                finished = self._fit_epoch(batches, generator, tracker, backend, all_callbacks,
+                                           progress, epoch, class_weight if generator else None)
             if not finished:
                 progress.close(tracker.logs())
                 break
@@ -804,13 +806,6 @@ class Model:
         with what it saw, then training stops). ``class_weight``: fit's, for a generator's
         batches (each turned into sample weights; a batch that carries its own is refused, as
         with arrays)."""
-        with backend.keep_weights_resident():     # device copies while the epoch runs
-            return self._fit_epoch_batches(batches, generator, tracker, backend, callbacks,
-                                           progress, epoch, class_weight)
-
-    def _fit_epoch_batches(self, batches, generator, tracker, backend, callbacks, progress,
-                           epoch, class_weight) -> bool:
-        """:meth:`_fit_epoch`'s loop."""
         dist = self._distribution                    # numlstm.distributed; None: one process
         seen = 0
         for step, batch in enumerate(batches):
@@ -832,7 +827,7 @@ class Model:
                 warnings.warn(f"fit stopped at epoch {epoch + 1}, batch {step + 1}: the "
                               f"loss became non-finite ({total}); that batch's update was "
                               "not applied, so the model keeps the last finite weights",
-                              RuntimeWarning, stacklevel=4)
+                              RuntimeWarning, stacklevel=3)
                 self.stop_training = True
                 return False
             if dist is None:
@@ -850,7 +845,7 @@ class Model:
         if generator and getattr(batches, "ran_out", False):
             warnings.warn("fit: the generator ran out of data; training stops here (give an "
                           "iterable that can be iterated again, or fewer steps_per_epoch x "
-                          "epochs batches)", RuntimeWarning, stacklevel=4)
+                          "epochs batches)", RuntimeWarning, stacklevel=3)
             self.stop_training = True
             return seen > 0
         return True
@@ -962,39 +957,33 @@ class Model:
         return [np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=np.float64)]
 
     def _evaluate_arrays(self, x, y, batch_size, backend, sws=None, callbacks=None) -> dict:
-        with backend.keep_weights_resident():     # device copies while the batches run
-            return self._evaluate_array_batches(x, y, batch_size, backend, sws, callbacks)
-
-    def _evaluate_array_batches(self, x, y, batch_size, backend, sws, callbacks) -> dict:
         tracker = _Tracker(self._log_names())
         n = len(x[0])
         sws = sws if sws is not None else [None] * len(self._targets)
         if callbacks is not None:
             callbacks.call("on_test_begin", None)
-        for step, start in enumerate(range(0, n, batch_size)):
-            part = slice(start, start + batch_size)
-            self._test_batch(tracker, [a[part] for a in x],
-                             [None if a is None else a[part] for a in y],
-                             [None if a is None else a[part] for a in sws], backend,
-                             callbacks, step)
+        with backend.keep_weights_resident():     # device copies while the batches run
+            for step, start in enumerate(range(0, n, batch_size)):
+                part = slice(start, start + batch_size)
+                self._test_batch(tracker, [a[part] for a in x],
+                                 [None if a is None else a[part] for a in y],
+                                 [None if a is None else a[part] for a in sws], backend,
+                                 callbacks, step)
         logs = tracker.logs()
         if callbacks is not None:
             callbacks.call("on_test_end", logs)
         return logs
 
     def _evaluate_source(self, source, backend, callbacks=None) -> dict:
-        with backend.keep_weights_resident():     # device copies while the batches run
-            return self._evaluate_source_batches(source, backend, callbacks)
-
-    def _evaluate_source_batches(self, source, backend, callbacks) -> dict:
         tracker = _Tracker(self._log_names())
         if callbacks is not None:
             callbacks.call("on_test_begin", None)
         seen = 0
-        for step, batch in enumerate(source.epoch(self._running_user_code)):
-            xs, ys, sws = self._check_batch(batch, source.argument)
-            self._test_batch(tracker, xs, ys, sws, backend, callbacks, step)
-            seen += 1
+        with backend.keep_weights_resident():     # device copies while the batches run
+            for step, batch in enumerate(source.epoch(self._running_user_code)):
+                xs, ys, sws = self._check_batch(batch, source.argument)
+                self._test_batch(tracker, xs, ys, sws, backend, callbacks, step)
+                seen += 1
         if not seen:
             # a loss of 0.0 from no data would pass for the best epoch (EarlyStopping,
             # ModelCheckpoint); Keras too refuses to report on nothing
@@ -1061,8 +1050,30 @@ class Model:
         backend = self._backend()
         start_time = time.perf_counter()
         hooks.call("on_predict_begin", None)
+        parts = []
         with backend.keep_weights_resident():     # device copies while the batches run
-            parts, n = self._predict_batches(x, batch_size, steps, backend, hooks)
+            if _is_batch_source(x):
+                n = 0
+                for step, batch in enumerate(_BatchSource(x, steps, "x").epoch(
+                        self._running_user_code)):
+                    hooks.call("on_predict_batch_begin", step, None)
+                    xs = self._check_x(batch[0] if isinstance(batch, tuple) else batch)
+                    run = self._forward_pass(xs, False, backend)
+                    parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
+                    n += len(xs[0])
+                    hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
+            else:
+                if steps is not None:
+                    raise ValueError("predict: steps is for a generator of batches")
+                x = self._check_x(x)
+                n = len(x[0])
+                batch_size = self._check_batch_size(batch_size, n)
+                for step, start in enumerate(range(0, n, batch_size)):
+                    hooks.call("on_predict_batch_begin", step, None)
+                    run = self._forward_pass([a[start:start + batch_size] for a in x], False,
+                                             backend)
+                    parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
+                    hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
         hooks.call("on_predict_end", None)
         if verbose:
             print(f"predicted {n} samples in {time.perf_counter() - start_time:.2f}s")
@@ -1074,34 +1085,6 @@ class Model:
                 outputs.append(np.zeros((0,) + tuple(d or 0 for d in tensor.shape[1:]),
                                         tensor.dtype))
         return outputs[0] if self._single_output else outputs
-
-    def _predict_batches(self, x, batch_size, steps, backend, hooks):
-        """:meth:`predict`'s loop: ``(parts, n)``, the outputs of each batch as NumPy arrays
-        and the number of samples."""
-        parts = []
-        if _is_batch_source(x):
-            n = 0
-            for step, batch in enumerate(_BatchSource(x, steps, "x").epoch(
-                    self._running_user_code)):
-                hooks.call("on_predict_batch_begin", step, None)
-                xs = self._check_x(batch[0] if isinstance(batch, tuple) else batch)
-                run = self._forward_pass(xs, False, backend)
-                parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
-                n += len(xs[0])
-                hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
-        else:
-            if steps is not None:
-                raise ValueError("predict: steps is for a generator of batches")
-            x = self._check_x(x)
-            n = len(x[0])
-            batch_size = self._check_batch_size(batch_size, n)
-            for step, start in enumerate(range(0, n, batch_size)):
-                hooks.call("on_predict_batch_begin", step, None)
-                run = self._forward_pass([a[start:start + batch_size] for a in x], False,
-                                         backend)
-                parts.append([np.asarray(backend.to_numpy(o)) for o in run.outputs])
-                hooks.call("on_predict_batch_end", step, {"outputs": parts[-1]})
-        return parts, n
 
     def __call__(self, x, training=False):
         """The outputs for ``x`` in one batch (with ``training=True``: dropout active, masks
